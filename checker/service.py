@@ -1,0 +1,172 @@
+"""The checker process: poll every member, publish whole snapshots to the store.
+
+Each member has its own loop (a slow member never delays another's checks); a single
+publisher writes the complete snapshot after any change and at least once a period as
+the heartbeat. The thinking is in ``shared``: this module only moves data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Callable
+
+import httpx
+
+from checker.probe import Answer, Outcome, fetch_parsed
+from shared.changes import view_changes
+from shared.config import FederationConfig, MemberConfig
+from shared.evaluate import View, evaluate
+from shared.observe import health_failure, health_is_failing, next_observation
+from shared.payloads import parse_health, parse_versions
+from shared.records import CheckerHeartbeat, HealthObservation, MemberObservation
+from shared.store import Store
+
+log = logging.getLogger("fedredirect.checker")
+
+
+class Checker:
+    def __init__(
+        self,
+        config: FederationConfig,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        checker_id: str | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.checker_id = checker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.started_at = clock()
+        self.observations: dict[str, MemberObservation] = {}
+        self.view: View | None = None
+        self.published = 0
+        self._changed = asyncio.Event()
+        self._next_health: dict[str, float] = {}
+
+    # --- one round for one member -------------------------------------------------------
+
+    async def check_member(self, client: httpx.AsyncClient, name: str) -> None:
+        member = self.config.members[name]
+        check = self.config.check
+        mono = time.monotonic()
+        deadline = mono + check.period
+        health_due = mono >= self._next_health.get(name, 0.0)
+        versions_task = fetch_parsed(
+            client, member.versions, _parse_versions,
+            timeout=check.timeout, max_bytes=check.max_body_bytes,
+            retries=check.retries, deadline=deadline,
+        )  # fmt: skip
+        if health_due:
+            health_outcome, versions_outcome = await asyncio.gather(
+                self._fetch_health(client, member, deadline), versions_task
+            )
+        else:
+            health_outcome, versions_outcome = None, await versions_task
+        now = self.clock()
+        health = _health_from(health_outcome, now) if health_outcome else None
+        obs = next_observation(
+            self.observations.get(name), name, now,
+            health=health, versions=versions_outcome.value, versions_error=versions_outcome.error,
+        )  # fmt: skip
+        self.observations[name] = obs
+        if health_due:
+            wait = check.failed_period if health_is_failing(obs) else 0.0
+            self._next_health[name] = time.monotonic() + wait
+        self._changed.set()
+
+    async def _fetch_health(
+        self, client: httpx.AsyncClient, member: MemberConfig, deadline: float
+    ) -> Outcome[HealthObservation]:
+        check = self.config.check
+        now = self.clock()
+        return await fetch_parsed(
+            client, member.health, lambda a: parse_health(a.status, a.body, now),
+            timeout=check.timeout, max_bytes=check.max_body_bytes,
+            retries=check.retries, deadline=deadline,
+        )  # fmt: skip
+
+    async def member_loop(self, client: httpx.AsyncClient, name: str) -> None:
+        check = self.config.check
+        while True:
+            try:
+                await self.check_member(client, name)
+            except Exception:  # a bug here must not stop the other members' checks
+                log.exception("check of member %s failed unexpectedly", name)
+            jitter = self.rng.uniform(-check.jitter, check.jitter)
+            await asyncio.sleep(check.period * (1 + jitter))
+
+    # --- publishing ---------------------------------------------------------------------
+
+    async def publish(self) -> None:
+        now = self.clock()
+        heartbeat = CheckerHeartbeat(self.checker_id, now, self.started_at)
+        observations = dict(self.observations)
+        await self.store.publish(self.config, observations, heartbeat)
+        self.published += 1
+        view = evaluate(self.config, observations, await self.store.read_drains(), heartbeat, now)
+        for event in view_changes(self.view, view):
+            log.info("%s", _describe_event(event), extra=event)
+        self.view = view
+
+    async def publisher_loop(self) -> None:
+        """Publish now, then after every change, and at least once a period (heartbeat)."""
+        period = self.config.check.period
+        while True:
+            self._changed.clear()
+            try:
+                await self.publish()
+            except Exception as exc:  # Redis down: keep checking, publish when it returns
+                log.warning("publishing to the store failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=period)
+            await asyncio.sleep(0.05)  # coalesce results that finish together
+
+    async def run(self) -> None:
+        limits = httpx.Limits(max_connections=8 * len(self.config.members) + 8)
+        async with httpx.AsyncClient(follow_redirects=False, limits=limits) as client:
+            # The first round is bounded by one period (see fetch_parsed's deadline), so the
+            # first snapshot routers see already has an observation of every member.
+            await asyncio.gather(
+                *(self.check_member(client, name) for name in self.config.members),
+                return_exceptions=True,
+            )
+            publisher = asyncio.create_task(self.publisher_loop())
+            loops = [
+                asyncio.create_task(self._later_loop(client, name)) for name in self.config.members
+            ]
+            await asyncio.gather(publisher, *loops)
+
+    async def _later_loop(self, client: httpx.AsyncClient, name: str) -> None:
+        check = self.config.check
+        await asyncio.sleep(check.period * (1 + self.rng.uniform(-check.jitter, check.jitter)))
+        await self.member_loop(client, name)
+
+
+def _parse_versions(answer: Answer) -> dict[str, str]:
+    return parse_versions(answer.status, answer.body)
+
+
+def _health_from(outcome: Outcome[HealthObservation], now: float) -> HealthObservation:
+    if outcome.value is not None:
+        return outcome.value
+    return health_failure(outcome.error or "unknown error", outcome.transport, now)
+
+
+def _describe_event(event: dict[str, object]) -> str:
+    kind = event["event"]
+    if kind == "member_state_changed":
+        reasons = "; ".join(event.get("reasons") or []) or "all checks pass"  # type: ignore[arg-type]
+        return f"member {event['member']}: {event['old']} -> {event['new']} ({reasons})"
+    if kind == "reference_changed":
+        stale = " (stale: " + str(event["reason"]) + ")" if event["stale"] else ""
+        return f"reference version: {event['old']} -> {event['new']} from {event['source']}{stale}"
+    return f"{kind}: {event['old']} -> {event['new']} ({event.get('reason')})"

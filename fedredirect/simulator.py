@@ -1,0 +1,287 @@
+"""A simulated BinderHub member: a real HTTP server whose health can be changed while it runs.
+
+The dev stack and the test-suite need members that fail on demand (full, down, slow, broken)
+without a Kubernetes cluster. Payload shapes follow what real BinderHub serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import html
+import json
+import logging
+import signal
+import socket
+import threading
+import time
+import typing
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+# Faults a checker must survive; they replace the answer of /health and /versions only.
+FAULTS = frozenset({"http500", "http502", "http503", "not_json", "wrong_shape", "huge",
+                    "redirect", "hang", "drip", "reset"})
+HUGE_BYTES = 2 * 1024 * 1024
+DEFAULT_QUOTA = 100
+IDLE_PODS = 10
+
+
+@dataclass
+class MemberSimState:
+    """What the simulated member reports; mutable so tests and POST /_sim can change it live."""
+
+    name: str
+    binderhub_version: str = "1.0.0-0.dev.git.3520.h1234abcd"
+    repo2docker_version: str = "2024.07.0"
+    total_pods: int = IDLE_PODS
+    quota: int | None = DEFAULT_QUOTA
+    hub_ok: bool = True
+    registry_ok: bool = True
+    fault: str | None = None
+    delay: float = 0.0
+
+
+_FIELD_TYPES = typing.get_type_hints(MemberSimState)
+
+
+def health_payload(state: MemberSimState) -> tuple[int, dict[str, typing.Any]]:
+    """Status and body of GET /health; a full pod quota does not fail it, like BinderHub."""
+    n, quota = state.total_pods, state.quota
+    ok = state.hub_ok and state.registry_ok
+    checks = [
+        {"service": "Docker registry", "ok": state.registry_ok},
+        {"service": "JupyterHub API", "ok": state.hub_ok},
+        {"service": "Pod quota", "total_pods": n, "build_pods": 0, "user_pods": n,
+         "quota": quota, "ok": quota is None or n < quota, "_ignore_failure": True},
+    ]
+    return (200 if ok else 503), {"ok": ok, "checks": checks}
+
+
+def versions_payload(state: MemberSimState) -> dict[str, typing.Any]:
+    """Body of GET /versions as served by a Kubernetes BinderHub."""
+    image = f"quay.io/jupyterhub/repo2docker:{state.repo2docker_version}"
+    return {"builder_info": {"build_image": image}, "binderhub": state.binderhub_version,
+            "builder": image}
+
+
+def apply_update(state: MemberSimState, update: object) -> None:
+    """Validate a POST /_sim body completely, then apply it; raise ValueError naming the fault."""
+    if not isinstance(update, dict):
+        raise ValueError("body must be a JSON object")
+    changes: dict[str, typing.Any] = {}
+    for key, value in update.items():
+        if key in ("full", "healthy"):
+            if not isinstance(value, bool):
+                raise ValueError(f"{key!r} must be a boolean")
+            continue
+        if key not in _FIELD_TYPES:
+            raise ValueError(f"unknown field {key!r}; known: {sorted(_FIELD_TYPES)}")
+        allowed = typing.get_args(_FIELD_TYPES[key]) or (_FIELD_TYPES[key],)
+        if float in allowed:
+            allowed = (*allowed, int)
+        if isinstance(value, bool) != (bool in allowed) or not isinstance(value, allowed):
+            raise ValueError(f"field {key!r} must be {_FIELD_TYPES[key]}, got {value!r}")
+        changes[key] = value
+    if changes.get("fault") is not None and changes["fault"] not in FAULTS:
+        raise ValueError(f"unknown fault {changes['fault']!r}; known: {sorted(FAULTS)}")
+    for key in ("total_pods", "quota", "delay"):
+        if (changes.get(key) or 0) < 0:
+            raise ValueError(f"field {key!r} must not be negative")
+    for key, value in changes.items():
+        setattr(state, key, value)
+    if update.get("full") is True:
+        state.quota = DEFAULT_QUOTA if state.quota is None else state.quota
+        state.total_pods = state.quota
+    elif update.get("full") is False:
+        state.total_pods = IDLE_PODS
+    if "healthy" in update:
+        state.hub_ok = update["healthy"]
+
+
+class _SimulatedReset(ConnectionAbortedError):
+    """Raised mid-body so that uvicorn drops the connection, as a crashing member would."""
+
+
+def _not_simulated_fault(record: logging.LogRecord) -> bool:
+    """Keep uvicorn's log free of tracebacks for faults that were asked for: resets, and
+    hanging requests cancelled at shutdown."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return not (isinstance(exc, _SimulatedReset | asyncio.CancelledError)
+                or "timeout graceful shutdown exceeded" in record.getMessage())
+
+
+async def _fault_response(fault: str, request: Request) -> Response:
+    """The misbehaviour named by `fault`, in place of a proper answer."""
+    if fault.startswith("http"):
+        return Response(status_code=int(fault[4:]))
+    if fault == "not_json":
+        return HTMLResponse("<html>oops</html>")
+    if fault == "wrong_shape":
+        return JSONResponse({"hello": "world"})
+    if fault == "redirect":
+        return Response(status_code=302, headers={"Location": "http://127.0.0.1:1/"})
+    if fault == "hang":
+        while (await request.receive())["type"] != "http.disconnect":
+            pass  # never answer; end only when the client gives up
+        return Response(status_code=499)
+    return StreamingResponse(_fault_body(fault), media_type="application/json")
+
+
+async def _fault_body(fault: str) -> AsyncIterator[bytes]:
+    """Bodies that stream: 2 MiB of valid JSON without Content-Length, a drip, a reset."""
+    if fault == "huge":
+        head, tail = b'{"ok": true, "checks": [], "padding": "', b'"}'
+        left = HUGE_BYTES - len(head) - len(tail)
+        yield head
+        while left > 0:
+            yield b"x" * min(left, 64 * 1024)
+            left -= 64 * 1024
+        yield tail
+    elif fault == "drip":
+        while True:
+            yield b" "
+            await asyncio.sleep(1.0)
+    else:  # reset: headers and a first chunk, then the connection drops
+        yield b'{"ok": tr'
+        raise _SimulatedReset("simulated connection reset")
+
+
+def build_app(state: MemberSimState) -> Starlette:
+    """A Starlette app serving `state`; it reads the state on every request, so changes apply."""
+
+    async def probe(request: Request) -> Response:
+        """/health and /versions: what a checker reads, so the endpoints that misbehave."""
+        await asyncio.sleep(state.delay)
+        if state.fault is not None:
+            return await _fault_response(state.fault, request)
+        if request.url.path == "/versions":
+            return JSONResponse(versions_payload(state))
+        status, body = health_payload(state)
+        return JSONResponse(body, status_code=status)
+
+    async def sim(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                apply_update(state, json.loads(await request.body() or b"null"))
+            except ValueError as err:  # JSONDecodeError is a ValueError too
+                return JSONResponse({"error": str(err)}, status_code=400)
+        return JSONResponse(dataclasses.asdict(state))
+
+    async def page(request: Request) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        body = f"<h1>member {html.escape(state.name)}</h1>\n<p>{html.escape(target)}</p>\n"
+        return HTMLResponse(body, headers={"X-Fedredirect-Member": state.name})
+
+    return Starlette(routes=[
+        Route("/health", probe),
+        Route("/versions", probe),
+        Route("/_sim", sim, methods=["GET", "POST"]),
+        Route("/{path:path}", page),
+    ])
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket, so the port is known (and connectable) before uvicorn runs."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    return sock
+
+
+def _config(state: MemberSimState) -> uvicorn.Config:
+    """uvicorn settings; the grace period cancels hanging and dripping requests at shutdown."""
+    logging.getLogger("uvicorn.error").addFilter(_not_simulated_fault)
+    return uvicorn.Config(build_app(state), log_level="warning", lifespan="off",
+                          timeout_graceful_shutdown=1)
+
+
+class MemberServer:
+    """Runs a simulated member in a background thread on 127.0.0.1, for tests and the dev stack."""
+
+    def __init__(self, state: MemberSimState, port: int = 0) -> None:
+        self.state = state
+        self._sock = _bind("127.0.0.1", port)
+        self.port: int = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = uvicorn.Server(_config(state))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
+                                        name=f"member-sim-{state.name}", daemon=True)
+
+    def start(self, timeout: float = 10.0) -> MemberServer:
+        """Start serving; return once uvicorn reports it is accepting connections."""
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError(f"member-sim {self.state.name} failed to start")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"member-sim {self.state.name} not started in {timeout}s")
+            time.sleep(0.005)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Shut down gracefully; force it if requests are still running after `timeout`."""
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._server.force_exit = True
+            self._thread.join(timeout)
+        self._sock.close()
+
+    def __enter__(self) -> MemberServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _quota(text: str) -> int | None:
+    return None if text.lower() == "none" else int(text)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `fedredirect member-sim` (and of `python -m fedredirect.simulator`)."""
+    parser.add_argument("--name", required=True, help="member name shown in pages and headers")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--binderhub-version", default=MemberSimState.binderhub_version)
+    parser.add_argument("--quota", type=_quota, default=DEFAULT_QUOTA,
+                        help="pod quota; 'none' for no quota")
+    parser.add_argument("--pods", type=int, default=IDLE_PODS, help="running pods")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Serve in the foreground until SIGINT or SIGTERM; both end with exit status 0."""
+    state = MemberSimState(name=args.name, binderhub_version=args.binderhub_version,
+                           quota=args.quota, total_pods=args.pods)
+    sock = _bind(args.host, args.port)
+    print(f"member {args.name} listening on http://{args.host}:{sock.getsockname()[1]}",
+          flush=True)
+    # uvicorn re-raises the signal after its graceful shutdown; make SIGTERM act like SIGINT.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(_config(state)).run(sockets=[sock])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry point: `python -m fedredirect.simulator --name NAME`."""
+    parser = argparse.ArgumentParser(prog="member-sim", description=__doc__)
+    add_arguments(parser)
+    return run_from_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

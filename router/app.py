@@ -1,0 +1,125 @@
+"""The router process: the redirect hot path in front of a FastAPI app for the rest.
+
+FastAPI serves what is not hot: ``/active_hosts``, ``/status.json``, ``/health`` and the
+site's other pages (proxied to the home member, redirected, or 404 as configured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
+from starlette.background import BackgroundTask
+
+from router.redirect import RedirectApp
+from router.snapshot import SnapshotHolder
+from shared.store import Store
+
+# Hop-by-hop headers (RFC 9110 7.6.1) are never forwarded by a proxy.
+_HOP_BY_HOP = frozenset(
+    {
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+        "trailer", "transfer-encoding", "upgrade", "host", "content-length",
+    }
+)  # fmt: skip
+
+
+def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
+    """Build one router replica reading ``store``; the returned object is the ASGI app."""
+    holder = SnapshotHolder(store, poll_interval=poll_interval)
+    proxy_client = httpx.AsyncClient(follow_redirects=False, timeout=30.0)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(holder.run())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await proxy_client.aclose()
+            await store.client.aclose()
+
+    api = FastAPI(title="fedredirect router", lifespan=lifespan, docs_url=None, redoc_url=None)
+    redirect = RedirectApp(holder, api)
+    api.state.holder = holder
+    api.state.redirect = redirect
+
+    @api.get("/health")
+    async def health() -> JSONResponse:
+        """200 while this router's view of the federation is fresh, else 503 with the reason."""
+        ok, body = holder.health()
+        body["status"] = "ok" if ok else "unhealthy"
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @api.get("/active_hosts")
+    async def active_hosts() -> JSONResponse:
+        """Eligible members only, shaped as the replaced redirector answered."""
+        view = holder.view
+        hosts: dict[str, Any] = {}
+        if view is not None:
+            for m in view.eligible:
+                cfg = view.config.members[m.name]
+                hosts[m.name] = {
+                    "url": cfg.url,
+                    "weight": cfg.weight,
+                    "prime": cfg.prime,
+                    "health": cfg.health,
+                    "versions": cfg.versions,
+                }
+        return JSONResponse({"active_hosts": hosts})
+
+    @api.get("/status.json")
+    async def status_json() -> JSONResponse:
+        """The full evaluated view this router serves from."""
+        view = holder.view
+        if view is None:
+            _ok, body = holder.health()
+            return JSONResponse({"error": body["reason"], "router": body}, status_code=503)
+        doc = view.to_json()
+        doc["router"] = holder.health()[1]
+        doc["redirects"] = [
+            {"member": member, "reason": reason, "count": count}
+            for (member, reason), count in sorted(redirect.counts.items())
+        ]
+        return JSONResponse(doc)
+
+    @api.api_route("/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
+    async def other_page(request: Request, path: str) -> Response:
+        view = holder.view
+        home = view.home if view else None
+        if view is None or view.config.other_paths == "404":
+            return Response("not found\n", status_code=404, media_type="text/plain")
+        if home is None:
+            return Response("no member can serve this page now\n", 503, media_type="text/plain")
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        query = request.scope.get("query_string", b"")
+        if not all(0x21 <= b <= 0x7E for b in raw_path + query):
+            return Response("bad request path\n", status_code=400, media_type="text/plain")
+        target = (
+            home.url + raw_path.decode("ascii") + ("?" + query.decode("ascii") if query else "")
+        )
+        if view.config.other_paths == "redirect":
+            return RedirectResponse(target, status_code=302)
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
+        upstream = proxy_client.build_request(request.method, target, headers=headers)
+        try:
+            answer = await proxy_client.send(upstream, stream=True)
+        except httpx.HTTPError as exc:
+            return Response(f"home member {home.name} did not answer: {type(exc).__name__}\n",
+                            status_code=502, media_type="text/plain")  # fmt: skip
+        out_headers = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP_BY_HOP}
+        return StreamingResponse(
+            answer.aiter_raw(),
+            status_code=answer.status_code,
+            headers=out_headers,
+            background=BackgroundTask(answer.aclose),
+        )
+
+    return redirect

@@ -1,0 +1,129 @@
+"""The hot path: ``GET|HEAD /build/...`` answered with a 307 to a member, as plain ASGI.
+
+It does only what a redirect needs: read the in-memory view, parse one cookie, ask the
+core for a decision, and send headers. The Location is always a configured member URL
+followed by the request's own path and query, which are checked to be printable ASCII,
+so no request can steer the redirect to another host.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable
+from http.cookies import SimpleCookie
+from typing import Any
+
+from router.snapshot import SnapshotHolder
+from shared.balance import repo_path
+from shared.evaluate import Decision
+
+Scope = dict[str, Any]
+ASGIApp = Callable[[Scope, Any, Any], Any]
+
+_UNSAFE_COOKIE_PATH = frozenset(';,"\\')
+
+
+def _printable_ascii(data: bytes) -> bool:
+    return all(0x21 <= b <= 0x7E for b in data)
+
+
+def _sticky_url(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"cookie" and len(value) <= 8192:
+            jar: SimpleCookie = SimpleCookie()
+            try:
+                jar.load(value.decode("latin-1"))
+            except Exception:  # a malformed cookie header is simply ignored
+                return None
+            morsel = jar.get("host")
+            return morsel.value if morsel is not None else None
+    return None
+
+
+def _is_https(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"x-forwarded-proto":
+            return value.split(b",")[0].strip().lower() == b"https"
+    return bool(scope.get("scheme") == "https")
+
+
+class RedirectApp:
+    """ASGI app: /build/ launches here, everything else to ``fallthrough`` (FastAPI)."""
+
+    def __init__(self, holder: SnapshotHolder, fallthrough: ASGIApp) -> None:
+        self.holder = holder
+        self.fallthrough = fallthrough
+        self.counts: Counter[tuple[str, str]] = Counter()  # (member, reason) -> redirects
+        self.on_redirect: Callable[[Decision], None] | None = None
+        self.random = random.random
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in ("GET", "HEAD")
+            or not scope["path"].startswith("/build/")
+        ):
+            await self.fallthrough(scope, receive, send)
+            return
+        head = scope["method"] == "HEAD"
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
+        query: bytes = scope.get("query_string", b"")
+        if not raw_path.startswith(b"/build/") or not _printable_ascii(raw_path + query):
+            await _send(send, 400, [], b"bad request path\n", head=head)
+            return
+        view = self.holder.view
+        if view is None:
+            await _send(send, 503, [], b"no view of the federation yet; retry shortly\n", head=head)
+            return
+        path = raw_path.decode("ascii")
+        decision = view.pick(path, _sticky_url(scope["headers"]), self.random())
+        if decision.url is None or decision.member is None or decision.reason is None:
+            await _send(send, 503, [(b"retry-after", b"30")], _NOBODY_PAGE, b"text/html", head)
+            return
+        self.counts[(decision.member, decision.reason)] += 1
+        if self.on_redirect is not None:
+            self.on_redirect(decision)
+        location = decision.url + path + ("?" + query.decode("ascii") if query else "")
+        headers = [
+            (b"location", location.encode("ascii")),
+            (b"access-control-allow-origin", b"*"),
+            (b"cache-control", b"no-store"),
+            (b"set-cookie", self._cookie(decision.url, path, scope)),
+        ]
+        await _send(send, 307, headers, b"")
+
+    def _cookie(self, url: str, path: str, scope: Scope) -> bytes:
+        cookie_path = repo_path(path)
+        if _UNSAFE_COOKIE_PATH.intersection(cookie_path):
+            cookie_path = "/build/"
+        max_age = self.holder.view.config.cookie_max_age_seconds if self.holder.view else 0
+        parts = [f"host={url}", f"Path={cookie_path}", f"Max-Age={max_age}", "HttpOnly"]
+        parts.append("SameSite=Lax")
+        if _is_https(scope):
+            parts.append("Secure")
+        return "; ".join(parts).encode("ascii")
+
+
+_NOBODY_PAGE = (
+    b"<!doctype html><title>No capacity</title><h1>No member can take launches right now</h1>"
+    b"<p>Every member of the federation is full, unhealthy or unreachable. "
+    b"Please try again in a few minutes.</p>\n"
+)
+
+
+async def _send(
+    send: Any,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    content_type: bytes = b"text/plain; charset=utf-8",
+    head: bool = False,
+) -> None:
+    headers = [
+        *headers,
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})

@@ -1,0 +1,113 @@
+"""The router's in-memory view, kept in sync with the store in the background.
+
+Requests never touch Redis: they read ``holder.view``, which a background task replaces
+when the store announces a new generation (pub/sub, plus polling as a safety net) and
+re-evaluates on a short timer so that ages and staleness move with the clock. When the
+store cannot be read, the last good snapshot is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from shared.evaluate import View, evaluate
+from shared.store import Snapshot, Store
+
+log = logging.getLogger("fedredirect.router")
+
+
+class SnapshotHolder:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        poll_interval: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self.snapshot: Snapshot | None = None
+        self.view: View | None = None
+        self.synced_at: float | None = None  # last successful read of the store
+        self.sync_error: str | None = None
+        self.started_at = clock()
+
+    def reevaluate(self) -> None:
+        snap = self.snapshot
+        if snap is not None:
+            self.view = evaluate(
+                snap.config, snap.observations, snap.drains, snap.heartbeat, self.clock()
+            )
+
+    async def sync_once(self) -> bool:
+        """Read the store if its generation moved; True when something new was loaded."""
+        generation = await self.store.generation()
+        if self.snapshot is not None and generation == self.snapshot.generation:
+            self.synced_at = self.clock()
+            return False
+        snapshot = await self.store.read()
+        self.synced_at = self.clock()
+        if snapshot is None:
+            return False
+        self.snapshot = snapshot
+        return True
+
+    async def run(self) -> None:
+        """Forever: wait for a notification or the poll interval, sync, re-evaluate."""
+        pubsub: Any = None
+        while True:
+            try:
+                if pubsub is None:
+                    pubsub = self.store.client.pubsub()
+                    await pubsub.subscribe(self.store.channel)
+                await pubsub.get_message(ignore_subscribe_messages=True, timeout=self.poll_interval)
+                await self.sync_once()
+                if self.sync_error is not None:
+                    log.info("store reachable again; view resynced")
+                self.sync_error = None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.sync_error is None:
+                    log.warning("cannot read the store, serving the last view: %s", exc)
+                self.sync_error = f"{type(exc).__name__}: {exc}"
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+                pubsub = None
+                await asyncio.sleep(self.poll_interval)
+            self.reevaluate()
+
+    def view_age(self) -> float | None:
+        return None if self.synced_at is None else max(0.0, self.clock() - self.synced_at)
+
+    def max_view_age(self) -> float:
+        """How old the view may get before this router calls itself unhealthy."""
+        if self.snapshot is None:
+            return 30.0
+        return max(5.0, 3 * self.snapshot.config.check.period)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """The router's own health: fresh view or not, with the reason."""
+        age = self.view_age()
+        body: dict[str, Any] = {
+            "view_age_seconds": age,
+            "max_view_age_seconds": self.max_view_age(),
+            "store_error": self.sync_error,
+            "generation": self.snapshot.generation if self.snapshot else None,
+            "checker_heartbeat_age_seconds": self.view.heartbeat_age if self.view else None,
+        }
+        if self.view is None:
+            body["reason"] = self.sync_error or "no snapshot in the store yet (is the checker up?)"
+            return False, body
+        if age is None or age > self.max_view_age():
+            body["reason"] = f"view not refreshed for {age or 0:.0f}s: {self.sync_error}"
+            return False, body
+        body["reason"] = None
+        return True, body

@@ -1,0 +1,242 @@
+"""Federation configuration: one validated model, loaded from the legacy JSON or native YAML.
+
+The replaced redirector's JSON file (top-level ``hosts``) is accepted unchanged; the native
+format (top-level ``members``) carries the newer settings. Both end in :class:`FederationConfig`.
+A bad file raises :class:`ConfigError` naming the file, the key and the problem, so the
+process can exit before it serves anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+log = logging.getLogger("fedredirect.config")
+
+ReferencePolicy = Literal["prime", "majority", "pinned"]
+FallbackPolicy = Literal["prime", "all", "none"]
+OtherPaths = Literal["proxy", "redirect", "404"]
+LoadBalancer = Literal["rendezvous", "random"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL with a host, got {value!r}")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"must not carry a query, fragment or user info, got {value!r}")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+        raise ValueError("must not contain spaces or control characters")
+    return value
+
+
+class CheckConfig(_Strict):
+    """How the checker polls members (seconds)."""
+
+    period: float = Field(10.0, gt=0)
+    jitter: float = Field(0.1, ge=0, lt=1)
+    retries: int = Field(5, ge=0, le=20)
+    timeout: float = Field(2.0, gt=0)
+    failed_period: float = Field(300.0, gt=0)
+    max_body_bytes: int = Field(1024 * 1024, gt=0)
+
+
+class MemberConfig(_Strict):
+    """One federation member as configured."""
+
+    url: str
+    weight: float = Field(ge=0)
+    prime: bool = False
+    health: str = ""
+    versions: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _http_url(value).rstrip("/")
+
+    @field_validator("health", "versions")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        return _http_url(value) if value else value
+
+    @model_validator(mode="after")
+    def _default_endpoints(self) -> MemberConfig:
+        # Frozen model: fill the derived endpoint URLs through object.__setattr__ once.
+        if not self.health:
+            object.__setattr__(self, "health", self.url + "/health")
+        if not self.versions:
+            object.__setattr__(self, "versions", self.url + "/versions")
+        return self
+
+
+class VersionsConfig(_Strict):
+    """How the reference version is chosen and compared."""
+
+    reference: ReferencePolicy | None = None  # None: prime if a member is prime, else majority
+    pinned: dict[str, str] | None = None
+    keys: list[str] | None = None  # None: every key of the reference
+    max_age: float | None = Field(None, gt=0)  # None: 3 x check.period
+
+
+class FederationConfig(_Strict):
+    """The whole federation: members and every policy the core applies."""
+
+    members: dict[str, MemberConfig]
+    check: CheckConfig = CheckConfig()
+    load_balancer: LoadBalancer = "rendezvous"
+    pod_headroom: int = Field(10, ge=0)
+    host_cookie_age_hours: float = Field(4.0, ge=0)
+    versions: VersionsConfig = VersionsConfig()
+    record_max_age: float | None = Field(None, gt=0)  # None: 3 x check.period
+    fallback: FallbackPolicy | None = None  # None: prime if a member is prime, else all
+    other_paths: OtherPaths = "proxy"
+
+    @field_validator("members")
+    @classmethod
+    def _members(cls, members: dict[str, MemberConfig]) -> dict[str, MemberConfig]:
+        if not members:
+            raise ValueError("no members with a weight above 0 are configured")
+        seen: dict[str, str] = {}
+        for name, member in members.items():
+            if not name or any(not (c.isalnum() or c in "-_.") for c in name):
+                raise ValueError(f"member name {name!r} may only use letters, digits, - _ .")
+            if member.url.lower() in seen:
+                raise ValueError(
+                    f"members {seen[member.url.lower()]!r} and {name!r} share the url {member.url}"
+                )
+            seen[member.url.lower()] = name
+        primes = [name for name, m in members.items() if m.prime]
+        if len(primes) > 1:
+            raise ValueError(f"only one member may be prime, got {', '.join(primes)}")
+        return members
+
+    @model_validator(mode="after")
+    def _policies(self) -> FederationConfig:
+        prime = self.prime_name
+        v = self.versions
+        if v.reference == "prime" and prime is None:
+            raise ValueError("versions.reference is 'prime' but no member is marked prime")
+        if v.reference == "pinned" and not v.pinned:
+            raise ValueError("versions.reference is 'pinned' but versions.pinned is empty")
+        if v.keys is not None and not v.keys:
+            raise ValueError("versions.keys must list at least one key (or be omitted)")
+        if self.fallback == "prime" and prime is None:
+            raise ValueError("fallback is 'prime' but no member is marked prime")
+        return self
+
+    @property
+    def prime_name(self) -> str | None:
+        return next((name for name, m in self.members.items() if m.prime), None)
+
+    @property
+    def reference_policy(self) -> ReferencePolicy:
+        if self.versions.reference is not None:
+            return self.versions.reference
+        return "prime" if self.prime_name is not None else "majority"
+
+    @property
+    def fallback_policy(self) -> FallbackPolicy:
+        if self.fallback is not None:
+            return self.fallback
+        return "prime" if self.prime_name is not None else "all"
+
+    @property
+    def versions_max_age(self) -> float:
+        return self.versions.max_age or 3 * self.check.period
+
+    @property
+    def stale_after(self) -> float:
+        return self.record_max_age or 3 * self.check.period
+
+    @property
+    def cookie_max_age_seconds(self) -> int:
+        return int(self.host_cookie_age_hours * 3600)
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be served; the message names the file, key and problem."""
+
+
+def _drop_unused_members(raw: dict[str, Any], section: str, source: str) -> None:
+    members = raw.get(section)
+    if not isinstance(members, dict):
+        return
+    for name in list(members):
+        entry = members[name]
+        if entry is None:
+            log.info("%s: %s.%s is null; dropped", source, section, name)
+            del members[name]
+        elif isinstance(entry, dict) and entry.get("weight") == 0:
+            log.info("%s: %s.%s has weight 0; dropped", source, section, name)
+            del members[name]
+
+
+def parse_config(raw: object, source: str = "<config>") -> FederationConfig:
+    """Validate an already-decoded config document (legacy or native) into the model."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: the top level must be a mapping of settings")
+    doc = dict(raw)
+    if "hosts" in doc and "members" in doc:
+        raise ConfigError(f"{source}: key 'hosts': give either 'hosts' (legacy) or 'members'")
+    section = "hosts" if "hosts" in doc else "members"
+    if section not in doc:
+        raise ConfigError(f"{source}: key 'members': missing; no members are configured")
+    if isinstance(doc[section], dict):
+        doc[section] = dict(doc[section])
+    _drop_unused_members(doc, section, source)
+    doc["members"] = doc.pop(section)
+    try:
+        return FederationConfig.model_validate(doc)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, section)) from None
+
+
+def _describe(exc: ValidationError, source: str, section: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(part) for part in err["loc"]]
+        if loc and loc[0] == "members":
+            loc[0] = section
+        key = ".".join(loc) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{source}: key '{key}': {msg}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path) -> FederationConfig:
+    """Read and validate a config file; JSON and YAML are both accepted."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the file is not UTF-8 text") from None
+    try:
+        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+    return parse_config(raw, str(path))
+
+
+def config_to_json(config: FederationConfig) -> dict[str, Any]:
+    """The config as published for routers (native shape, every default made explicit)."""
+    return config.model_dump(mode="json")
+
+
+def config_from_json(data: Mapping[str, Any]) -> FederationConfig:
+    return FederationConfig.model_validate(data)

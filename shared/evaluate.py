@@ -1,0 +1,353 @@
+"""The evaluated view: every member's state with reasons, and who can receive launches.
+
+``evaluate(config, observations, drains, heartbeat, now)`` is the one pure function that
+answers "why did this request go there?". Each exclusion rule is a named function; the
+state shown is the first applicable one in :data:`STATES` order, and every applicable
+reason is kept so the status view shows all of them (a member can be full *and* mismatched).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from shared.balance import Target, cache_key, rendezvous_pick, weighted_random_pick
+from shared.config import FallbackPolicy, FederationConfig, MemberConfig
+from shared.records import CheckerHeartbeat, Drain, MemberObservation
+from shared.reference import Reference, fresh_versions, reference_version, version_differences
+
+State = Literal[
+    "drained", "stale", "unreachable", "unhealthy", "full", "version_mismatch", "eligible"
+]
+#: Every state, in precedence order: a member shows the first one that applies.
+STATES: tuple[State, ...] = (
+    "drained",
+    "stale",
+    "unreachable",
+    "unhealthy",
+    "full",
+    "version_mismatch",
+    "eligible",
+)
+DecisionReason = Literal["balancer", "cookie", "fallback"]
+
+
+# --- the rules, one named function each -------------------------------------------------
+
+
+def drained_reason(drain: Drain | None) -> str | None:
+    if drain is None:
+        return None
+    return f"drained by an operator: {drain.reason}" if drain.reason else "drained by an operator"
+
+
+def stale_reason(obs: MemberObservation | None, now: float, max_age: float) -> str | None:
+    """A record the checker has not refreshed within ``max_age`` cannot be trusted."""
+    if obs is None:
+        return "no observation published yet"
+    age = now - obs.checked_at
+    if age > max_age:
+        return f"record is {age:.0f}s old (max {max_age:.0f}s)"
+    return None
+
+
+def unreachable_reason(obs: MemberObservation | None) -> str | None:
+    if obs is None or obs.health is None:
+        return None
+    if obs.health.status == "unreachable":
+        return "; ".join(obs.health.reasons) or "health endpoint unreachable"
+    return None
+
+
+def unhealthy_reason(obs: MemberObservation | None) -> str | None:
+    if obs is None or obs.health is None:
+        return "health not observed yet" if obs is not None else None
+    if obs.health.status == "unhealthy":
+        return "; ".join(obs.health.reasons) or "health check failed"
+    return None
+
+
+def full_reason(obs: MemberObservation | None, pod_headroom: int) -> str | None:
+    """Full when total_pods + pod_headroom >= quota (no quota: never full)."""
+    if obs is None or obs.health is None or obs.health.status != "ok":
+        return None
+    pods, quota = obs.health.total_pods, obs.health.quota
+    if pods is None or quota is None:
+        return None
+    if pods + pod_headroom >= quota:
+        return f"full: {pods} pods + headroom {pod_headroom} >= quota {quota}"
+    return None
+
+
+def version_mismatch_reason(differences: tuple[str, ...], reference: Reference) -> str | None:
+    if reference.stale or reference.versions is None or not differences:
+        return None
+    if differences == ("*",):
+        return "versions not observed recently; cannot compare with the reference"
+    return f"version differs from the reference ({reference.source}) on: {', '.join(differences)}"
+
+
+# --- the view -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """One member as the routers see it now."""
+
+    name: str
+    url: str
+    weight: float
+    prime: bool
+    state: State
+    reasons: tuple[str, ...]
+    excluded_by: tuple[State, ...]  # every rule that excludes it, in precedence order
+    versions: dict[str, str] | None
+    version_differences: tuple[str, ...]
+    total_pods: int | None
+    quota: int | None
+    record_age: float | None
+    health_age: float | None
+    versions_age: float | None
+    last_error: str | None
+    effective_weight: float
+
+    @property
+    def eligible(self) -> bool:
+        return self.state == "eligible"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where one request goes, and why; ``member`` None means nobody can take it."""
+
+    member: str | None
+    url: str | None
+    reason: DecisionReason | None
+
+
+@dataclass(frozen=True)
+class View:
+    """The complete evaluated federation at one instant: what a router serves from."""
+
+    config: FederationConfig
+    evaluated_at: float
+    members: tuple[MemberView, ...]
+    reference: Reference
+    gate_suspended: bool
+    gate_reason: str | None
+    fallback_active: bool
+    fallback_policy: FallbackPolicy
+    fallback_reason: str | None
+    targets: tuple[Target, ...]  # who receives launches now (eligible, or the fallback set)
+    heartbeat: CheckerHeartbeat | None
+    heartbeat_age: float | None
+
+    def member(self, name: str) -> MemberView | None:
+        return next((m for m in self.members if m.name == name), None)
+
+    @property
+    def eligible(self) -> tuple[MemberView, ...]:
+        return tuple(m for m in self.members if m.eligible)
+
+    @property
+    def home(self) -> MemberView | None:
+        """The member that serves non-launch pages: the prime while reachable, else the
+        highest-weight eligible member."""
+        for m in self.members:
+            if m.prime and "unreachable" not in m.excluded_by and m.state != "stale":
+                return m
+        eligible = sorted(self.eligible, key=lambda m: (-m.weight, m.name))
+        return eligible[0] if eligible else None
+
+    def pick(self, path: str, sticky_url: str | None = None, u: float = 0.0) -> Decision:
+        """Choose the member for a request path; ``u`` is a uniform draw for ``random``."""
+        return pick(self, path, sticky_url, u)
+
+    def to_json(self) -> dict[str, Any]:
+        return view_to_json(self)
+
+
+def _member_view(
+    name: str,
+    cfg: MemberConfig,
+    obs: MemberObservation | None,
+    drain: Drain | None,
+    reference: Reference,
+    config: FederationConfig,
+    now: float,
+    gate: bool,
+) -> MemberView:
+    # Compare only versions seen recently: an old observation says nothing about today.
+    differences = version_differences(fresh_versions(obs, now, config.versions_max_age), reference)
+    rules: list[tuple[State, str | None]] = [
+        ("drained", drained_reason(drain)),
+        ("stale", stale_reason(obs, now, config.stale_after)),
+        ("unreachable", unreachable_reason(obs)),
+        ("unhealthy", unhealthy_reason(obs)),
+        ("full", full_reason(obs, config.pod_headroom)),
+        ("version_mismatch", version_mismatch_reason(differences, reference) if gate else None),
+    ]
+    hits = [(state, reason) for state, reason in rules if reason is not None]
+    state: State = hits[0][0] if hits else "eligible"
+    health = obs.health if obs else None
+    return MemberView(
+        name=name,
+        url=cfg.url,
+        weight=cfg.weight,
+        prime=cfg.prime,
+        state=state,
+        reasons=tuple(reason for _, reason in hits),
+        excluded_by=tuple(s for s, _ in hits),
+        versions=dict(obs.versions) if obs and obs.versions else None,
+        version_differences=() if reference.stale else differences,
+        total_pods=health.total_pods if health else None,
+        quota=health.quota if health else None,
+        record_age=_age(now, obs.checked_at if obs else None),
+        health_age=_age(now, health.observed_at if health else None),
+        versions_age=_age(now, obs.versions_at if obs else None),
+        last_error=obs.last_error if obs else None,
+        effective_weight=cfg.weight if state == "eligible" else 0.0,
+    )
+
+
+def _age(now: float, at: float | None) -> float | None:
+    return None if at is None else max(0.0, now - at)
+
+
+def evaluate(
+    config: FederationConfig,
+    observations: Mapping[str, MemberObservation],
+    drains: Mapping[str, Drain],
+    heartbeat: CheckerHeartbeat | None,
+    now: float,
+) -> View:
+    """Evaluate every member and decide who receives launches. Pure: no I/O, no clock."""
+    reference = reference_version(config, observations, now)
+    gate = not reference.stale
+
+    def evaluate_members(gate_on: bool) -> tuple[MemberView, ...]:
+        return tuple(
+            _member_view(
+                name, cfg, observations.get(name), drains.get(name), reference, config, now, gate_on
+            )
+            for name, cfg in config.members.items()
+        )
+
+    members = evaluate_members(gate)
+    gate_suspended, gate_reason = False, None
+    if reference.stale:
+        gate_suspended = True
+        gate_reason = f"reference version is stale: {reference.stale_reason}"
+    elif not any(m.eligible for m in members) and any(
+        m.excluded_by == ("version_mismatch",) for m in members
+    ):
+        # Version gating alone would leave nobody: serve the otherwise-eligible members.
+        gate_suspended = True
+        gate_reason = "version gating would exclude every otherwise eligible member"
+        members = evaluate_members(False)
+
+    targets = tuple(Target(m.name, m.url, m.weight) for m in members if m.eligible)
+    fallback_active, fallback_reason = False, None
+    policy = config.fallback_policy
+    if not targets:
+        fallback_active = True
+        targets = fallback_targets(policy, members)
+        fallback_reason = f"no member is eligible; fallback '{policy}' sends launches to " + (
+            ", ".join(t.name for t in targets) if targets else "nobody (503)"
+        )
+    return View(
+        config=config,
+        evaluated_at=now,
+        members=members,
+        reference=reference,
+        gate_suspended=gate_suspended,
+        gate_reason=gate_reason,
+        fallback_active=fallback_active,
+        fallback_policy=policy,
+        fallback_reason=fallback_reason,
+        targets=targets,
+        heartbeat=heartbeat,
+        heartbeat_age=_age(now, heartbeat.at if heartbeat else None),
+    )
+
+
+def fallback_targets(policy: FallbackPolicy, members: tuple[MemberView, ...]) -> tuple[Target, ...]:
+    """Who receives launches when nobody is eligible. Drained members never do."""
+    if policy == "prime":
+        return tuple(
+            Target(m.name, m.url, 1.0) for m in members if m.prime and m.state != "drained"
+        )
+    if policy == "all":
+        return tuple(
+            Target(m.name, m.url, m.weight)
+            for m in members
+            if m.state != "drained" and "unreachable" not in m.excluded_by
+        )
+    return ()
+
+
+def pick(view: View, path: str, sticky_url: str | None, u: float) -> Decision:
+    """The balancing decision for one request: cookie, else balancer, else fallback."""
+    if sticky_url is not None and not view.fallback_active:
+        for target in view.targets:
+            if target.url == sticky_url:
+                return Decision(target.name, target.url, "cookie")
+    if view.config.load_balancer == "random":
+        chosen = weighted_random_pick(u, view.targets)
+    else:
+        chosen = rendezvous_pick(cache_key(path), view.targets)
+    if chosen is None:
+        return Decision(None, None, None)
+    return Decision(chosen.name, chosen.url, "fallback" if view.fallback_active else "balancer")
+
+
+def view_to_json(view: View) -> dict[str, Any]:
+    """The view as served at /status.json and printed by ``fedredirect status``."""
+    ref = view.reference
+    return {
+        "evaluated_at": view.evaluated_at,
+        "reference": {
+            "policy": ref.policy,
+            "versions": ref.versions,
+            "compared_keys": list(ref.keys),
+            "source": ref.source,
+            "observed_at": ref.observed_at,
+            "age_seconds": ref.age,
+            "max_age_seconds": view.config.versions_max_age,
+            "stale": ref.stale,
+            "stale_reason": ref.stale_reason,
+        },
+        "version_gate": {"suspended": view.gate_suspended, "reason": view.gate_reason},
+        "fallback": {
+            "policy": view.fallback_policy,
+            "active": view.fallback_active,
+            "reason": view.fallback_reason,
+        },
+        "targets": [t.name for t in view.targets],
+        "checker": {
+            "checker_id": view.heartbeat.checker_id if view.heartbeat else None,
+            "heartbeat_age_seconds": view.heartbeat_age,
+        },
+        "members": {
+            m.name: {
+                "url": m.url,
+                "weight": m.weight,
+                "effective_weight": m.effective_weight,
+                "prime": m.prime,
+                "state": m.state,
+                "eligible": m.eligible,
+                "reasons": list(m.reasons),
+                "excluded_by": list(m.excluded_by),
+                "versions": m.versions,
+                "version_differences": list(m.version_differences),
+                "total_pods": m.total_pods,
+                "quota": m.quota,
+                "record_age_seconds": m.record_age,
+                "health_age_seconds": m.health_age,
+                "versions_age_seconds": m.versions_age,
+                "last_error": m.last_error,
+            }
+            for m in view.members
+        },
+    }

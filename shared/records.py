@@ -1,0 +1,121 @@
+"""Observation records: what the checker saw of each member, as published to the store.
+
+Health and versions are observed independently: a member that is full, unhealthy or even
+unreachable for /health still has its last observed versions, with their own timestamp.
+All times are UNIX seconds (wall clock), since checker and routers run on different hosts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+HealthStatus = Literal["ok", "unhealthy", "unreachable"]
+
+
+@dataclass(frozen=True)
+class HealthObservation:
+    """One answer (or failure to answer) of a member's /health endpoint."""
+
+    status: HealthStatus
+    reasons: tuple[str, ...] = ()
+    total_pods: int | None = None
+    quota: int | None = None
+    observed_at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["reasons"] = list(self.reasons)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HealthObservation:
+        return cls(
+            status=data["status"],
+            reasons=tuple(data.get("reasons", ())),
+            total_pods=data.get("total_pods"),
+            quota=data.get("quota"),
+            observed_at=float(data["observed_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class MemberObservation:
+    """Everything the checker knows about one member; published whole, never in parts."""
+
+    member: str
+    checked_at: float  # last time the checker finished any check of this member
+    health: HealthObservation | None = None  # the latest /health result, good or bad
+    healthy_at: float | None = None  # last time /health answered "ok"
+    versions: dict[str, str] | None = None  # last successfully observed /versions
+    versions_at: float | None = None
+    versions_error: str | None = None  # why the latest /versions fetch failed, if it did
+    last_error: str | None = None  # the latest error of either endpoint
+    last_error_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "member": self.member,
+            "checked_at": self.checked_at,
+            "health": self.health.to_json() if self.health else None,
+            "healthy_at": self.healthy_at,
+            "versions": self.versions,
+            "versions_at": self.versions_at,
+            "versions_error": self.versions_error,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MemberObservation:
+        health = data.get("health")
+        return cls(
+            member=data["member"],
+            checked_at=float(data["checked_at"]),
+            health=HealthObservation.from_json(health) if health else None,
+            healthy_at=data.get("healthy_at"),
+            versions=data.get("versions"),
+            versions_at=data.get("versions_at"),
+            versions_error=data.get("versions_error"),
+            last_error=data.get("last_error"),
+            last_error_at=data.get("last_error_at"),
+            extra=dict(data.get("extra") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Drain:
+    """An operator's decision to take a member out of rotation."""
+
+    member: str
+    reason: str
+    at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Drain:
+        return cls(member=data["member"], reason=str(data.get("reason", "")), at=float(data["at"]))
+
+
+@dataclass(frozen=True)
+class CheckerHeartbeat:
+    """Who published the snapshot, and when: readers can tell that the checker died."""
+
+    checker_id: str
+    at: float
+    started_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CheckerHeartbeat:
+        return cls(
+            checker_id=str(data["checker_id"]),
+            at=float(data["at"]),
+            started_at=float(data["started_at"]),
+        )
