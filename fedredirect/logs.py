@@ -26,23 +26,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
-class TextFormatter(logging.Formatter):
-    """Human-readable, with structured fields appended as key=value."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        base = super().format(record)
-        extra = {k: v for k, v in vars(record).items() if k not in _RESERVED}
-        if extra:
-            base += " " + " ".join(f"{k}={json.dumps(v, default=str)}" for k, v in extra.items())
-        return base
-
-
 def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -28,8 +28,20 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 # Faults a checker must survive; they replace the answer of /health and /versions only.
-FAULTS = frozenset({"http500", "http502", "http503", "not_json", "wrong_shape", "huge",
-                    "redirect", "hang", "drip", "reset"})
+FAULTS = frozenset(
+    {
+        "http500",
+        "http502",
+        "http503",
+        "not_json",
+        "wrong_shape",
+        "huge",
+        "redirect",
+        "hang",
+        "drip",
+        "reset",
+    }
+)
 HUGE_BYTES = 2 * 1024 * 1024
 DEFAULT_QUOTA = 100
 IDLE_PODS = 10
@@ -60,8 +72,15 @@ def health_payload(state: MemberSimState) -> tuple[int, dict[str, typing.Any]]:
     checks = [
         {"service": "Docker registry", "ok": state.registry_ok},
         {"service": "JupyterHub API", "ok": state.hub_ok},
-        {"service": "Pod quota", "total_pods": n, "build_pods": 0, "user_pods": n,
-         "quota": quota, "ok": quota is None or n < quota, "_ignore_failure": True},
+        {
+            "service": "Pod quota",
+            "total_pods": n,
+            "build_pods": 0,
+            "user_pods": n,
+            "quota": quota,
+            "ok": quota is None or n < quota,
+            "_ignore_failure": True,
+        },
     ]
     return (200 if ok else 503), {"ok": ok, "checks": checks}
 
@@ -69,8 +88,11 @@ def health_payload(state: MemberSimState) -> tuple[int, dict[str, typing.Any]]:
 def versions_payload(state: MemberSimState) -> dict[str, typing.Any]:
     """Body of GET /versions as served by a Kubernetes BinderHub."""
     image = f"quay.io/jupyterhub/repo2docker:{state.repo2docker_version}"
-    return {"builder_info": {"build_image": image}, "binderhub": state.binderhub_version,
-            "builder": image}
+    return {
+        "builder_info": {"build_image": image},
+        "binderhub": state.binderhub_version,
+        "builder": image,
+    }
 
 
 def apply_update(state: MemberSimState, update: object) -> None:
@@ -115,8 +137,10 @@ def _not_simulated_fault(record: logging.LogRecord) -> bool:
     """Keep uvicorn's log free of tracebacks for faults that were asked for: resets, and
     hanging requests cancelled at shutdown."""
     exc = record.exc_info[1] if record.exc_info else None
-    return not (isinstance(exc, _SimulatedReset | asyncio.CancelledError)
-                or "timeout graceful shutdown exceeded" in record.getMessage())
+    return not (
+        isinstance(exc, _SimulatedReset | asyncio.CancelledError)
+        or "timeout graceful shutdown exceeded" in record.getMessage()
+    )
 
 
 async def _fault_response(fault: str, request: Request) -> Response:
@@ -181,12 +205,14 @@ def build_app(state: MemberSimState) -> Starlette:
         body = f"<h1>member {html.escape(state.name)}</h1>\n<p>{html.escape(target)}</p>\n"
         return HTMLResponse(body, headers={"X-Fedredirect-Member": state.name})
 
-    return Starlette(routes=[
-        Route("/health", probe),
-        Route("/versions", probe),
-        Route("/_sim", sim, methods=["GET", "POST"]),
-        Route("/{path:path}", page),
-    ])
+    return Starlette(
+        routes=[
+            Route("/health", probe),
+            Route("/versions", probe),
+            Route("/_sim", sim, methods=["GET", "POST"]),
+            Route("/{path:path}", page),
+        ]
+    )
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -201,8 +227,9 @@ def _bind(host: str, port: int) -> socket.socket:
 def _config(state: MemberSimState) -> uvicorn.Config:
     """uvicorn settings; the grace period cancels hanging and dripping requests at shutdown."""
     logging.getLogger("uvicorn.error").addFilter(_not_simulated_fault)
-    return uvicorn.Config(build_app(state), log_level="warning", lifespan="off",
-                          timeout_graceful_shutdown=1)
+    return uvicorn.Config(
+        build_app(state), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+    )
 
 
 class MemberServer:
@@ -214,8 +241,12 @@ class MemberServer:
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._server = uvicorn.Server(_config(state))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name=f"member-sim-{state.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._sock]},
+            name=f"member-sim-{state.name}",
+            daemon=True,
+        )
 
     def start(self, timeout: float = 10.0) -> MemberServer:
         """Start serving; return once uvicorn reports it is accepting connections."""
@@ -257,18 +288,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--binderhub-version", default=MemberSimState.binderhub_version)
-    parser.add_argument("--quota", type=_quota, default=DEFAULT_QUOTA,
-                        help="pod quota; 'none' for no quota")
+    parser.add_argument(
+        "--quota", type=_quota, default=DEFAULT_QUOTA, help="pod quota; 'none' for no quota"
+    )
     parser.add_argument("--pods", type=int, default=IDLE_PODS, help="running pods")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Serve in the foreground until SIGINT or SIGTERM; both end with exit status 0."""
-    state = MemberSimState(name=args.name, binderhub_version=args.binderhub_version,
-                           quota=args.quota, total_pods=args.pods)
+    state = MemberSimState(
+        name=args.name,
+        binderhub_version=args.binderhub_version,
+        quota=args.quota,
+        total_pods=args.pods,
+    )
     sock = _bind(args.host, args.port)
-    print(f"member {args.name} listening on http://{args.host}:{sock.getsockname()[1]}",
-          flush=True)
+    print(f"member {args.name} listening on http://{args.host}:{sock.getsockname()[1]}", flush=True)
     # uvicorn re-raises the signal after its graceful shutdown; make SIGTERM act like SIGINT.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with contextlib.suppress(KeyboardInterrupt):

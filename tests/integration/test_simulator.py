@@ -69,7 +69,9 @@ def assert_same_shape(got: dict[str, Any], want: dict[str, Any]) -> None:
     ],
 )
 def test_health_matches_binderhub_samples(
-    member: tuple[MemberSimState, MemberServer], sample_name: str, update: dict[str, Any],
+    member: tuple[MemberSimState, MemberServer],
+    sample_name: str,
+    update: dict[str, Any],
     status: int,
 ) -> None:
     _, server = member
@@ -277,9 +279,23 @@ def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
 
 def test_main_prints_url_and_stops_on_sigterm() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fedredirect.simulator", "--name", "x", "--port", "0",
-         "--quota", "none", "--pods", "3"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "fedredirect.simulator",
+            "--name",
+            "x",
+            "--port",
+            "0",
+            "--quota",
+            "none",
+            "--pods",
+            "3",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = read_line(proc, timeout=10)

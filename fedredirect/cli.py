@@ -1,0 +1,187 @@
+"""The ``fedredirect`` command: one entry point for every process and operator tool."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from shared.config import ConfigError, load_config
+from shared.store import DEFAULT_PREFIX, DEFAULT_REDIS_URL, Store, connect
+
+log = logging.getLogger("fedredirect")
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name) or default
+
+
+def _add_store_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis-url",
+        default=_env("FEDREDIRECT_REDIS_URL", DEFAULT_REDIS_URL),
+        help="Redis to publish to / read from (env FEDREDIRECT_REDIS_URL; default %(default)s)",
+    )
+    parser.add_argument(
+        "--key-prefix",
+        default=_env("FEDREDIRECT_KEY_PREFIX", DEFAULT_PREFIX),
+        help="prefix of every Redis key, so federations can share a Redis "
+        "(env FEDREDIRECT_KEY_PREFIX; default %(default)s)",
+    )
+
+
+def _add_log_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="text, or json for one JSON object a line")  # fmt: skip
+    parser.add_argument("--log-level", default="INFO", help="default %(default)s")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from fedredirect import simulator
+
+    parser = argparse.ArgumentParser(
+        prog="fedredirect", description="Health-checked redirector for a federation of services."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("checker", help="poll every member and publish observations to Redis")
+    p.add_argument(
+        "--config",
+        default=_env("FEDREDIRECT_CONFIG"),
+        help="federation config file, legacy JSON or YAML (env FEDREDIRECT_CONFIG)",
+    )
+    _add_store_args(p)
+    _add_log_args(p)
+
+    p = sub.add_parser("router", help="serve redirects from the view published in Redis")
+    _add_store_args(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default %(default)s)")
+    _add_log_args(p)
+
+    p = sub.add_parser("status", help="print what the routers consider now")
+    _add_store_args(p)
+    p.add_argument("--json", action="store_true", help="print the view as JSON")
+
+    p = sub.add_parser(
+        "dev", help="run a local stack: Redis, 3 simulated members, checker, 2 routers"
+    )
+    p.add_argument(
+        "--port", type=int, default=8080, help="first router's port (default %(default)s)"
+    )
+    p.add_argument("--redis-port", type=int, default=0, help="port for the dev Redis (0: any free)")
+    p.add_argument("--period", type=float, default=2.0, help="check period in seconds (default 2)")
+    _add_log_args(p)
+
+    p = sub.add_parser("member-sim", help="run one simulated BinderHub member")
+    simulator.add_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "member-sim":
+        from fedredirect import simulator
+
+        return simulator.run_from_args(args)
+    if args.command == "checker":
+        return run_checker(args)
+    if args.command == "router":
+        return run_router(args)
+    if args.command == "status":
+        return asyncio.run(run_status(args))
+    if args.command == "dev":
+        from fedredirect.dev import run_dev
+
+        return run_dev(args)
+    raise AssertionError(args.command)
+
+
+def _setup_logs(args: argparse.Namespace) -> None:
+    from fedredirect.logs import setup_logging
+
+    setup_logging(args.log_format, args.log_level.upper())
+
+
+def run_checker(args: argparse.Namespace) -> int:
+    _setup_logs(args)
+    if not args.config:
+        print("fedredirect checker: --config PATH (or FEDREDIRECT_CONFIG) is required",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"fedredirect checker: invalid configuration\n{exc}", file=sys.stderr)
+        return 2
+    from checker.service import Checker
+
+    async def run() -> None:
+        store = Store(connect(args.redis_url), args.key_prefix)
+        checker = Checker(config, store)
+        log.info("checker %s: %d members, period %gs, publishing to %s (prefix %s)",
+                 checker.checker_id, len(config.members), config.check.period,
+                 _redacted(args.redis_url), args.key_prefix)  # fmt: skip
+        await checker.run()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
+
+
+def run_router(args: argparse.Namespace) -> int:
+    _setup_logs(args)
+    import uvicorn
+
+    from router.app import create_app
+
+    app = create_app(Store(connect(args.redis_url), args.key_prefix))
+    log.info("router listening on http://%s:%d, reading %s (prefix %s)",
+             args.host, args.port, _redacted(args.redis_url), args.key_prefix)  # fmt: skip
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
+                lifespan="on", server_header=False)  # fmt: skip
+    return 0
+
+
+async def run_status(args: argparse.Namespace) -> int:
+    from fedredirect.status import render_status
+    from shared.evaluate import evaluate
+
+    store = Store(connect(args.redis_url), args.key_prefix)
+    try:
+        snapshot = await store.read()
+    except Exception as exc:
+        print(f"fedredirect status: cannot read {_redacted(args.redis_url)}: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    finally:
+        await store.client.aclose()
+    if snapshot is None:
+        print(f"fedredirect status: nothing published under prefix {args.key_prefix!r} yet "
+              "(is the checker running?)", file=sys.stderr)  # fmt: skip
+        return 1
+    view = evaluate(snapshot.config, snapshot.observations, snapshot.drains,
+                    snapshot.heartbeat, time.time())  # fmt: skip
+    if args.json:
+        print(json.dumps(view.to_json(), indent=2))
+    else:
+        print(render_status(view))
+    return 0
+
+
+def _redacted(url: str) -> str:
+    """The Redis URL without its password, for logs."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
