@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 import typing
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -179,11 +180,16 @@ async def _fault_body(fault: str) -> AsyncIterator[bytes]:
         raise _SimulatedReset("simulated connection reset")
 
 
-def build_app(state: MemberSimState) -> Starlette:
-    """A Starlette app serving `state`; it reads the state on every request, so changes apply."""
+def build_app(state: MemberSimState, hits: Counter[str] | None = None) -> Starlette:
+    """A Starlette app serving `state`; it reads the state on every request, so changes apply.
+
+    ``hits`` counts requests to /health and /versions, so tests can see retries.
+    """
+    hits = Counter() if hits is None else hits
 
     async def probe(request: Request) -> Response:
         """/health and /versions: what a checker reads, so the endpoints that misbehave."""
+        hits[request.url.path] += 1
         await asyncio.sleep(state.delay)
         if state.fault is not None:
             return await _fault_response(state.fault, request)
@@ -224,11 +230,11 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _config(state: MemberSimState) -> uvicorn.Config:
+def _config(state: MemberSimState, hits: Counter[str] | None = None) -> uvicorn.Config:
     """uvicorn settings; the grace period cancels hanging and dripping requests at shutdown."""
     logging.getLogger("uvicorn.error").addFilter(_not_simulated_fault)
     return uvicorn.Config(
-        build_app(state), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+        build_app(state, hits), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
     )
 
 
@@ -240,7 +246,8 @@ class MemberServer:
         self._sock = _bind("127.0.0.1", port)
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(_config(state))
+        self.hits: Counter[str] = Counter()  # requests served per probe path
+        self._server = uvicorn.Server(_config(state, self.hits))
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [self._sock]},
