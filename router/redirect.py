@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from http.cookies import SimpleCookie
 from typing import Any
+from urllib.parse import unquote
 
 from router.snapshot import SnapshotHolder
 from shared.balance import repo_path
@@ -41,6 +42,16 @@ def _sticky_url(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+def _origin_form(scope: Scope) -> Scope:
+    """An absolute-form target (``GET http://host/p HTTP/1.1``) is served as its path alone:
+    the authority a client names never becomes part of a redirect."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
+    _, sep, rest = raw.partition(b"://")
+    path = b"/" + rest.partition(b"/")[2] if sep else b"/"
+    path = path.partition(b"?")[0]
+    return {**scope, "raw_path": path, "path": unquote(path.decode("latin-1"))}
+
+
 def _is_https(scope: Scope) -> bool:
     for name, value in scope["headers"]:
         if name == b"x-forwarded-proto":
@@ -59,6 +70,8 @@ class RedirectApp:
         self.random = random.random
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith("/"):
+            scope = _origin_form(scope)
         if (
             scope["type"] != "http"
             or scope["method"] not in ("GET", "HEAD")

@@ -117,4 +117,7 @@ def status(router_url: str) -> dict[str, Any]:
 def launch(
     client: httpx.Client, router_url: str, path: str, cookies: dict[str, str] | None = None
 ) -> httpx.Response:
-    return client.get(f"{router_url}{path}", cookies=cookies, follow_redirects=False)
+    headers = {"cookie": "; ".join(f"{k}={v}" for k, v in (cookies or {}).items())}
+    return client.get(
+        f"{router_url}{path}", headers=headers if cookies else None, follow_redirects=False
+    )
