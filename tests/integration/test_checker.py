@@ -1,0 +1,188 @@
+"""The checker against real members and a real Redis, run in-process on a real event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from checker.service import Checker
+from fedredirect.simulator import MemberServer, MemberSimState
+from shared.config import parse_config
+from shared.records import MemberObservation
+from shared.store import Store, connect
+from tests.support.members import running_members
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def config_for(servers: dict[str, MemberServer], **check: Any) -> Any:
+    settings = {"period": 0.3, "timeout": 0.5, "jitter": 0.0, "retries": 2, "failed_period": 60}
+    settings.update(check)
+    return parse_config(
+        {
+            "check": settings,
+            "members": {
+                name: {"url": s.url, "weight": 10, "prime": i == 0}
+                for i, (name, s) in enumerate(servers.items())
+            },
+        }
+    )
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+class Running:
+    def __init__(self, checker: Checker, store: Store) -> None:
+        self.checker = checker
+        self.store = store
+
+    def obs(self, name: str) -> MemberObservation | None:
+        return self.checker.observations.get(name)
+
+
+@contextlib.asynccontextmanager
+async def run_checker(
+    servers: dict[str, MemberServer], redis_url: str, prefix: str, **check: Any
+) -> AsyncIterator[Running]:
+    store = Store(connect(redis_url), prefix)
+    checker = Checker(config_for(servers, **check), store)
+    task = asyncio.create_task(checker.run())
+    try:
+        yield Running(checker, store)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.client.aclose()
+
+
+def _members(*states: MemberSimState) -> Any:
+    return running_members(*states)
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "reason"),
+    [
+        ("http500", "unhealthy", "HTTP 500"),
+        ("http503", "unhealthy", "not JSON"),
+        ("not_json", "unhealthy", "not JSON"),
+        ("wrong_shape", "unhealthy", "boolean 'ok'"),
+        ("redirect", "unhealthy", "HTTP 302"),
+        ("huge", "unhealthy", "larger than"),
+        ("hang", "unreachable", "no complete answer"),
+        ("drip", "unreachable", "no complete answer"),
+        ("reset", "unreachable", ""),
+    ],
+)
+async def test_a_broken_member_gets_a_reason_and_others_are_unaffected(
+    redis_url: str, key_prefix: str, fault: str, status: str, reason: str
+) -> None:
+    with _members(MemberSimState("good"), MemberSimState("bad", fault=fault)) as (good, bad):
+        servers = {"good": good, "bad": bad}
+        async with run_checker(servers, redis_url, key_prefix) as run:
+            obs = await eventually(lambda: (o := run.obs("bad")) and o.health and o)
+            assert obs.health.status == status, obs
+            assert reason in "; ".join(obs.health.reasons), obs.health.reasons
+            # the good member's checks keep their pace despite the bad one
+            first = run.obs("good")
+            assert first is not None and first.health is not None
+            assert first.health.status == "ok"
+            t0 = first.checked_at
+            await eventually(lambda: (o := run.obs("good")) and o.checked_at >= t0 + 0.25, 3)
+
+
+async def test_a_503_with_a_body_is_an_answer_and_names_the_failed_check(
+    redis_url: str, key_prefix: str
+) -> None:
+    with _members(MemberSimState("down", hub_ok=False)) as (down,):
+        async with run_checker({"down": down}, redis_url, key_prefix, retries=3) as run:
+            obs = await eventually(lambda: (o := run.obs("down")) and o.health and o)
+            assert obs.health.status == "unhealthy"
+            assert obs.health.reasons == ("check failed: JupyterHub API",)
+            assert down.hits["/health"] == 1  # a real answer is never retried
+
+
+async def test_transport_errors_and_bare_5xx_are_retried_until_success(
+    redis_url: str, key_prefix: str
+) -> None:
+    with _members(MemberSimState("flaky", fault="http502")) as (flaky,):
+        async with run_checker({"flaky": flaky}, redis_url, key_prefix, period=5, retries=3) as run:
+            await eventually(lambda: flaky.hits["/health"] >= 4)  # 1 try + 3 retries
+            obs = await eventually(lambda: (o := run.obs("flaky")) and o.health and o)
+            assert obs.health.status == "unhealthy" and "HTTP 502" in obs.health.reasons[0]
+            assert flaky.hits["/health"] == 4  # and no more: failed_period holds the next try
+
+
+async def test_a_successful_check_is_not_repeated(redis_url: str, key_prefix: str) -> None:
+    with _members(MemberSimState("ok")) as (ok,):
+        async with run_checker({"ok": ok}, redis_url, key_prefix, period=5, retries=5) as run:
+            await eventually(lambda: (o := run.obs("ok")) and o.health)
+            await asyncio.sleep(0.3)  # give a wrongly repeated check the chance to show up
+            assert ok.hits["/health"] == 1 and ok.hits["/versions"] == 1
+
+
+async def test_failing_member_waits_failed_period_but_versions_keep_flowing(
+    redis_url: str, key_prefix: str
+) -> None:
+    with _members(MemberSimState("sick", hub_ok=False)) as (sick,):
+        async with run_checker({"sick": sick}, redis_url, key_prefix, retries=0) as run:
+            await eventually(lambda: sick.hits["/versions"] >= 4)
+            assert sick.hits["/health"] == 1  # failed_period 60 s: not rechecked yet
+            obs = run.obs("sick")
+            assert obs is not None and obs.versions_at is not None and obs.health is not None
+            assert obs.versions_at > obs.health.observed_at
+
+
+async def test_versions_are_observed_while_full(redis_url: str, key_prefix: str) -> None:
+    state = MemberSimState("prime", total_pods=100)
+    with _members(state) as (prime,):
+        async with run_checker({"prime": prime}, redis_url, key_prefix) as run:
+            await eventually(lambda: (o := run.obs("prime")) and o.versions)
+            state.binderhub_version = "2.0.0"
+            await eventually(
+                lambda: (o := run.obs("prime")) and (o.versions or {}).get("binderhub") == "2.0.0"
+            )
+
+
+async def test_snapshot_is_published_whole_with_heartbeat(redis_url: str, key_prefix: str) -> None:
+    with _members(MemberSimState("a"), MemberSimState("b")) as (a, b):
+        async with run_checker({"a": a, "b": b}, redis_url, key_prefix) as run:
+            snap = None
+
+            async def read() -> Any:
+                nonlocal snap
+                snap = await run.store.read()
+                return snap
+
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not (await read()):
+                await asyncio.sleep(0.05)
+            assert snap is not None
+            assert set(snap.observations) == {"a", "b"}  # the first snapshot has everyone
+            assert snap.heartbeat is not None and time.time() - snap.heartbeat.at < 2
+            first = snap.generation
+            pubsub = run.store.client.pubsub()
+            await pubsub.subscribe(run.store.channel)
+            message = None
+            deadline = time.monotonic() + 5
+            while message is None and time.monotonic() < deadline:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+            await pubsub.aclose()
+            assert message is not None and int(message["data"]) > first
