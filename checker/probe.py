@@ -33,10 +33,23 @@ class Outcome(Generic[T]):
     transport: bool = False
     attempts: int = 1
     duration: float = 0.0
+    kind: str | None = None  # bounded failure class for metrics: see FAILURE_KINDS
+
+
+#: Failure classes, a bounded set so they can be metric labels.
+FAILURE_KINDS = ("timeout", "connect", "transport", "http_status", "invalid_payload", "too_large")
 
 
 class TransportError(Exception):
     """The member did not give a complete answer (refused, timed out, reset, TLS, DNS...)."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class TooLarge(PayloadError):
+    """An answer larger than the configured cap: refused unread."""
 
 
 async def fetch(client: httpx.AsyncClient, url: str, timeout: float, max_bytes: int) -> Answer:
@@ -48,14 +61,14 @@ async def fetch(client: httpx.AsyncClient, url: str, timeout: float, max_bytes: 
                 async for chunk in response.aiter_raw():
                     body += chunk
                     if len(body) > max_bytes:
-                        raise PayloadError(f"body larger than {max_bytes} bytes")
+                        raise TooLarge(f"body larger than {max_bytes} bytes")
                 return Answer(response.status_code, bytes(body))
     except TimeoutError:
-        raise TransportError(f"no complete answer within {timeout:g}s") from None
+        raise TransportError(f"no complete answer within {timeout:g}s", "timeout") from None
     except httpx.ConnectError as exc:
-        raise TransportError(f"connection failed: {_describe(exc)}") from None
+        raise TransportError(f"connection failed: {_describe(exc)}", "connect") from None
     except httpx.HTTPError as exc:
-        raise TransportError(f"{type(exc).__name__}: {_describe(exc)}") from None
+        raise TransportError(f"{type(exc).__name__}: {_describe(exc)}", "transport") from None
 
 
 def _describe(exc: Exception) -> str:
@@ -88,15 +101,17 @@ async def fetch_parsed(
         try:
             answer = await fetch(client, url, timeout, max_bytes)
         except TransportError as exc:
-            error, transport, retryable = str(exc), True, True
-        except PayloadError as exc:  # an answer we refuse to read (too large)
-            error, transport, retryable = str(exc), False, False
+            error, transport, retryable, kind = str(exc), True, True, exc.kind
+        except TooLarge as exc:  # an answer we refuse to read
+            error, transport, retryable, kind = str(exc), False, False, "too_large"
         else:
             try:
                 return Outcome(parse(answer), attempts=attempt, duration=clock() - started)
             except PayloadError as exc:
-                error, transport, retryable = str(exc), False, answer.status >= 500
+                error, transport = str(exc), False
+                retryable = answer.status >= 500
+                kind = "http_status" if answer.status != 200 else "invalid_payload"
         delay = backoff * 2 ** (attempt - 1)
         if not retryable or attempt > retries or clock() + delay + timeout > deadline:
-            return Outcome(None, error, transport, attempt, clock() - started)
+            return Outcome(None, error, transport, attempt, clock() - started, kind)
         await asyncio.sleep(delay)

@@ -15,16 +15,18 @@ import random
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
+from checker.metrics import CheckerMetrics
 from checker.probe import Answer, Outcome, fetch_parsed
 from shared.changes import view_changes
 from shared.config import FederationConfig, MemberConfig
 from shared.evaluate import View, evaluate
 from shared.observe import health_failure, health_is_failing, next_observation
 from shared.payloads import parse_health, parse_versions
-from shared.records import CheckerHeartbeat, HealthObservation, MemberObservation
+from shared.records import CheckerHeartbeat, Drain, HealthObservation, MemberObservation
 from shared.store import Store
 
 log = logging.getLogger("fedredirect.checker")
@@ -48,7 +50,10 @@ class Checker:
         self.started_at = clock()
         self.observations: dict[str, MemberObservation] = {}
         self.view: View | None = None
+        self.drains: dict[str, Drain] = {}
         self.published = 0
+        self.last_published_at: float | None = None
+        self.metrics = CheckerMetrics(self.current_view, lambda: self.last_published_at)
         self._changed = asyncio.Event()
         self._next_health: dict[str, float] = {}
 
@@ -61,10 +66,14 @@ class Checker:
         deadline = mono + check.period
         health_due = mono >= self._next_health.get(name, 0.0)
         versions_task = fetch_parsed(
-            client, member.versions, _parse_versions,
-            timeout=check.timeout, max_bytes=check.max_body_bytes,
-            retries=check.retries, deadline=deadline,
-        )  # fmt: skip
+            client,
+            member.versions,
+            _parse_versions,
+            timeout=check.timeout,
+            max_bytes=check.max_body_bytes,
+            retries=check.retries,
+            deadline=deadline,
+        )
         if health_due:
             health_outcome, versions_outcome = await asyncio.gather(
                 self._fetch_health(client, member, deadline), versions_task
@@ -72,16 +81,38 @@ class Checker:
         else:
             health_outcome, versions_outcome = None, await versions_task
         now = self.clock()
+        self._record_metrics(name, "versions", versions_outcome)
+        if health_outcome is not None:
+            self._record_metrics(name, "health", health_outcome)
         health = _health_from(health_outcome, now) if health_outcome else None
         obs = next_observation(
-            self.observations.get(name), name, now,
-            health=health, versions=versions_outcome.value, versions_error=versions_outcome.error,
-        )  # fmt: skip
+            self.observations.get(name),
+            name,
+            now,
+            health=health,
+            versions=versions_outcome.value,
+            versions_error=versions_outcome.error,
+        )
         self.observations[name] = obs
         if health_due:
             wait = check.failed_period if health_is_failing(obs) else 0.0
             self._next_health[name] = time.monotonic() + wait
         self._changed.set()
+
+    def _record_metrics(self, member: str, endpoint: str, outcome: Outcome[Any]) -> None:
+        self.metrics.check_duration.labels(member, endpoint).observe(outcome.duration)
+        reason = outcome.kind
+        if isinstance(outcome.value, HealthObservation) and outcome.value.status == "unhealthy":
+            reason = "member_unhealthy"
+        if reason is not None:
+            self.metrics.check_failures.labels(member, endpoint, reason).inc()
+
+    def current_view(self) -> View | None:
+        """The view evaluated now from what this checker last published (for metrics)."""
+        if self.last_published_at is None:
+            return None
+        heartbeat = CheckerHeartbeat(self.checker_id, self.last_published_at, self.started_at)
+        return evaluate(self.config, self.observations, self.drains, heartbeat, self.clock())
 
     async def _fetch_health(
         self, client: httpx.AsyncClient, member: MemberConfig, deadline: float
@@ -89,10 +120,14 @@ class Checker:
         check = self.config.check
         now = self.clock()
         return await fetch_parsed(
-            client, member.health, lambda a: parse_health(a.status, a.body, now),
-            timeout=check.timeout, max_bytes=check.max_body_bytes,
-            retries=check.retries, deadline=deadline,
-        )  # fmt: skip
+            client,
+            member.health,
+            lambda a: parse_health(a.status, a.body, now),
+            timeout=check.timeout,
+            max_bytes=check.max_body_bytes,
+            retries=check.retries,
+            deadline=deadline,
+        )
 
     async def member_loop(self, client: httpx.AsyncClient, name: str) -> None:
         check = self.config.check
@@ -112,7 +147,9 @@ class Checker:
         observations = dict(self.observations)
         await self.store.publish(self.config, observations, heartbeat)
         self.published += 1
-        view = evaluate(self.config, observations, await self.store.read_drains(), heartbeat, now)
+        self.last_published_at = now
+        self.drains = await self.store.read_drains()
+        view = evaluate(self.config, observations, self.drains, heartbeat, now)
         for event in view_changes(self.view, view):
             log.info("%s", _describe_event(event), extra=event)
         self.view = view

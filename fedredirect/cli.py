@@ -37,8 +37,12 @@ def _add_store_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_log_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--log-format", choices=("text", "json"), default="text",
-                        help="text, or json for one JSON object a line")  # fmt: skip
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text, or json for one JSON object a line",
+    )
     parser.add_argument("--log-level", default="INFO", help="default %(default)s")
 
 
@@ -57,6 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="federation config file, legacy JSON or YAML (env FEDREDIRECT_CONFIG)",
     )
     _add_store_args(p)
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (default: off)",
+    )
+    p.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address for the metrics server (default %(default)s)",
+    )
     _add_log_args(p)
 
     p = sub.add_parser("router", help="serve redirects from the view published in Redis")
@@ -112,8 +127,10 @@ def _setup_logs(args: argparse.Namespace) -> None:
 def run_checker(args: argparse.Namespace) -> int:
     _setup_logs(args)
     if not args.config:
-        print("fedredirect checker: --config PATH (or FEDREDIRECT_CONFIG) is required",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "fedredirect checker: --config PATH (or FEDREDIRECT_CONFIG) is required",
+            file=sys.stderr,
+        )
         return 2
     try:
         config = load_config(args.config)
@@ -125,9 +142,21 @@ def run_checker(args: argparse.Namespace) -> int:
     async def run() -> None:
         store = Store(connect(args.redis_url), args.key_prefix)
         checker = Checker(config, store)
-        log.info("checker %s: %d members, period %gs, publishing to %s (prefix %s)",
-                 checker.checker_id, len(config.members), config.check.period,
-                 _redacted(args.redis_url), args.key_prefix)  # fmt: skip
+        if args.metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            start_http_server(args.metrics_port, args.metrics_host, checker.metrics.registry)
+            log.info(
+                "checker metrics on http://%s:%d/metrics", args.metrics_host, args.metrics_port
+            )
+        log.info(
+            "checker %s: %d members, period %gs, publishing to %s (prefix %s)",
+            checker.checker_id,
+            len(config.members),
+            config.check.period,
+            _redacted(args.redis_url),
+            args.key_prefix,
+        )
         await checker.run()
 
     with contextlib.suppress(KeyboardInterrupt):
@@ -142,10 +171,22 @@ def run_router(args: argparse.Namespace) -> int:
     from router.app import create_app
 
     app = create_app(Store(connect(args.redis_url), args.key_prefix))
-    log.info("router listening on http://%s:%d, reading %s (prefix %s)",
-             args.host, args.port, _redacted(args.redis_url), args.key_prefix)  # fmt: skip
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                lifespan="on", server_header=False)  # fmt: skip
+    log.info(
+        "router listening on http://%s:%d, reading %s (prefix %s)",
+        args.host,
+        args.port,
+        _redacted(args.redis_url),
+        args.key_prefix,
+    )
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+    )
     return 0
 
 
@@ -157,17 +198,22 @@ async def run_status(args: argparse.Namespace) -> int:
     try:
         snapshot = await store.read()
     except Exception as exc:
-        print(f"fedredirect status: cannot read {_redacted(args.redis_url)}: {exc}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"fedredirect status: cannot read {_redacted(args.redis_url)}: {exc}", file=sys.stderr
+        )
         return 1
     finally:
         await store.client.aclose()
     if snapshot is None:
-        print(f"fedredirect status: nothing published under prefix {args.key_prefix!r} yet "
-              "(is the checker running?)", file=sys.stderr)  # fmt: skip
+        print(
+            f"fedredirect status: nothing published under prefix {args.key_prefix!r} yet "
+            "(is the checker running?)",
+            file=sys.stderr,
+        )
         return 1
-    view = evaluate(snapshot.config, snapshot.observations, snapshot.drains,
-                    snapshot.heartbeat, time.time())  # fmt: skip
+    view = evaluate(
+        snapshot.config, snapshot.observations, snapshot.drains, snapshot.heartbeat, time.time()
+    )
     if args.json:
         print(json.dumps(view.to_json(), indent=2))
     else:

@@ -117,8 +117,19 @@ def run_dev(args: argparse.Namespace) -> int:
 def start_redis(binary: str, port: int, workdir: Path) -> Iterator[str]:
     if port == 0:
         port = _free_port()
-    cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-           "--appendonly", "no", "--dir", str(workdir)]  # fmt: skip
+    cmd = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+    ]
     with child(cmd, quiet=True):
         import redis
 
@@ -163,8 +174,10 @@ def _banner(redis_url: str, routers: list[str], members: list[MemberServer], con
         f"  redis      {redis_url}",
         f"  config     {config}",
     ]
-    lines += [f"  router     {url}   (try {url}/build/gh/org/repo/HEAD, {url}/status.json)"
-              for url in routers]  # fmt: skip
+    lines += [
+        f"  router     {url}   (try {url}/build/gh/org/repo/HEAD, {url}/status.json)"
+        for url in routers
+    ]
     lines += [f"  member     {m.state.name:<6} {m.url}" for m in members]
     first = members[1].url
     lines += [

@@ -24,8 +24,10 @@ def _versions(versions: dict[str, str] | None, keys: tuple[str, ...]) -> str:
 
 def _table(rows: list[list[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            for row in rows]  # fmt: skip
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
 
 
 def render_status(view: View) -> str:
@@ -58,11 +60,17 @@ def render_status(view: View) -> str:
             versions = shown or "not observed recently"
         else:
             versions = "= reference" if m.versions and ref.versions else _versions(m.versions, ())
-        rows.append([
-            name, m.state, f"{m.weight:g}", pods if m.total_pods is not None else "-",
-            _age(m.record_age), versions,
-            "; ".join(m.reasons) or "-",
-        ])  # fmt: skip
+        rows.append(
+            [
+                name,
+                m.state,
+                f"{m.weight:g}",
+                pods if m.total_pods is not None else "-",
+                _age(m.record_age),
+                versions,
+                "; ".join(m.reasons) or "-",
+            ]
+        )
     lines.extend(_table(rows))
     targets = ", ".join(t.name for t in view.targets) or "nobody"
     lines.append("")

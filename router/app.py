@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
+from router.metrics import instrument
 from router.redirect import RedirectApp
 from router.snapshot import SnapshotHolder
 from shared.store import Store
@@ -23,10 +24,18 @@ from shared.store import Store
 # Hop-by-hop headers (RFC 9110 7.6.1) are never forwarded by a proxy.
 _HOP_BY_HOP = frozenset(
     {
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-        "trailer", "transfer-encoding", "upgrade", "host", "content-length",
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
     }
-)  # fmt: skip
+)
 
 
 def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
@@ -50,6 +59,7 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
     redirect = RedirectApp(holder, api)
     api.state.holder = holder
     api.state.redirect = redirect
+    instrument(api, holder, redirect)
 
     @api.get("/health")
     async def health() -> JSONResponse:
@@ -112,8 +122,11 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
         try:
             answer = await proxy_client.send(upstream, stream=True)
         except httpx.HTTPError as exc:
-            return Response(f"home member {home.name} did not answer: {type(exc).__name__}\n",
-                            status_code=502, media_type="text/plain")  # fmt: skip
+            return Response(
+                f"home member {home.name} did not answer: {type(exc).__name__}\n",
+                status_code=502,
+                media_type="text/plain",
+            )
         out_headers = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP_BY_HOP}
         return StreamingResponse(
             answer.aiter_raw(),

@@ -200,7 +200,7 @@ def _member_view(
         reasons=tuple(reason for _, reason in hits),
         excluded_by=tuple(s for s, _ in hits),
         versions=dict(obs.versions) if obs and obs.versions else None,
-        version_differences=() if reference.stale else differences,
+        version_differences=differences,
         total_pods=health.total_pods if health else None,
         quota=health.quota if health else None,
         record_age=_age(now, obs.checked_at if obs else None),

@@ -79,8 +79,14 @@ def parse(monkeypatch: pytest.MonkeyPatch) -> Parse:
 
 
 def _check_jsonschema(path: Path) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
-           str(path)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "check_jsonschema",
+        "--builtin-schema",
+        "vendor.compose-spec",
+        str(path),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
 
 
