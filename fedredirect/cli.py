@@ -94,6 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", type=float, default=2.0, help="check period in seconds (default 2)")
     _add_log_args(p)
 
+    p = sub.add_parser("why", help="explain where a launch of PATH goes now, as JSON")
+    p.add_argument("path", help="request path, e.g. /build/gh/org/repo/HEAD")
+    p.add_argument("--cookie", default=None, help="value of a sticky `host` cookie to consider")
+    _add_store_args(p)
+
+    p = sub.add_parser("drain", help="take a member out of rotation on every router")
+    p.add_argument("member")
+    p.add_argument("--reason", default="", help="shown in the status view and logs")
+    _add_store_args(p)
+
+    p = sub.add_parser("undrain", help="put a drained member back into rotation")
+    p.add_argument("member")
+    _add_store_args(p)
+
     p = sub.add_parser("member-sim", help="run one simulated BinderHub member")
     simulator.add_arguments(p)
     return parser
@@ -109,8 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_checker(args)
     if args.command == "router":
         return run_router(args)
-    if args.command == "status":
+    if args.command in ("status", "why"):
         return asyncio.run(run_status(args))
+    if args.command in ("drain", "undrain"):
+        return asyncio.run(run_drain(args))
     if args.command == "dev":
         from fedredirect.dev import run_dev
 
@@ -214,11 +230,62 @@ async def run_status(args: argparse.Namespace) -> int:
     view = evaluate(
         snapshot.config, snapshot.observations, snapshot.drains, snapshot.heartbeat, time.time()
     )
-    if args.json:
+    if args.command == "why":
+        from shared.explain import explain
+
+        print(json.dumps(explain(view, args.path, args.cookie), indent=2))
+    elif args.json:
         print(json.dumps(view.to_json(), indent=2))
     else:
         print(render_status(view))
     return 0
+
+
+async def run_drain(args: argparse.Namespace) -> int:
+    """Record (or clear) a drain in the store; every router applies it on its next sync."""
+    from shared.records import Drain
+
+    _setup_logs_plain()
+    store = Store(connect(args.redis_url), args.key_prefix)
+    try:
+        snapshot = await store.read()
+        if snapshot is None or args.member not in snapshot.config.members:
+            known = ", ".join(snapshot.config.members) if snapshot else "none published yet"
+            print(
+                f"fedredirect {args.command}: unknown member {args.member!r} (members: {known})",
+                file=sys.stderr,
+            )
+            return 2
+        if args.command == "drain":
+            await store.set_drain(Drain(args.member, args.reason, time.time()))
+            log.warning(
+                "member %s drained by an operator: %s",
+                args.member,
+                args.reason or "-",
+                extra={"event": "drain", "member": args.member, "reason": args.reason},
+            )
+        else:
+            await store.clear_drain(args.member)
+            log.warning(
+                "member %s undrained by an operator",
+                args.member,
+                extra={"event": "undrain", "member": args.member},
+            )
+    except Exception as exc:
+        print(
+            f"fedredirect {args.command}: cannot write to {_redacted(args.redis_url)}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        await store.client.aclose()
+    return 0
+
+
+def _setup_logs_plain() -> None:
+    from fedredirect.logs import setup_logging
+
+    setup_logging("text", "INFO")
 
 
 def _redacted(url: str) -> str:

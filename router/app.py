@@ -19,6 +19,7 @@ from starlette.background import BackgroundTask
 from router.metrics import instrument
 from router.redirect import RedirectApp
 from router.snapshot import SnapshotHolder
+from shared.explain import explain
 from shared.store import Store
 
 # Hop-by-hop headers (RFC 9110 7.6.1) are never forwarded by a proxy.
@@ -99,6 +100,14 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
             for (member, reason), count in sorted(redirect.counts.items())
         ]
         return JSONResponse(doc)
+
+    @api.get("/why")
+    async def why(path: str, request: Request) -> JSONResponse:
+        """Explain where a launch of ``path`` goes now: candidates, reasons, scores, pick."""
+        view = holder.view
+        if view is None:
+            return JSONResponse({"error": holder.health()[1]["reason"]}, status_code=503)
+        return JSONResponse(explain(view, path, request.cookies.get("host")))
 
     @api.api_route("/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
     async def other_page(request: Request, path: str) -> Response:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,40 +13,12 @@ import pytest
 from fedredirect.simulator import MemberServer, MemberSimState
 from tests.support.members import running_members
 from tests.support.procs import (
-    checker,
     launch,
     router,
     status,
     wait_for,
     write_config,
 )
-
-
-@pytest.fixture(scope="module")
-def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
-    """Three members, one checker and two router replicas, shared by this module's tests."""
-    tmp = tmp_path_factory.mktemp("router-stack")
-    prefix = "router-e2e"
-    states = [MemberSimState(n) for n in ("alpha", "beta", "gamma")]
-    with running_members(*states) as servers:
-        members = dict(zip(("alpha", "beta", "gamma"), servers, strict=True))
-        config = write_config(
-            tmp / "federation.yaml",
-            {
-                "alpha": (members["alpha"], 50.0, True),
-                "beta": (members["beta"], 50.0, False),
-                "gamma": (members["gamma"], 30.0, False),
-            },
-            host_cookie_age_hours=2,
-        )
-        with (
-            checker(config, redis_url, prefix, tmp / "checker.log"),
-            router(redis_url, prefix, tmp / "router1.log") as r1,
-            router(redis_url, prefix, tmp / "router2.log") as r2,
-        ):
-            for url in (r1, r2):
-                wait_for(lambda u=url: len(status(u)["targets"]) == 3, what=f"{url} sees all")
-            yield {"members": members, "routers": (r1, r2), "redis": redis_url, "prefix": prefix}
 
 
 def _member_urls(stack: dict[str, object]) -> set[str]:

@@ -1,0 +1,59 @@
+"""Explaining one routing decision: every candidate, why it is in or out, scores, the pick."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.balance import Target, cache_key, rendezvous_score
+from shared.evaluate import View
+
+
+def explain(view: View, path: str, sticky_url: str | None = None, u: float = 0.0) -> dict[str, Any]:
+    """The decision ``view.pick(path, sticky_url, u)`` makes, with its reasons, as JSON."""
+    key = cache_key(path)
+    targets = {t.name: t for t in view.targets}
+    rendezvous = view.config.load_balancer == "rendezvous"
+    candidates: list[dict[str, Any]] = []
+    for m in view.members:
+        target = targets.get(m.name)
+        weight = target.weight if target else m.weight
+        in_ = target is not None
+        if in_:
+            why = "fallback target" if view.fallback_active else "eligible"
+        else:
+            why = "; ".join(m.reasons) or m.state
+        candidates.append(
+            {
+                "member": m.name,
+                "url": m.url,
+                "state": m.state,
+                "in": in_,
+                "why": why,
+                "weight": weight,
+                "score": rendezvous_score(key, Target(m.name, m.url, weight))
+                if rendezvous
+                else None,
+            }
+        )
+    candidates.sort(key=lambda c: (not c["in"], -(c["score"] or 0.0), c["member"]))
+    decision = view.pick(path, sticky_url, u)
+    sticky = None
+    if sticky_url is not None:
+        sticky = {"cookie": sticky_url, "honoured": decision.reason == "cookie"}
+    return {
+        "path": path,
+        "cache_key": key,
+        "load_balancer": view.config.load_balancer,
+        "fallback_active": view.fallback_active,
+        "fallback_reason": view.fallback_reason,
+        "version_gate_suspended": view.gate_suspended,
+        "version_gate_reason": view.gate_reason,
+        "reference": {
+            "versions": view.reference.versions,
+            "source": view.reference.source,
+            "stale": view.reference.stale,
+        },
+        "sticky": sticky,
+        "candidates": candidates,
+        "pick": {"member": decision.member, "url": decision.url, "reason": decision.reason},
+    }
