@@ -53,6 +53,7 @@ class Checker:
         self.drains: dict[str, Drain] = {}
         self.published = 0
         self.last_published_at: float | None = None
+        self.fence: int | None = None  # the writer lease's fencing token while we hold it
         self.metrics = CheckerMetrics(self.current_view, lambda: self.last_published_at)
         self._changed = asyncio.Event()
         self._next_health: dict[str, float] = {}
@@ -92,6 +93,9 @@ class Checker:
             health=health,
             versions=versions_outcome.value,
             versions_error=versions_outcome.error,
+            rise=check.rise,
+            fall=check.fall,
+            min_dwell=self.config.versions_min_dwell,
         )
         self.observations[name] = obs
         if health_due:
@@ -142,10 +146,15 @@ class Checker:
     # --- publishing ---------------------------------------------------------------------
 
     async def publish(self) -> None:
+        """Publish the whole snapshot if this checker holds the writer lease."""
+        if self.fence is None:
+            return
         now = self.clock()
-        heartbeat = CheckerHeartbeat(self.checker_id, now, self.started_at)
+        heartbeat = CheckerHeartbeat(self.checker_id, now, self.started_at, self.fence)
         observations = dict(self.observations)
-        await self.store.publish(self.config, observations, heartbeat)
+        if await self.store.publish(self.config, observations, heartbeat) is None:
+            self._lose_lease("the store refused the write: a newer writer holds the lease")
+            return
         self.published += 1
         self.last_published_at = now
         self.drains = await self.store.read_drains()
@@ -153,6 +162,38 @@ class Checker:
         for event in view_changes(self.view, view):
             log.info("%s", _describe_event(event), extra=event)
         self.view = view
+
+    def _lose_lease(self, why: str) -> None:
+        if self.fence is not None:
+            log.warning(
+                "checker %s is no longer the writer (%s); standing by",
+                self.checker_id,
+                why,
+                extra={"event": "lease_lost", "fence": self.fence},
+            )
+        self.fence = None
+
+    async def lease_loop(self) -> None:
+        """Hold the writer lease (take it when free, renew it when ours) every lease/3."""
+        lease = self.config.lease_seconds
+        while True:
+            try:
+                fence = await self.store.hold_lease(self.checker_id, lease)
+            except Exception as exc:  # Redis down: keep the token; a write will be fenced
+                log.warning("cannot renew the writer lease: %s", exc)
+            else:
+                if fence is None:
+                    self._lose_lease("another checker holds the lease")
+                elif fence != self.fence:
+                    log.info(
+                        "checker %s is the writer now (fence %d)",
+                        self.checker_id,
+                        fence,
+                        extra={"event": "lease_acquired", "fence": fence},
+                    )
+                    self.fence = fence
+                    self._changed.set()  # publish at once
+            await asyncio.sleep(lease / 3)
 
     async def publisher_loop(self) -> None:
         """Publish now, then after every change, and at least once a period (heartbeat)."""
@@ -168,6 +209,11 @@ class Checker:
             await asyncio.sleep(0.05)  # coalesce results that finish together
 
     async def run(self) -> None:
+        """Check every member forever; publish while this checker holds the writer lease.
+
+        Standby checkers keep checking too (hot standby), so a takeover publishes fresh
+        observations at once.
+        """
         limits = httpx.Limits(max_connections=8 * len(self.config.members) + 8)
         async with httpx.AsyncClient(follow_redirects=False, limits=limits) as client:
             # The first round is bounded by one period (see fetch_parsed's deadline), so the
@@ -176,11 +222,21 @@ class Checker:
                 *(self.check_member(client, name) for name in self.config.members),
                 return_exceptions=True,
             )
-            publisher = asyncio.create_task(self.publisher_loop())
-            loops = [
-                asyncio.create_task(self._later_loop(client, name)) for name in self.config.members
+            tasks = [
+                asyncio.create_task(self.lease_loop()),
+                asyncio.create_task(self.publisher_loop()),
+                *(asyncio.create_task(self._later_loop(client, n)) for n in self.config.members),
             ]
-            await asyncio.gather(publisher, *loops)
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                if self.fence is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(
+                            self.store.release_lease(self.checker_id, self.fence), 1.0
+                        )
 
     async def _later_loop(self, client: httpx.AsyncClient, name: str) -> None:
         check = self.config.check

@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -173,7 +174,13 @@ def run_checker(args: argparse.Namespace) -> int:
             _redacted(args.redis_url),
             args.key_prefix,
         )
-        await checker.run()
+        main = asyncio.current_task()
+        assert main is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, main.cancel)  # stop cleanly: release the lease
+        with contextlib.suppress(asyncio.CancelledError):
+            await checker.run()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())

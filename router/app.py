@@ -13,10 +13,11 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from router.metrics import instrument
+from router.pages import render_status_page
 from router.redirect import RedirectApp
 from router.snapshot import SnapshotHolder
 from shared.explain import explain
@@ -86,20 +87,31 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
                 }
         return JSONResponse({"active_hosts": hosts})
 
-    @api.get("/status.json")
-    async def status_json() -> JSONResponse:
-        """The full evaluated view this router serves from."""
+    def _status_doc() -> tuple[int, dict[str, Any]]:
+        """The evaluated view with this router's health and redirect counts (or 503 and why)."""
         view = holder.view
         if view is None:
             _ok, body = holder.health()
-            return JSONResponse({"error": body["reason"], "router": body}, status_code=503)
+            return 503, {"error": body["reason"], "router": body}
         doc = view.to_json()
         doc["router"] = holder.health()[1]
         doc["redirects"] = [
             {"member": member, "reason": reason, "count": count}
             for (member, reason), count in sorted(redirect.counts.items())
         ]
-        return JSONResponse(doc)
+        return 200, doc
+
+    @api.get("/status.json")
+    async def status_json() -> JSONResponse:
+        """The full evaluated view this router serves from."""
+        status_code, doc = _status_doc()
+        return JSONResponse(doc, status_code=status_code)
+
+    @api.get("/status", response_class=HTMLResponse)
+    async def status_page() -> HTMLResponse:
+        """The same document as /status.json, rendered for people."""
+        status_code, doc = _status_doc()
+        return HTMLResponse(render_status_page(doc), status_code=status_code)
 
     @api.get("/why")
     async def why(path: str, request: Request) -> JSONResponse:

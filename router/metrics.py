@@ -49,11 +49,17 @@ class RouterCollector(Collector):
             "fedredirect_router_checker_heartbeat_age_seconds",
             "age of the checker heartbeat in the view this router serves",
         )
+        outage = GaugeMetricFamily(
+            "fedredirect_router_outage_active",
+            "1 while the checker heartbeat is too old and outage.policy applies",
+        )
         if view is not None:
             fallback.add_metric([], 1.0 if view.fallback_active else 0.0)
+            outage.add_metric([], 1.0 if view.outage_active else 0.0)
             if view.heartbeat_age is not None:
                 heartbeat.add_metric([], view.heartbeat_age)
         yield fallback
+        yield outage
         yield heartbeat
         store_up = GaugeMetricFamily(
             "fedredirect_router_store_up", "1 if the last read of the store succeeded"

@@ -15,19 +15,24 @@ body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fafa
 h1{font-size:1.4em;margin:0 0 .6em}h2{font-size:1.1em;margin:1.2em 0 .4em}
 .banner{padding:.6em 1em;margin:.4em 0;border-radius:4px;border:1px solid #c62828;
 background:#ffebee;font-weight:600}
-.banner.warn{border-color:#ef6c00;background:#fff3e0}
-table{border-collapse:collapse;background:#fff}
+table{border-collapse:collapse;background:#fff;font-size:13px}
 th,td{border:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
 th{background:#eee}td.num{text-align:right;white-space:nowrap}
+td.reasons{min-width:12em}td.versions{min-width:24em}
+.versions .key{color:#555;font-size:.9em}.versions div{margin:.1em 0}
 .state{padding:.1em .5em;border-radius:3px;font-weight:600;white-space:nowrap}
 .state-eligible{background:#c8e6c9}.state-full{background:#ffe0b2}
 .state-version_mismatch{background:#fff59d}.state-drained{background:#d1c4e9}
 .state-stale,.state-unreachable,.state-unhealthy{background:#ffcdd2}
 .version-diff{background:#ffeb3b;outline:2px solid #f57f17;font-weight:600}
 .ref{color:#666;font-size:.9em}.prime{color:#b8860b}.muted{color:#777}
-code{font-size:.95em;word-break:break-all}dl{display:grid;grid-template-columns:max-content auto;
-gap:.2em 1em;margin:0}dt{font-weight:600}dd{margin:0}
+code{font-size:.95em;overflow-wrap:break-word}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em;margin:0}
+dt{font-weight:600}dd{margin:0}
 """
+
+
+_MISSING = "-"
 
 
 def _e(value: object) -> str:
@@ -46,7 +51,7 @@ def _age(seconds: float | None) -> str:
 
 def _num(value: float | int | None) -> str:
     if value is None:
-        return "–"
+        return _MISSING
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -61,8 +66,20 @@ def _page(title: str, body: str) -> str:
 
 def _banners(doc: Mapping[str, Any]) -> list[str]:
     """One banner per condition that changes where launches go or how far to trust this page."""
+    outage = doc.get("outage") or {}  # the checker heartbeat is too old: outage.policy applies
     conditions = [
-        ("banner-fallback", doc["fallback"]["active"], "Fallback active", doc["fallback"]["reason"]),
+        (
+            "banner-outage",
+            outage.get("active"),
+            "Checker outage",
+            outage.get("reason"),
+        ),
+        (
+            "banner-fallback",
+            doc["fallback"]["active"],
+            "Fallback active",
+            doc["fallback"]["reason"],
+        ),
         (
             "banner-gate",
             doc["version_gate"]["suspended"],
@@ -92,7 +109,7 @@ def _banners(doc: Mapping[str, Any]) -> list[str]:
 def _reference(ref: Mapping[str, Any]) -> str:
     versions = ref["versions"] or {}
     rows = "".join(
-        f"<dt>{_e(key)}</dt><dd><code>{_e(versions.get(key, '–'))}</code></dd>"
+        f"<dt>{_e(key)}</dt><dd><code>{_e(versions.get(key, _MISSING))}</code></dd>"
         for key in ref["compared_keys"]
     )
     stale = "yes: " + _e(ref["stale_reason"]) if ref["stale"] else "no"
@@ -105,17 +122,22 @@ def _reference(ref: Mapping[str, Any]) -> str:
     )
 
 
-def _version_cell(key: str, member: Mapping[str, Any], reference: Mapping[str, Any]) -> str:
-    value = (member["versions"] or {}).get(key)
-    ref_value = (reference["versions"] or {}).get(key)
+def _versions_cell(member: Mapping[str, Any], reference: Mapping[str, Any]) -> str:
+    """One line per compared key: the member's value, highlighted beside the reference's
+    when they differ ("*": versions not observed recently, so none can be trusted)."""
     differences = member["version_differences"]
-    shown = f"<code>{_e(value if value is not None else '–')}</code>"
-    if key in differences or "*" in differences:
-        why = "not observed recently" if "*" in differences else "differs from the reference"
-        shown = f'<span class="version-diff" data-key="{_e(key)}" title="{why}">{shown}</span>'
-    if value != ref_value:
-        shown += f' <span class="ref">ref <code>{_e(ref_value or "–")}</code></span>'
-    return f"<td>{shown}</td>"
+    lines = []
+    for key in reference["compared_keys"]:
+        value = (member["versions"] or {}).get(key)
+        ref_value = (reference["versions"] or {}).get(key)
+        shown = f"<code>{_e(value)}</code>" if value is not None else "not observed"
+        if key in differences or "*" in differences:
+            why = "not observed recently" if "*" in differences else "differs from the reference"
+            shown = f'<span class="version-diff" data-key="{_e(key)}" title="{why}">{shown}</span>'
+        if value != ref_value:
+            shown += f' <span class="ref">ref <code>{_e(ref_value or _MISSING)}</code></span>'
+        lines.append(f'<div><span class="key">{_e(key)}</span> {shown}</div>')
+    return f'<td class="versions">{"".join(lines) or _MISSING}</td>'
 
 
 def _shares(redirects: list[Mapping[str, Any]]) -> tuple[dict[str, int], int]:
@@ -130,17 +152,16 @@ def _member_row(
 ) -> str:
     reference = doc["reference"]
     prime = ' <span class="prime" title="prime">★ prime</span>' if m["prime"] else ""
-    reasons = "<br>".join(_e(r) for r in m["reasons"]) or '<span class="muted">–</span>'
+    reasons = "<br>".join(_e(r) for r in m["reasons"]) or '<span class="muted">-</span>'
     if m.get("last_error"):
         reasons += f'<br><span class="muted">last error: {_e(m["last_error"])}</span>'
-    versions = "".join(_version_cell(k, m, reference) for k in reference["compared_keys"])
     count = counts.get(name, 0)
-    share = f"{100 * count / total:.0f}% ({count})" if total else "– (0)"
+    share = f"{100 * count / total:.0f}% ({count})" if total else "- (0)"
     cells = [
         f"<td><b>{_e(name)}</b>{prime}<br><span class=muted>{_e(m['url'])}</span></td>",
         f'<td><span class="state state-{_e(m["state"])}">{_e(m["state"])}</span></td>',
-        f"<td>{reasons}</td>",
-        versions,
+        f'<td class="reasons">{reasons}</td>',
+        _versions_cell(m, reference),
         f'<td class="num">{_e(_num(m["total_pods"]))} / {_e(_num(m["quota"]))}</td>',
         f'<td class="num">{_e(_age(m["record_age_seconds"]))}</td>',
         f'<td class="num">{_e(_age(m["health_age_seconds"]))}</td>',
@@ -148,20 +169,15 @@ def _member_row(
         f'<td class="num">{_e(_num(m["weight"]))} → {_e(_num(m["effective_weight"]))}</td>',
         f'<td class="num">{_e(share)}</td>',
     ]
-    return (
-        f'<tr id="member-{_e(name)}" data-state="{_e(m["state"])}">' + "".join(cells) + "</tr>"
-    )
+    return f'<tr id="member-{_e(name)}" data-state="{_e(m["state"])}">' + "".join(cells) + "</tr>"
 
 
 def _members_table(doc: Mapping[str, Any]) -> str:
     counts, total = _shares(doc.get("redirects", []))
-    keys = doc["reference"]["compared_keys"]
-    head = ["member", "state", "reasons", *(f"version: {k}" for k in keys)]
+    head = ["member", "state", "reasons", "versions (vs the reference)"]
     head += ["pods / quota", "record age", "health age", "versions age", "weight → effective"]
     head.append(f"traffic share ({total} launches)")
-    rows = "\n".join(
-        _member_row(name, m, doc, counts, total) for name, m in doc["members"].items()
-    )
+    rows = "\n".join(_member_row(name, m, doc, counts, total) for name, m in doc["members"].items())
     header = "".join(f"<th>{_e(h)}</th>" for h in head)
     return f"<table><thead><tr>{header}</tr></thead>\n<tbody>\n{rows}\n</tbody></table>"
 

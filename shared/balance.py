@@ -15,7 +15,7 @@ from dataclasses import dataclass
 # Providers whose last path segment is a ref, with the minimum number of segments
 # (after the provider) for the last one to be a ref.
 _REF_PROVIDERS = {"gh": 3, "gist": 3, "gl": 2, "git": 2}
-_TWO_53 = float(2**53)
+_TWO_52 = float(2**52)
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,9 @@ def cache_key(path: str) -> str:
 def unit_hash(key: str, member: str) -> float:
     """A uniform hash of (key, member) mapped into the open interval (0, 1)."""
     digest = hashlib.blake2b(f"{key}\x00{member}".encode(), digest_size=8).digest()
-    # Keep the top 53 bits of the 64-bit hash: exactly representable, so h is never 0 or 1.
-    return ((int.from_bytes(digest, "big") >> 11) + 0.5) / _TWO_53
+    # Keep the top 52 bits of the 64-bit hash: x + 0.5 is then exactly representable, so
+    # h is never 0 or 1 (with 53 bits, (2**53 - 1) + 0.5 rounds up to 2**53).
+    return ((int.from_bytes(digest, "big") >> 12) + 0.5) / _TWO_52
 
 
 def rendezvous_score(key: str, target: Target) -> float:

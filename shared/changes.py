@@ -36,9 +36,13 @@ def view_changes(old: View | None, new: View) -> list[dict[str, Any]]:
                 "reason": ref.stale_reason,
             }
         )
-    for flag in ("gate_suspended", "fallback_active"):
+    reasons = {
+        "gate_suspended": new.gate_reason,
+        "fallback_active": new.fallback_reason,
+        "outage_active": new.outage_reason,
+    }
+    for flag, reason in reasons.items():
         was, now = (getattr(old, flag) if old else False), getattr(new, flag)
         if was != now:
-            reason = new.gate_reason if flag == "gate_suspended" else new.fallback_reason
             events.append({"event": flag, "old": was, "new": now, "reason": reason})
     return events

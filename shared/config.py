@@ -50,6 +50,9 @@ class CheckConfig(_Strict):
     timeout: float = Field(2.0, gt=0)
     failed_period: float = Field(300.0, gt=0)
     max_body_bytes: int = Field(1024 * 1024, gt=0)
+    rise: int = Field(2, ge=1, le=20)  # consecutive good /health answers before "healthy"
+    fall: int = Field(2, ge=1, le=20)  # consecutive bad /health answers before "failing"
+    lease: float | None = Field(None, gt=0)  # HA writer lease; None: 3 x period
 
 
 class MemberConfig(_Strict):
@@ -88,6 +91,14 @@ class VersionsConfig(_Strict):
     pinned: dict[str, str] | None = None
     keys: list[str] | None = None  # None: every key of the reference
     max_age: float | None = Field(None, gt=0)  # None: 3 x check.period
+    min_dwell: float | None = Field(None, ge=0)  # None: 2 x check.period
+
+
+class OutageConfig(_Strict):
+    """What routers do when the checker's heartbeat stops (checker or Redis down)."""
+
+    max_staleness: float | None = Field(None, gt=0)  # None: 3 x check.period
+    policy: Literal["keep", "all"] = "keep"
 
 
 class FederationConfig(_Strict):
@@ -102,6 +113,7 @@ class FederationConfig(_Strict):
     record_max_age: float | None = Field(None, gt=0)  # None: 3 x check.period
     fallback: FallbackPolicy | None = None  # None: prime if a member is prime, else all
     other_paths: OtherPaths = "proxy"
+    outage: OutageConfig = OutageConfig()
 
     @field_validator("members")
     @classmethod
@@ -157,6 +169,19 @@ class FederationConfig(_Strict):
         return self.versions.max_age or 3 * self.check.period
 
     @property
+    def versions_min_dwell(self) -> float:
+        v = self.versions.min_dwell
+        return 2 * self.check.period if v is None else v
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.check.lease or 3 * self.check.period
+
+    @property
+    def max_staleness(self) -> float:
+        return self.outage.max_staleness or 3 * self.check.period
+
+    @property
     def stale_after(self) -> float:
         return self.record_max_age or 3 * self.check.period
 
@@ -169,6 +194,11 @@ class ConfigError(Exception):
     """A configuration that cannot be served; the message names the file, key and problem."""
 
 
+def _is_zero(value: object) -> bool:
+    """Weight 0 exactly (``false`` is not a weight: validation rejects it as a wrong type)."""
+    return type(value) in (int, float) and value == 0
+
+
 def _drop_unused_members(raw: dict[str, Any], section: str, source: str) -> None:
     members = raw.get(section)
     if not isinstance(members, dict):
@@ -178,7 +208,7 @@ def _drop_unused_members(raw: dict[str, Any], section: str, source: str) -> None
         if entry is None:
             log.info("%s: %s.%s is null; dropped", source, section, name)
             del members[name]
-        elif isinstance(entry, dict) and entry.get("weight") == 0:
+        elif isinstance(entry, dict) and _is_zero(entry.get("weight")):
             log.info("%s: %s.%s has weight 0; dropped", source, section, name)
             del members[name]
 

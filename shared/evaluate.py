@@ -9,7 +9,7 @@ reason is kept so the status view shows all of them (a member can be full *and* 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from shared.balance import Target, cache_key, rendezvous_pick, weighted_random_pick
@@ -30,7 +30,7 @@ STATES: tuple[State, ...] = (
     "version_mismatch",
     "eligible",
 )
-DecisionReason = Literal["balancer", "cookie", "fallback"]
+DecisionReason = Literal["balancer", "cookie", "fallback", "outage"]
 
 
 # --- the rules, one named function each -------------------------------------------------
@@ -142,6 +142,8 @@ class View:
     targets: tuple[Target, ...]  # who receives launches now (eligible, or the fallback set)
     heartbeat: CheckerHeartbeat | None
     heartbeat_age: float | None
+    outage_active: bool = False  # the checker's heartbeat is too old: outage.policy applies
+    outage_reason: str | None = None
 
     def member(self, name: str) -> MemberView | None:
         return next((m for m in self.members if m.name == name), None)
@@ -222,7 +224,44 @@ def evaluate(
     heartbeat: CheckerHeartbeat | None,
     now: float,
 ) -> View:
-    """Evaluate every member and decide who receives launches. Pure: no I/O, no clock."""
+    """Evaluate every member and decide who receives launches. Pure: no I/O, no clock.
+
+    When the checker's heartbeat is older than ``outage.max_staleness`` (the checker or
+    Redis is down), ``outage.policy`` applies: ``keep`` serves the view as it was at the
+    last heartbeat; ``all`` sends launches to every member that is not drained, by weight.
+    """
+    age = _age(now, heartbeat.at if heartbeat else None)
+    if heartbeat is None or age is None or age <= config.max_staleness:
+        return _evaluate_at(config, observations, drains, heartbeat, now)
+    reason = f"checker heartbeat is {age:.0f}s old (max {config.max_staleness:.0f}s): " + (
+        "serving the last known good view"
+        if config.outage.policy == "keep"
+        else "sending launches to every member that is not drained"
+    )
+    if config.outage.policy == "keep":
+        frozen = _evaluate_at(config, observations, drains, heartbeat, heartbeat.at)
+        return replace(
+            frozen, evaluated_at=now, heartbeat_age=age, outage_active=True, outage_reason=reason
+        )
+    view = _evaluate_at(config, observations, drains, heartbeat, now)
+    targets = tuple(Target(m.name, m.url, m.weight) for m in view.members if m.state != "drained")
+    return replace(
+        view,
+        targets=targets,
+        fallback_active=False,
+        fallback_reason=None,
+        outage_active=True,
+        outage_reason=reason,
+    )
+
+
+def _evaluate_at(
+    config: FederationConfig,
+    observations: Mapping[str, MemberObservation],
+    drains: Mapping[str, Drain],
+    heartbeat: CheckerHeartbeat | None,
+    now: float,
+) -> View:
     reference = reference_version(config, observations, now)
     gate = not reference.stale
 
@@ -299,7 +338,12 @@ def pick(view: View, path: str, sticky_url: str | None, u: float) -> Decision:
         chosen = rendezvous_pick(cache_key(path), view.targets)
     if chosen is None:
         return Decision(None, None, None)
-    return Decision(chosen.name, chosen.url, "fallback" if view.fallback_active else "balancer")
+    reason: DecisionReason = "balancer"
+    if view.fallback_active:
+        reason = "fallback"
+    elif view.outage_active:
+        reason = "outage"
+    return Decision(chosen.name, chosen.url, reason)
 
 
 def view_to_json(view: View) -> dict[str, Any]:
@@ -323,6 +367,12 @@ def view_to_json(view: View) -> dict[str, Any]:
             "policy": view.fallback_policy,
             "active": view.fallback_active,
             "reason": view.fallback_reason,
+        },
+        "outage": {
+            "policy": view.config.outage.policy,
+            "max_staleness_seconds": view.config.max_staleness,
+            "active": view.outage_active,
+            "reason": view.outage_reason,
         },
         "targets": [t.name for t in view.targets],
         "checker": {

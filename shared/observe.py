@@ -3,6 +3,10 @@
 Versions and health are independent: a failed /versions fetch keeps the last observed
 versions (with their old timestamp, so their age shows), and a failed /health fetch never
 touches versions.
+
+Flap damping lives here too: a member's health verdict changes only after ``rise``
+consecutive good or ``fall`` consecutive bad answers (the first answer counts at once),
+and the versions that feed the reference settle only after ``min_dwell`` seconds unchanged.
 """
 
 from __future__ import annotations
@@ -25,17 +29,26 @@ def next_observation(
     health: HealthObservation | None,
     versions: dict[str, str] | None,
     versions_error: str | None,
+    rise: int = 1,
+    fall: int = 1,
+    min_dwell: float = 0.0,
 ) -> MemberObservation:
     """The record after one round; ``health`` None means /health was not due this round."""
     obs = previous or MemberObservation(member=member, checked_at=now)
     obs = replace(obs, checked_at=now)
     if health is not None:
-        obs = replace(obs, health=health)
+        streak = _streak(obs.health_streak, health.status == "ok")
+        verdict = damped_health(obs.health, health, streak, rise, fall)
+        obs = replace(obs, health=verdict, raw_health=health, health_streak=streak)
         if health.status == "ok":
             obs = replace(obs, healthy_at=now)
         elif health.reasons:
             obs = replace(obs, last_error=f"health: {health.reasons[0]}", last_error_at=now)
     if versions is not None:
+        if obs.versions is not None and versions != obs.versions:
+            obs = replace(
+                obs, settled_versions=settled_versions(obs, now, min_dwell), versions_changed_at=now
+            )
         obs = replace(obs, versions=dict(versions), versions_at=now, versions_error=None)
     elif versions_error is not None:
         obs = replace(
@@ -47,6 +60,45 @@ def next_observation(
     return obs
 
 
+def _streak(streak: int, ok: bool) -> int:
+    if ok:
+        return streak + 1 if streak > 0 else 1
+    return streak - 1 if streak < 0 else -1
+
+
+def damped_health(
+    verdict: HealthObservation | None,
+    answer: HealthObservation,
+    streak: int,
+    rise: int,
+    fall: int,
+) -> HealthObservation:
+    """The health verdict after one more answer: it flips only after enough in a row."""
+    if verdict is None:
+        return answer  # the first answer counts at once: no delay at start-up
+    if answer.status == "ok":
+        return answer if verdict.status == "ok" or streak >= rise else verdict
+    return answer if verdict.status != "ok" or -streak >= fall else verdict
+
+
+def settled_versions(
+    obs: MemberObservation | None, now: float, min_dwell: float
+) -> dict[str, str] | None:
+    """The versions that count for the reference: the latest once unchanged for
+    ``min_dwell`` seconds, else the ones settled before the latest change."""
+    if obs is None or obs.versions is None:
+        return None
+    changed = obs.versions_changed_at
+    if changed is None or obs.settled_versions is None or now - changed >= min_dwell:
+        return obs.versions
+    return obs.settled_versions
+
+
 def health_is_failing(obs: MemberObservation) -> bool:
-    """A failing member waits ``failed_period`` for its next /health (full is not failing)."""
-    return obs.health is not None and obs.health.status != "ok"
+    """A member whose verdict and latest answer are both bad waits ``failed_period`` for
+    its next /health; one that is rising or about to fall is rechecked every period."""
+    return (
+        obs.health is not None
+        and obs.health.status != "ok"
+        and (obs.raw_health is None or obs.raw_health.status != "ok")
+    )

@@ -21,7 +21,7 @@ class PayloadError(ValueError):
 def _decode_json(body: bytes, what: str) -> Any:
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         snippet = body[:60].decode("utf-8", "replace").replace("\n", " ")
         raise PayloadError(f"{what} body is not JSON: {snippet!r}") from None
 

@@ -53,6 +53,13 @@ class MemberObservation:
     last_error: str | None = None  # the latest error of either endpoint
     last_error_at: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Flap damping: ``health`` above is the verdict that counts; ``raw_health`` the latest
+    # answer; ``health_streak`` counts consecutive ok (> 0) or failed (< 0) answers.
+    raw_health: HealthObservation | None = None
+    health_streak: int = 0
+    # Reference dwell: when ``versions`` last changed, and what was settled before then.
+    versions_changed_at: float | None = None
+    settled_versions: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,11 +73,16 @@ class MemberObservation:
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
             "extra": self.extra,
+            "raw_health": self.raw_health.to_json() if self.raw_health else None,
+            "health_streak": self.health_streak,
+            "versions_changed_at": self.versions_changed_at,
+            "settled_versions": self.settled_versions,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MemberObservation:
         health = data.get("health")
+        raw = data.get("raw_health")
         return cls(
             member=data["member"],
             checked_at=float(data["checked_at"]),
@@ -82,6 +94,10 @@ class MemberObservation:
             last_error=data.get("last_error"),
             last_error_at=data.get("last_error_at"),
             extra=dict(data.get("extra") or {}),
+            raw_health=HealthObservation.from_json(raw) if raw else None,
+            health_streak=int(data.get("health_streak", 0)),
+            versions_changed_at=data.get("versions_changed_at"),
+            settled_versions=data.get("settled_versions"),
         )
 
 
@@ -108,6 +124,7 @@ class CheckerHeartbeat:
     checker_id: str
     at: float
     started_at: float
+    fence: int = 0  # the writer lease's fencing token under which this was published
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,4 +135,5 @@ class CheckerHeartbeat:
             checker_id=str(data["checker_id"]),
             at=float(data["at"]),
             started_at=float(data["started_at"]),
+            fence=int(data.get("fence", 0)),
         )

@@ -4,15 +4,19 @@ The rule that the replaced redirector got wrong: it refreshed the prime's versio
 when the prime passed its health check. Here versions are observed independently of
 health and fullness, the reference carries its age, and a reference older than
 ``versions.max_age`` (or missing) is *stale*, which suspends version gating (fail open).
+A new version becomes the reference only once it has been observed unchanged for
+``versions.min_dwell`` seconds, so a rolling deploy that flaps does not flap the reference.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared.config import FederationConfig, ReferencePolicy
+from shared.observe import settled_versions
 from shared.records import MemberObservation
 
 
@@ -85,6 +89,7 @@ def _prime_reference(
         if obs is not None and obs.versions_error:
             missing += f" ({obs.versions_error})"
         return Reference("prime", None, (), source, None, None, stale=True, stale_reason=missing)
+    settled = settled_versions(obs, now, config.versions_min_dwell) or obs.versions
     age = max(0.0, now - obs.versions_at)
     max_age = config.versions_max_age
     stale = age > max_age
@@ -95,8 +100,8 @@ def _prime_reference(
             reason += f": {obs.versions_error}"
     return Reference(
         "prime",
-        dict(obs.versions),
-        compared_keys(config, obs.versions),
+        dict(settled),
+        compared_keys(config, settled),
         source,
         obs.versions_at,
         age,
@@ -117,7 +122,10 @@ def _majority_reference(
     groups: dict[str, list[str]] = {}
     sample: dict[str, dict[str, str]] = {}
     for name in config.members:
-        versions = fresh_versions(observations.get(name), now, max_age)
+        obs = observations.get(name)
+        versions = fresh_versions(obs, now, max_age) and settled_versions(
+            obs, now, config.versions_min_dwell
+        )
         if versions is None:
             continue
         keys = compared_keys(config, versions)
@@ -137,13 +145,14 @@ def _majority_reference(
         )
 
     def rank(canon: str) -> tuple[float, int, str]:
-        weight = sum(config.members[n].weight for n in groups[canon])
+        # fsum is exactly rounded, so the sum (and a tie) does not depend on member order
+        weight = math.fsum(config.members[n].weight for n in groups[canon])
         return (-weight, -len(groups[canon]), canon)
 
     best = min(groups, key=rank)
     names = groups[best]
-    weight = sum(config.members[n].weight for n in names)
-    total = sum(m.weight for m in config.members.values())
+    weight = math.fsum(config.members[n].weight for n in names)
+    total = math.fsum(m.weight for m in config.members.values())
     observed_at = min(observations[n].versions_at or now for n in names)
     versions = sample[best]
     if config.versions.keys is not None:

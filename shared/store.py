@@ -8,7 +8,10 @@ Redis:
 - ``PREFIX:drains``: hash member -> JSON drain record, written by ``fedredirect drain``;
 - ``PREFIX:generation``: counter bumped by every write above; readers poll it cheaply;
 - channel ``PREFIX:changed``: the new generation, published on every write, so readers
-  learn of a change at once.
+  learn of a change at once;
+- ``PREFIX:leader`` (``CHECKER_ID|FENCE``, with a TTL) and ``PREFIX:fence``: the writer
+  lease of highly available checkers. Only the holder of the lease, with the newest fencing
+  token, can publish a snapshot: a paused old leader that wakes up is refused.
 """
 
 from __future__ import annotations
@@ -26,6 +29,38 @@ from shared.records import CheckerHeartbeat, Drain, MemberObservation
 SCHEMA = 1
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_PREFIX = "fedredirect"
+
+
+# Take the lease if free (SET PX with a new fencing token), renew it if ours; else -1.
+_LEASE = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local sep = string.find(cur, '|', 1, true)
+  if sep and string.sub(cur, 1, sep - 1) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return tonumber(string.sub(cur, sep + 1))
+  end
+  return -1
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'NX', 'PX', ARGV[2])
+return token
+"""
+
+# Publish only under the current lease and the newest fencing token.
+_FENCED_PUBLISH = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] .. '|' .. ARGV[2] then return -1 end
+if tonumber(redis.call('GET', KEYS[2])) ~= tonumber(ARGV[2]) then return -1 end
+redis.call('SET', KEYS[3], ARGV[3])
+local generation = redis.call('INCR', KEYS[4])
+redis.call('PUBLISH', ARGV[4], generation)
+return generation
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 @dataclass(frozen=True)
@@ -54,23 +89,45 @@ class Store:
         self.drains_key = f"{prefix}:drains"
         self.generation_key = f"{prefix}:generation"
         self.channel = f"{prefix}:changed"
+        self.leader_key = f"{prefix}:leader"
+        self.fence_key = f"{prefix}:fence"
 
     async def publish(
         self,
         config: FederationConfig,
         observations: dict[str, MemberObservation],
         heartbeat: CheckerHeartbeat,
-    ) -> int:
-        """Write the whole snapshot, bump the generation and notify, atomically."""
+    ) -> int | None:
+        """Write the whole snapshot, bump the generation and notify, atomically, if the
+        lease ``heartbeat.checker_id|heartbeat.fence`` is still current; else None."""
         doc = {
             "schema": SCHEMA,
             "config": config_to_json(config),
             "observations": {name: obs.to_json() for name, obs in observations.items()},
             "heartbeat": heartbeat.to_json(),
         }
-        return await self._write_and_bump(
-            lambda pipe: pipe.set(self.snapshot_key, json.dumps(doc, separators=(",", ":")))
-        )
+        keys = [self.leader_key, self.fence_key, self.snapshot_key, self.generation_key]
+        args: list[str | int] = [
+            heartbeat.checker_id,
+            heartbeat.fence,
+            json.dumps(doc, separators=(",", ":")),
+            self.channel,
+        ]
+        result = await self.client.eval(_FENCED_PUBLISH, len(keys), *keys, *args)
+        return None if int(result) < 0 else int(result)
+
+    async def hold_lease(self, checker_id: str, ttl: float) -> int | None:
+        """Take or renew the writer lease; the fencing token if held, else None."""
+        keys = [self.leader_key, self.fence_key]
+        result = await self.client.eval(_LEASE, 2, *keys, checker_id, int(ttl * 1000))
+        return None if int(result) < 0 else int(result)
+
+    async def release_lease(self, checker_id: str, fence: int) -> None:
+        await self.client.eval(_RELEASE, 1, self.leader_key, f"{checker_id}|{fence}")
+
+    async def leader(self) -> str | None:
+        value = await self.client.get(self.leader_key)
+        return value.decode() if isinstance(value, bytes) else value
 
     async def set_drain(self, drain: Drain) -> int:
         return await self._write_and_bump(

@@ -165,7 +165,7 @@ def test_events_match_the_differences(
     expected = {
         m.name
         for m in after.members
-        if before.member(m.name) is None or before.member(m.name).state != m.state  # type: ignore[union-attr]
+        if (previous := before.member(m.name)) is None or previous.state != m.state
     }
     assert changed == expected
     ref_changed = (before.reference.versions, before.reference.stale) != (

@@ -15,7 +15,7 @@ from shared.config import ConfigError, FederationConfig, load_config, parse_conf
 LEGACY_EXAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "legacy-config.example.json"
 
 
-def member(name: str, weight: float = 10, **extra: Any) -> dict[str, Any]:
+def member(name: str, weight: Any = 10, **extra: Any) -> dict[str, Any]:
     return {"url": f"https://{name}.example.org", "weight": weight, **extra}
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -117,12 +115,18 @@ def test_health_failure() -> None:
     assert health_failure("HTTP 500", False, T0).status == "unhealthy"
 
 
+def after_health(health: HealthObservation) -> MemberObservation:
+    return next_observation(
+        first_round(), "alpha", T0 + 10, health=health, versions=None, versions_error=None
+    )
+
+
 def test_health_is_failing() -> None:
     assert not health_is_failing(first_round())
-    full = replace(first_round(), health=HealthObservation("ok", (), 200, 100, T0))
+    full = after_health(HealthObservation("ok", (), 200, 100, T0 + 10))
     assert not health_is_failing(full)  # full is not failing: keep polling at the normal period
-    assert health_is_failing(replace(first_round(), health=health_failure("x", True, T0)))
-    assert health_is_failing(replace(first_round(), health=health_failure("x", False, T0)))
+    assert health_is_failing(after_health(health_failure("x", True, T0 + 10)))
+    assert health_is_failing(after_health(health_failure("x", False, T0 + 10)))
     assert not health_is_failing(MemberObservation("a", T0))
 
 

@@ -27,6 +27,7 @@ from tests.unit.test_evaluate import (
     V2,
     make_config,
     make_obs,
+    member_of,
     observe_all,
     run,
     states,
@@ -36,11 +37,11 @@ from tests.unit.test_evaluate import (
 V3 = {"binderhub": "3.0", "builder": "r2d:3"}
 
 
-def prime_obs(status: str, **kwargs: Any) -> MemberObservation:
+def prime_obs(status: str | None, **kwargs: Any) -> MemberObservation:
     """The prime as observed, where ``status`` may also be "full"."""
     if status == "full":
         return make_obs("alpha", pods=FULL_PODS, **kwargs)
-    return make_obs("alpha", status=status, **kwargs)  # type: ignore[arg-type]
+    return make_obs("alpha", status=status, **kwargs)
 
 
 # --- prime --------------------------------------------------------------------------------
@@ -66,7 +67,7 @@ def test_freshly_observed_prime_versions_change_the_reference_whatever_its_healt
 ) -> None:
     config = make_config()
     before = observe_all(config, versions=V1)
-    after = before | {"alpha": prime_obs(status, versions=V2)}  # type: ignore[arg-type]
+    after = before | {"alpha": prime_obs(status, versions=V2)}
     assert reference_version(config, before, NOW).versions == V1
     ref = reference_version(config, after, NOW)
     assert ref.versions == V2
@@ -106,7 +107,7 @@ def test_prime_reference_is_stale_exactly_when_its_versions_are_old_or_missing(
     config = make_config(check={"period": period}, versions=versions)
     limit = max_age if max_age is not None else 3 * period
     assert config.versions_max_age == limit
-    alpha = prime_obs(  # type: ignore[arg-type]
+    alpha = prime_obs(
         status,
         versions=None if versions_age is None else V2,
         versions_age=versions_age or 0.0,
@@ -215,7 +216,7 @@ def test_majority_ignores_old_versions() -> None:
     ref = reference_version(config, obs, NOW)
     assert ref.versions == V1
     view = run(config, obs)
-    assert view.member("a").excluded_by == ("version_mismatch",)  # type: ignore[union-attr]
+    assert member_of(view, "a").excluded_by == ("version_mismatch",)
 
 
 def test_majority_counts_unhealthy_and_full_members() -> None:
@@ -381,15 +382,15 @@ def test_narrowed_keys_ignore_differences_in_other_keys(versions: dict[str, Any]
     assert view.reference.versions is not None
     assert view.reference.versions["binderhub"] == "1.0"
     assert states(view) == {"alpha": "eligible", "beta": "eligible", "gamma": "version_mismatch"}
-    assert view.member("beta").version_differences == ()  # type: ignore[union-attr]
-    assert view.member("gamma").version_differences == ("binderhub",)  # type: ignore[union-attr]
+    assert member_of(view, "beta").version_differences == ()
+    assert member_of(view, "gamma").version_differences == ("binderhub",)
 
 
 def test_without_narrowing_every_key_is_compared() -> None:
     config = make_config({"alpha": 50, "beta": 20})
     obs = {"alpha": make_obs("alpha", versions=V1), "beta": make_obs("beta", versions=V1B)}
     view = run(config, obs)
-    assert view.member("beta").version_differences == ("builder",)  # type: ignore[union-attr]
+    assert member_of(view, "beta").version_differences == ("builder",)
     assert states(view)["beta"] == "version_mismatch"
 
 

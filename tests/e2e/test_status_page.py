@@ -1,0 +1,116 @@
+"""/status as an operator sees it: real members, checker, router, and a headless Chromium.
+
+Chromium is a hard requirement of this test (Debian package ``chromium``): a missing
+browser fails it, so CI cannot go green without ever rendering the page.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fedredirect.simulator import MemberSimState
+from tests.support.dom import Dom
+from tests.support.members import running_members
+from tests.support.procs import checker, launch, router, status, wait_for, write_config
+
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+# Headless, as root, with no network beyond 127.0.0.1: all of these are needed here.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.fail(
+            "headless Chromium is required for this test: install Debian's `chromium` package "
+            "(apt-get install -y chromium)"
+        )
+    return found
+
+
+def _run_chromium(profile: Path, *args: str) -> str:
+    answer = subprocess.run(
+        [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert answer.returncode == 0, f"chromium failed: {answer.stderr[-2000:]}"
+    return answer.stdout
+
+
+@pytest.fixture
+def stack(redis_url: str, key_prefix: str, tmp_path: Path) -> Iterator[dict[str, object]]:
+    """alpha (prime) eligible, beta full, gamma on another binderhub version."""
+    states = {n: MemberSimState(n) for n in ("alpha", "beta", "gamma")}
+    with running_members(*states.values()) as servers:
+        members = dict(zip(states, servers, strict=True))
+        config = write_config(
+            tmp_path / "federation.yaml",
+            {
+                "alpha": (members["alpha"], 50.0, True),
+                "beta": (members["beta"], 30.0, False),
+                "gamma": (members["gamma"], 20.0, False),
+            },
+        )
+        with (
+            checker(config, redis_url, key_prefix, tmp_path / "checker.log"),
+            router(redis_url, key_prefix, tmp_path / "router.log") as url,
+        ):
+            wait_for(lambda: len(status(url)["targets"]) == 3, 30, "all three members eligible")
+            with httpx.Client() as client:  # some traffic, so the share column has numbers
+                for i in range(30):
+                    assert launch(client, url, f"/build/gh/org/repo{i}/HEAD").status_code == 307
+            members["beta"].state.total_pods = 100
+            members["gamma"].state.binderhub_version = "9.9.9"
+
+            def degraded() -> bool:
+                doc = status(url)["members"]
+                return bool(
+                    doc["beta"]["state"] == "full" and doc["gamma"]["state"] == "version_mismatch"
+                )
+
+            wait_for(degraded, 30, "beta full and gamma version_mismatch in /status.json")
+            yield {"router": url, "tmp": tmp_path}
+
+
+def test_status_page_renders_full_and_mismatched_members_in_chromium(
+    stack: dict[str, object],
+) -> None:
+    url = f"{stack['router']}/status"
+    tmp: Path = stack["tmp"]  # type: ignore[assignment]
+    assert httpx.get(url).headers["content-type"].startswith("text/html")
+
+    dom = Dom(_run_chromium(tmp / "profile-dom", "--dump-dom", url))
+    beta, gamma, alpha = (dom.by_id(f"member-{n}") for n in ("beta", "gamma", "alpha"))
+    assert beta is not None and gamma is not None and alpha is not None, "member rows missing"
+    assert beta[0]["data-state"] == "full"
+    assert "full:" in beta[1] and "100 / 100" in beta[1]
+    assert [text for _attrs, text in dom.by_class("state-full")] == ["full"]
+    assert gamma[0]["data-state"] == "version_mismatch"
+    assert alpha[0]["data-state"] == "eligible" and "prime" in alpha[1]
+    diffs = dom.by_class("version-diff")
+    assert [(attrs["data-key"], text) for attrs, text in diffs] == [("binderhub", "9.9.9")]
+    assert dom.by_class("banner") == []
+
+    OUTPUT.mkdir(exist_ok=True)
+    shot = OUTPUT / "status-page.png"
+    shot.unlink(missing_ok=True)
+    _run_chromium(tmp / "profile-shot", f"--screenshot={shot}", "--window-size=1400,900", url)
+    assert shot.exists(), f"chromium wrote no screenshot at {shot}"
+    assert shot.stat().st_size > 10_000, f"screenshot {shot} is only {shot.stat().st_size} bytes"

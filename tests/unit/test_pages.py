@@ -1,0 +1,204 @@
+"""render_status_page on hand-built /status.json documents, read back with html.parser."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from router.pages import render_status_page
+from tests.support.dom import Dom
+
+REF = {"binderhub": "1.0.0", "builder": "r2d:2024.07.0"}
+
+
+def _member(state: str = "eligible", **changes: Any) -> dict[str, Any]:
+    member: dict[str, Any] = {
+        "url": "https://example.org",
+        "weight": 50.0,
+        "effective_weight": 50.0 if state == "eligible" else 0.0,
+        "prime": False,
+        "state": state,
+        "eligible": state == "eligible",
+        "reasons": [],
+        "excluded_by": [],
+        "versions": dict(REF),
+        "version_differences": [],
+        "total_pods": 10,
+        "quota": 100,
+        "record_age_seconds": 0.4,
+        "health_age_seconds": 0.4,
+        "versions_age_seconds": 12.0,
+        "last_error": None,
+    }
+    member.update(changes)
+    return member
+
+
+BASE: dict[str, Any] = {
+    "evaluated_at": 1_700_000_000.0,
+    "reference": {
+        "policy": "prime",
+        "versions": REF,
+        "compared_keys": ["binderhub", "builder"],
+        "source": "prime alpha",
+        "observed_at": 1_699_999_990.0,
+        "age_seconds": 10.0,
+        "max_age_seconds": 3600.0,
+        "stale": False,
+        "stale_reason": None,
+    },
+    "version_gate": {"suspended": False, "reason": None},
+    "fallback": {"policy": "prime", "active": False, "reason": None},
+    "targets": ["alpha"],
+    "checker": {"checker_id": "checker-1", "heartbeat_age_seconds": 0.5},
+    "members": {"alpha": _member(prime=True)},
+    "router": {
+        "view_age_seconds": 0.2,
+        "max_view_age_seconds": 5.0,
+        "store_error": None,
+        "generation": 7,
+        "checker_heartbeat_age_seconds": 0.5,
+        "reason": None,
+    },
+    "redirects": [
+        {"member": "alpha", "reason": "balancer", "count": 3},
+        {"member": "alpha", "reason": "cookie", "count": 1},
+    ],
+}
+
+
+def _doc(**changes: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(BASE)
+    doc.update(changes)
+    return doc
+
+
+BANNERS = (
+    "banner-outage",
+    "banner-fallback",
+    "banner-gate",
+    "banner-stale-reference",
+    "banner-store",
+)
+
+
+def test_a_healthy_federation_shows_no_banner_and_a_refreshing_page() -> None:
+    page = render_status_page(_doc())
+    dom = Dom(page)
+    assert dom.by_class("banner") == []
+    assert '<meta http-equiv="refresh" content="5">' in page
+    row = dom.by_id("member-alpha")
+    assert row is not None and row[0]["data-state"] == "eligible"
+    assert "prime" in row[1] and "100% (4)" in row[1]
+
+
+@pytest.mark.parametrize(
+    ("banner", "changes", "reason"),
+    [
+        (
+            "banner-outage",
+            {
+                "outage": {
+                    "policy": "keep",
+                    "active": True,
+                    "reason": "checker heartbeat is 90s old",
+                }
+            },
+            "checker heartbeat is 90s old",
+        ),
+        (
+            "banner-fallback",
+            {"fallback": {"policy": "prime", "active": True, "reason": "no member is eligible"}},
+            "no member is eligible",
+        ),
+        (
+            "banner-gate",
+            {"version_gate": {"suspended": True, "reason": "gating would exclude everyone"}},
+            "gating would exclude everyone",
+        ),
+        (
+            "banner-stale-reference",
+            {
+                "reference": {
+                    **BASE["reference"],
+                    "stale": True,
+                    "stale_reason": "prime versions 4000s old",
+                }
+            },
+            "prime versions 4000s old",
+        ),
+        (
+            "banner-store",
+            {"router": {**BASE["router"], "store_error": "ConnectionError: refused"}},
+            "ConnectionError: refused",
+        ),
+    ],
+)
+def test_each_banner_appears_exactly_when_its_flag_is_set(
+    banner: str, changes: dict[str, Any], reason: str
+) -> None:
+    dom = Dom(render_status_page(_doc(**changes)))
+    found = dom.by_id(banner)
+    assert found is not None and "banner" in found[0]["class"].split()
+    assert reason in found[1]
+    assert [b for b in BANNERS if b != banner and dom.by_id(b)] == []
+
+
+def test_a_full_member_row_shows_its_state_and_reason() -> None:
+    reason = "full: 98 pods + headroom 2 >= quota 100"
+    members = {
+        "alpha": _member(prime=True),
+        "beta": _member("full", reasons=[reason], excluded_by=["full"], total_pods=98),
+    }
+    dom = Dom(render_status_page(_doc(members=members)))
+    row = dom.by_id("member-beta")
+    assert row is not None
+    assert row[0]["data-state"] == "full"
+    assert reason in row[1] and "98 / 100" in row[1]
+    assert any(text == "full" for _attrs, text in dom.by_class("state-full"))
+    assert "0% (0)" in row[1]
+
+
+def test_only_the_differing_version_key_is_highlighted() -> None:
+    members = {
+        "alpha": _member(prime=True),
+        "beta": _member(
+            "version_mismatch",
+            versions={**REF, "binderhub": "9.9.9"},
+            version_differences=["binderhub"],
+        ),
+    }
+    dom = Dom(render_status_page(_doc(members=members)))
+    diffs = dom.by_class("version-diff")
+    assert [(attrs["data-key"], text) for attrs, text in diffs] == [("binderhub", "9.9.9")]
+    row = dom.by_id("member-beta")
+    assert row is not None and "ref 1.0.0" in row[1]
+
+
+def test_versions_not_observed_recently_highlight_every_compared_key() -> None:
+    members = {"alpha": _member(prime=True, versions=None, version_differences=["*"])}
+    dom = Dom(render_status_page(_doc(members=members)))
+    assert sorted(a["data-key"] for a, _ in dom.by_class("version-diff")) == sorted(REF)
+
+
+def test_a_malicious_reason_is_escaped() -> None:
+    evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    members = {
+        "alpha": _member(prime=True),
+        '"><b>': _member("unhealthy", reasons=[evil], last_error=evil),
+    }
+    page = render_status_page(_doc(members=members))
+    dom = Dom(page)
+    assert dom.scripts == 0 and "<script>" not in page and "<img" not in page
+    assert "&lt;script&gt;" in page
+    row = dom.by_id('member-"><b>')
+    assert row is not None and evil in row[1]
+
+
+def test_the_no_view_document_renders_its_reason() -> None:
+    doc = {"error": "no snapshot in the store yet (is the checker up?)", "router": {}}
+    dom = Dom(render_status_page(doc))
+    found = dom.by_id("banner-no-view")
+    assert found is not None and "is the checker up?" in found[1]
