@@ -72,20 +72,27 @@ def stack(redis_url: str, key_prefix: str, tmp_path: Path) -> Iterator[dict[str,
             checker(config, redis_url, key_prefix, tmp_path / "checker.log"),
             router(redis_url, key_prefix, tmp_path / "router.log") as url,
         ):
-            wait_for(lambda: len(status(url)["targets"]) == 3, 30, "all three members eligible")
-            with httpx.Client() as client:  # some traffic, so the share column has numbers
-                for i in range(30):
-                    assert launch(client, url, f"/build/gh/org/repo{i}/HEAD").status_code == 307
-            members["beta"].state.total_pods = 100
-            members["gamma"].state.binderhub_version = "9.9.9"
+            try:
+                wait_for(lambda: len(status(url)["targets"]) == 3, 30, "three eligible members")
+                with httpx.Client() as client:  # some traffic, so the share column has numbers
+                    for i in range(30):
+                        assert launch(client, url, f"/build/gh/org/r{i}/HEAD").status_code == 307
+                members["beta"].state.total_pods = 100
+                members["gamma"].state.binderhub_version = "9.9.9"
 
-            def degraded() -> bool:
-                doc = status(url)["members"]
-                return bool(
-                    doc["beta"]["state"] == "full" and doc["gamma"]["state"] == "version_mismatch"
-                )
+                def degraded() -> bool:
+                    doc = status(url)["members"]
+                    return bool(
+                        doc["beta"]["state"] == "full"
+                        and doc["gamma"]["state"] == "version_mismatch"
+                    )
 
-            wait_for(degraded, 30, "beta full and gamma version_mismatch in /status.json")
+                wait_for(degraded, 30, "beta full and gamma version_mismatch in /status.json")
+            except AssertionError as exc:
+                logs = {
+                    n: (tmp_path / n).read_text()[-1500:] for n in ("checker.log", "router.log")
+                }
+                raise AssertionError(f"{exc}\nlog tails: {logs}") from exc
             yield {"router": url, "tmp": tmp_path}
 
 

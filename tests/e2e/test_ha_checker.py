@@ -1,0 +1,157 @@
+"""Highly available checkers: exactly one writer, takeover within lease + period, fencing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from fedredirect.simulator import MemberSimState
+from tests.support.members import running_members
+from tests.support.procs import checker, wait_for, write_config
+
+PERIOD = 0.3
+LEASE = 1.5
+
+
+class SnapshotWatcher:
+    """Records (time, checker_id, fence) of every snapshot published, from pub/sub."""
+
+    def __init__(self, redis_url: str, prefix: str) -> None:
+        self.client = redis.Redis.from_url(redis_url)
+        self.prefix = prefix
+        self.seen: list[tuple[float, str, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        pubsub = self.client.pubsub()
+        pubsub.subscribe(f"{self.prefix}:changed")
+        while not self._stop.is_set():
+            message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+            if message is None:
+                continue
+            raw = self.client.get(f"{self.prefix}:snapshot")
+            if raw:
+                heartbeat = json.loads(raw)["heartbeat"]
+                self.seen.append((time.monotonic(), heartbeat["checker_id"], heartbeat["fence"]))
+        pubsub.close()
+
+    def __enter__(self) -> SnapshotWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.client.close()
+
+    def writers_since(self, t: float) -> set[str]:
+        return {who for at, who, _ in self.seen if at >= t}
+
+
+@pytest.fixture
+def federation(tmp_path: Path) -> Iterator[Path]:
+    with running_members(MemberSimState("alpha"), MemberSimState("beta")) as (a, b):
+        yield write_config(
+            tmp_path / "f.yaml",
+            {"alpha": (a, 10.0, True), "beta": (b, 10.0, False)},
+            check={"period": PERIOD, "timeout": 0.5, "jitter": 0.0, "lease": LEASE},
+        )
+
+
+def leader(redis_url: str, prefix: str) -> str | None:
+    with redis.Redis.from_url(redis_url) as client:
+        value = client.get(f"{prefix}:leader")
+    return value.decode() if value else None
+
+
+def test_one_writer_and_takeover_when_the_leader_dies(
+    federation: Path, redis_url: str, key_prefix: str, tmp_path: Path
+) -> None:
+    with (
+        SnapshotWatcher(redis_url, key_prefix) as watch,
+        checker(federation, redis_url, key_prefix, tmp_path / "c1.log") as c1,
+        checker(federation, redis_url, key_prefix, tmp_path / "c2.log") as c2,
+    ):
+        first = wait_for(lambda: leader(redis_url, key_prefix), what="a leader")
+        pid = int(first.split("|")[0].rsplit(":", 1)[1])
+        wait_for(lambda: len(watch.seen) >= 5, what="snapshots flowing")
+        steady = time.monotonic()
+        wait_for(lambda: len([s for s in watch.seen if s[0] > steady]) >= 5, what="more")
+        assert len(watch.writers_since(0)) == 1  # never two writers
+        victim, survivor = (c1, c2) if c1.pid == pid else (c2, c1)
+        assert victim.pid == pid
+        os.kill(victim.pid, signal.SIGKILL)  # dies without releasing its lease
+        killed = time.monotonic()
+        wait_for(
+            lambda: watch.writers_since(killed),
+            timeout=LEASE + 5 * PERIOD + 2,
+            what="the standby takes over",
+        )
+        takeover = next(at for at, _, _ in watch.seen if at >= killed) - killed
+        print(f"takeover after leader SIGKILL: {takeover:.2f}s (lease {LEASE}s, period {PERIOD}s)")
+        assert takeover <= LEASE + 2 * PERIOD + 0.5
+        new_writer = watch.writers_since(killed)
+        assert len(new_writer) == 1 and str(survivor.pid) in next(iter(new_writer))
+        fences = [fence for _, _, fence in watch.seen]
+        assert fences == sorted(fences) and fences[-1] > fences[0]
+
+
+def test_a_paused_old_leader_cannot_overwrite_the_new_one(
+    federation: Path, redis_url: str, key_prefix: str, tmp_path: Path
+) -> None:
+    with (
+        SnapshotWatcher(redis_url, key_prefix) as watch,
+        checker(federation, redis_url, key_prefix, tmp_path / "c1.log") as c1,
+        checker(federation, redis_url, key_prefix, tmp_path / "c2.log") as c2,
+    ):
+        first = wait_for(lambda: leader(redis_url, key_prefix), what="a leader")
+        pid = int(first.split("|")[0].rsplit(":", 1)[1])
+        old, other = (c1, c2) if c1.pid == pid else (c2, c1)
+        os.kill(old.pid, signal.SIGSTOP)  # paused, not dead: it still believes it leads
+        try:
+            paused = time.monotonic()
+            wait_for(
+                lambda: any(str(other.pid) in w for w in watch.writers_since(paused)),
+                timeout=LEASE + 5,
+                what="the other checker takes over",
+            )
+        finally:
+            os.kill(old.pid, signal.SIGCONT)
+        resumed = time.monotonic()
+        # let the old leader run several of its periods; none of its writes may land
+        wait_for(lambda: len([s for s in watch.seen if s[0] > resumed]) >= 8, what="snapshots")
+        assert watch.writers_since(resumed) == {next(iter(watch.writers_since(resumed)))}
+        assert str(old.pid) not in next(iter(watch.writers_since(resumed)))
+        fences = [fence for _, _, fence in watch.seen]
+        assert fences == sorted(fences)
+        log = (tmp_path / f"c{1 if old is c1 else 2}.log").read_text()
+        assert "no longer the writer" in log
+
+
+def test_clean_stop_hands_over_at_once(
+    federation: Path, redis_url: str, key_prefix: str, tmp_path: Path
+) -> None:
+    with (
+        SnapshotWatcher(redis_url, key_prefix) as watch,
+        checker(federation, redis_url, key_prefix, tmp_path / "c1.log") as c1,
+        checker(federation, redis_url, key_prefix, tmp_path / "c2.log") as c2,
+    ):
+        first = wait_for(lambda: leader(redis_url, key_prefix), what="a leader")
+        pid = int(first.split("|")[0].rsplit(":", 1)[1])
+        old = c1 if c1.pid == pid else c2
+        stopped = time.monotonic()
+        old.terminate()  # SIGTERM: the checker releases its lease on the way out
+        old.wait(10)
+        wait_for(lambda: watch.writers_since(stopped), timeout=LEASE + 2, what="handover")
+        handover = next(at for at, _, _ in watch.seen if at >= stopped) - stopped
+        print(f"handover after a clean stop: {handover:.2f}s")
+        assert handover < LEASE  # released, not expired
