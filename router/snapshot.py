@@ -52,10 +52,12 @@ class SnapshotHolder:
             self.synced_at = self.clock()
             return False
         snapshot = await self.store.read()
-        self.synced_at = self.clock()
         if snapshot is None:
+            if self.snapshot is not None:  # e.g. Redis restarted empty: keep what we have
+                raise LookupError("the store holds no snapshot (restarted empty?)")
             return False
         self.snapshot = snapshot
+        self.synced_at = self.clock()
         return True
 
     async def run(self) -> None:

@@ -57,6 +57,7 @@ def _run_chromium(profile: Path, *args: str) -> str:
 @pytest.fixture
 def stack(redis_url: str, key_prefix: str, tmp_path: Path) -> Iterator[dict[str, object]]:
     """alpha (prime) eligible, beta full, gamma on another binderhub version."""
+    _chromium()  # fail before starting anything when the browser is missing
     states = {n: MemberSimState(n) for n in ("alpha", "beta", "gamma")}
     with running_members(*states.values()) as servers:
         members = dict(zip(states, servers, strict=True))
@@ -121,3 +122,12 @@ def test_status_page_renders_full_and_mismatched_members_in_chromium(
     _run_chromium(tmp / "profile-shot", f"--screenshot={shot}", "--window-size=1400,900", url)
     assert shot.exists(), f"chromium wrote no screenshot at {shot}"
     assert shot.stat().st_size > 10_000, f"screenshot {shot} is only {shot.stat().st_size} bytes"
+
+
+def test_status_page_without_a_view_is_a_503_saying_why(redis_url: str, key_prefix: str) -> None:
+    with router(redis_url, key_prefix) as url:
+        response = httpx.get(f"{url}/status")
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("text/html")
+    found = Dom(response.text).by_id("banner-no-view")
+    assert found is not None and "no snapshot" in found[1]
