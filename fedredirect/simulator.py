@@ -61,6 +61,8 @@ class MemberSimState:
     registry_ok: bool = True
     fault: str | None = None
     delay: float = 0.0
+    flap: bool = False  # each /health answer alternates healthy / unhealthy
+    flap_versions: str | None = None  # each /versions answer alternates with this version
 
 
 _FIELD_TYPES = typing.get_type_hints(MemberSimState)
@@ -194,8 +196,13 @@ def build_app(state: MemberSimState, hits: Counter[str] | None = None) -> Starle
         if state.fault is not None:
             return await _fault_response(state.fault, request)
         if request.url.path == "/versions":
+            if state.flap_versions is not None and hits["/versions"] % 2 == 0:
+                alternate = dataclasses.replace(state, binderhub_version=state.flap_versions)
+                return JSONResponse(versions_payload(alternate))
             return JSONResponse(versions_payload(state))
         status, body = health_payload(state)
+        if state.flap:  # the next answer will be the other one
+            state.hub_ok = not state.hub_ok
         return JSONResponse(body, status_code=status)
 
     async def sim(request: Request) -> Response:
