@@ -186,3 +186,63 @@ async def test_snapshot_is_published_whole_with_heartbeat(redis_url: str, key_pr
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
             await pubsub.aclose()
             assert message is not None and int(message["data"]) > first
+
+
+async def test_tls_failure_is_unreachable_with_the_reason(redis_url: str, key_prefix: str) -> None:
+    with _members(MemberSimState("plain")) as (plain,):
+        store = Store(connect(redis_url), key_prefix)
+        url = plain.url.replace("http://", "https://")  # a TLS client against a plain server
+        config = parse_config(
+            {"members": {"plain": {"url": url, "weight": 1}}, "check": {"timeout": 1, "retries": 0}}
+        )
+        checker = Checker(config, store)
+        import httpx
+
+        async with httpx.AsyncClient() as client:
+            await checker.check_member(client, "plain")
+        await store.client.aclose()
+        obs = checker.observations["plain"]
+        assert obs.health is not None and obs.health.status == "unreachable"
+        assert "connection failed" in obs.health.reasons[0]
+        assert "SSL" in obs.health.reasons[0] or "ssl" in obs.health.reasons[0].lower()
+
+
+_DNS_PROBE = """
+import asyncio, httpx
+from checker.service import Checker
+from shared.config import parse_config
+from shared.store import Store, connect
+
+config = parse_config({"members": {"ghost": {"url": "http://member.does-not-exist.invalid",
+                       "weight": 1}}, "check": {"timeout": 1, "retries": 1, "period": 5}})
+checker = Checker(config, Store(connect("redis://127.0.0.1:1/0")))
+
+async def main():
+    async with httpx.AsyncClient() as client:
+        await checker.check_member(client, "ghost")
+    obs = checker.observations["ghost"]
+    print(obs.health.status, "|", obs.health.reasons[0])
+
+asyncio.run(main())
+"""
+
+
+def test_a_name_that_does_not_resolve_is_unreachable() -> None:
+    """Run in a fresh network namespace with no route out (`unshare --net`), so the DNS
+    lookup fails on this machine and no query can leave it."""
+    import shutil
+    import subprocess
+    import sys
+
+    unshare = shutil.which("unshare")
+    assert unshare, "util-linux's unshare is needed for the DNS failure test"
+    proc = subprocess.run(
+        [unshare, "--net", sys.executable, "-c", _DNS_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    status, reason = proc.stdout.strip().split(" | ", 1)
+    assert status == "unreachable"
+    assert "connection failed" in reason and ("resolution" in reason or "known" in reason), reason
