@@ -20,8 +20,10 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel
 
 from shared.config import FederationConfig, config_from_json, config_to_json
 from shared.records import CheckerHeartbeat, Drain, MemberObservation
@@ -75,10 +77,59 @@ class Snapshot:
 
 
 def connect(url: str, timeout: float = 2.0) -> aioredis.Redis:
-    """A client with bounded timeouts: a hung Redis must never hang a caller forever."""
+    """A client with bounded timeouts: a hung Redis must never hang a caller forever.
+
+    Besides ``redis://`` and ``rediss://`` URLs, a Sentinel form is accepted:
+    ``redis+sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB]``; the client
+    then asks the sentinels for the current master, and again after a failover.
+    """
+    if url.startswith("redis+sentinel://"):
+        return _sentinel_master(url, timeout)
     return aioredis.Redis.from_url(
         url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=False
     )
+
+
+def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, str | None]:
+    """``redis+sentinel://[:pw@]h1:p1,h2:p2/master/db`` -> (sentinels, master, db, password)."""
+    rest = url.removeprefix("redis+sentinel://")
+    password = None
+    if "@" in rest:
+        auth, _, rest = rest.rpartition("@")
+        password = unquote(auth.partition(":")[2] or auth) or None
+    hosts, _, path = rest.partition("/")
+    parts = [p for p in path.split("/") if p]
+    if not hosts or not parts or len(parts) > 2:
+        raise ValueError(
+            "a Sentinel URL looks like redis+sentinel://HOST:PORT[,HOST:PORT]/MASTER_NAME[/DB]"
+        )
+    sentinels = []
+    for item in hosts.split(","):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"sentinel address {item!r} is not HOST:PORT")
+        sentinels.append((host.strip("[]"), int(port)))
+    db = int(parts[1]) if len(parts) == 2 else 0
+    return sentinels, parts[0], db, password
+
+
+def _sentinel_master(url: str, timeout: float) -> aioredis.Redis:
+    sentinels, master, db, password = parse_sentinel_url(url)
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinels,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout},
+    )
+    client: aioredis.Redis = sentinel.master_for(
+        master,
+        db=db,
+        password=password,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        decode_responses=False,
+    )
+    return client
 
 
 class Store:
