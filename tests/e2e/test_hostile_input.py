@@ -1,0 +1,281 @@
+"""Hostile request targets and headers, sent as raw bytes to a real router subprocess.
+
+Whatever arrives, the router never answers 5xx and never redirects off the federation: a
+Location is always a configured member URL followed by ``/``, and the only Set-Cookie is
+its own ``host=<member URL>``. Requests are written by hand on a socket, since an HTTP
+client would normalise exactly the input under test.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pytest
+
+from fedredirect.simulator import MemberServer
+
+Headers = list[tuple[str, str]]
+
+
+def raw_request(port: int, request: bytes, timeout: float = 5.0) -> tuple[int, Headers, bytes]:
+    """Send ``request`` as is to 127.0.0.1:``port``; read the answer until the server closes.
+
+    Returns (status, [(lowercased name, value)], body). Header values keep any stray CR or
+    LF, so an injected header shows up as a header line of its own.
+    """
+    data = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        try:
+            sock.sendall(request)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # rejected before the whole request was read; the answer may still be there
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    head, sep, body = data.partition(b"\r\n\r\n")
+    assert sep, f"no complete HTTP answer: {data[:200]!r}"
+    status_line, *lines = head.split(b"\r\n")
+    version, status, *_ = status_line.split(b" ", 2)
+    assert version in (b"HTTP/1.1", b"HTTP/1.0"), status_line
+    headers = []
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        assert colon, f"malformed header line {line!r}"
+        headers.append((name.decode("latin-1").lower(), value.strip(b" \t").decode("latin-1")))
+    return int(status), headers, body
+
+
+@dataclass(frozen=True)
+class Case:
+    """One hostile request. ``{alpha}`` in a target or header stands for alpha's URL."""
+
+    id: str
+    target: bytes
+    headers: Sequence[bytes] = ()
+    method: bytes = b"GET"
+    host: bytes | None = b"127.0.0.1"  # None: send no Host header (or one in ``headers``)
+    version: bytes = b"HTTP/1.1"
+    status: int | None = None  # the exact status, where the outcome is certain
+    natural: bytes | None = None  # the Location must be that of a clean GET of this target
+
+    def render(self, members: dict[str, MemberServer]) -> bytes:
+        lines = [self.method + b" " + self.target + b" " + self.version]
+        if self.host is not None:
+            lines.append(b"Host: " + self.host)
+        lines += [*self.headers, b"Connection: close", b"", b""]
+        request = b"\r\n".join(lines)
+        for name, member in members.items():
+            request = request.replace(b"{%s}" % name.encode(), member.url.encode())
+        return request
+
+
+def _p(case: Case) -> object:
+    return pytest.param(case, id=case.id)
+
+
+LAUNCH = b"/build/gh/org/repo/HEAD"
+EVIL_COOKIE = b"Set-Cookie: evil=1"
+
+OPEN_REDIRECT = [
+    Case("scheme-relative", b"//evil.example"),
+    Case("scheme-relative-build", b"//evil.example/build/x"),
+    Case("backslash-host", b"/\\evil.example"),
+    Case("build-double-backslash", b"/build/\\\\evil.example"),
+    Case("build-encoded-slashes", b"/build/%2F%2Fevil.example", status=307),
+    Case("build-encoded-dotdot", b"/build/%2e%2e/%2e%2e/evil", status=307),
+    Case("build-dotdot-encoded-slash", b"/build/..%2f..%2f", status=307),
+    Case("build-dotdot", b"/build/../../evil.example"),
+    Case("build-userinfo-only", b"/build/@evil.example", status=307),
+    Case("build-userinfo", b"/build/gh/user:pass@evil.example/x", status=307),
+    Case("build-absolute-url", b"/build/https://evil.example", status=307),
+    Case("build-encoded-backslash", b"/build/%5C%5Cevil.example", status=307),
+    Case("encoded-leading-slash", b"/%2Fbuild/x"),
+    Case("query-and-fragment", LAUNCH + b"?x=//evil.example#frag", status=307),
+    Case("query-absolute-url", LAUNCH + b"?next=https://evil.example&x=%40evil", status=307),
+]
+
+CRLF = [
+    Case("target-encoded-crlf", LAUNCH + b"%0d%0aSet-Cookie:%20evil=1", status=307),
+    Case("query-encoded-crlf", LAUNCH + b"?x=%0d%0aLocation:%20http://evil.example", status=307),
+    Case("target-raw-crlf", LAUNCH + b"\r\n" + EVIL_COOKIE, status=400),
+    Case("target-raw-lf", LAUNCH + b"\n" + EVIL_COOKIE, status=400),
+    Case("target-raw-cr", LAUNCH + b"\rSet-Cookie:evil=1", status=400),
+    Case("query-raw-cr", LAUNCH + b"?x=\rSet-Cookie:evil=1", status=400),
+    Case("cookie-raw-cr", LAUNCH, [b"Cookie: host=x\rSet-Cookie: evil=1"], status=400),
+    Case("header-raw-cr", LAUNCH, [b"X-Forwarded-Proto: https\rLocation: http://evil.example"]),
+    Case("header-raw-lf", LAUNCH, [b"X-Forwarded-Proto: https\n" + EVIL_COOKIE]),
+    Case("host-raw-cr", LAUNCH, host=b"evil.example\rLocation: http://evil.example", status=400),
+    Case("header-folded", LAUNCH, [b"X-Forwarded-Host: a", b" " + EVIL_COOKIE], natural=LAUNCH),
+]
+
+ABSOLUTE_FORM = [
+    Case("absolute-http", b"http://evil.example" + LAUNCH, status=307, natural=LAUNCH),
+    Case("absolute-upper", b"HTTP://EVIL.EXAMPLE" + LAUNCH, status=307, natural=LAUNCH),
+    Case("absolute-query", b"http://evil.example" + LAUNCH + b"?u=//e", natural=LAUNCH + b"?u=//e"),
+    Case("absolute-https-double-slash", b"https://evil.example:443//evil2/build/x"),
+    Case("absolute-userinfo", b"http://u:p@evil.example" + LAUNCH, status=307, natural=LAUNCH),
+    Case("absolute-no-path", b"http://evil.example"),
+    Case("absolute-javascript", b"javascript://evil.example/build/x"),
+    Case("scheme-relative-target", b"//evil.example/build/x"),
+    Case("no-leading-slash", b"evil.example/build/x"),
+    Case("encoded-no-leading-slash", b"%2Fbuild/x"),
+    Case("asterisk-form", b"*", method=b"OPTIONS"),
+    Case("authority-form", b"evil.example:443", method=b"CONNECT"),
+]
+
+SPOOFING = [
+    Case("host-evil", LAUNCH, host=b"evil.example", natural=LAUNCH),
+    Case("host-userinfo", LAUNCH, host=b"user@evil.example", natural=LAUNCH),
+    Case("host-ipv6-broken", LAUNCH, host=b"[", natural=LAUNCH),
+    Case("host-twice", LAUNCH, [b"Host: evil.example"]),
+    Case("host-missing", LAUNCH, host=None, status=400),
+    Case("host-missing-http10", LAUNCH, host=None, version=b"HTTP/1.0", natural=LAUNCH),
+    Case("x-forwarded-host", LAUNCH, [b"X-Forwarded-Host: evil.example"], natural=LAUNCH),
+    Case("x-forwarded-proto", LAUNCH, [b"X-Forwarded-Proto: javascript"], natural=LAUNCH),
+    Case("x-forwarded-all", LAUNCH, [
+        b"X-Forwarded-Host: evil.example",
+        b"X-Forwarded-Proto: https",
+        b"X-Forwarded-Port: 443",
+        b"X-Forwarded-Prefix: //evil.example",
+        b"X-Forwarded-For: 203.0.113.9",
+    ], natural=LAUNCH),  # fmt: skip
+    Case("forwarded", LAUNCH, [b"Forwarded: host=evil.example;proto=https"], natural=LAUNCH),
+    Case("original-url", LAUNCH, [b"X-Original-URL: //evil.example"], natural=LAUNCH),
+    Case("rewrite-url", LAUNCH, [b"X-Rewrite-URL: https://evil.example/"], natural=LAUNCH),
+]
+
+OVERSIZED_AND_BINARY = [
+    Case("path-16KiB", b"/build/gh/org/" + b"a" * 16 * 1024),
+    Case("path-100KiB", b"/build/gh/org/" + b"a" * 100 * 1024),
+    Case("query-100KiB", LAUNCH + b"?x=" + b"%2F" * 34 * 1024),
+    Case("cookie-64KiB", LAUNCH, [b"Cookie: host=" + b"a" * 64 * 1024]),
+    Case("many-headers", LAUNCH, [b"X-H%d: %d" % (i, i) for i in range(500)]),
+    Case("path-non-utf8", b"/build/gh/org/\xff\xfe/HEAD", status=400),
+    Case("query-non-utf8", LAUNCH + b"?x=\xff\xfe", status=400),
+    Case("path-nul", b"/build/gh/org/\x00/HEAD", status=400),
+    Case("query-nul", LAUNCH + b"?x=\x00", status=400),
+    Case("path-tab", b"/build/gh/org/\t/HEAD", status=400),
+    Case("header-nul", LAUNCH, [b"Cookie: host=\x00"], status=400),
+    Case("header-non-utf8", LAUNCH, [b"X-Forwarded-Host: \xff\xfe"], natural=LAUNCH),
+    Case("path-encoded-non-utf8", b"/build/gh/org/%ff%fe/HEAD", status=307),
+    Case("path-encoded-nul", b"/build/gh/org/%00/HEAD", status=307),
+]
+
+COOKIES = [
+    Case("cookie-javascript", LAUNCH, [b"Cookie: host=javascript:alert(1)"], natural=LAUNCH),
+    Case("cookie-quoted-evil", LAUNCH, [b'Cookie: host="https://evil.example"'], natural=LAUNCH),
+    Case("cookie-member-dotdot", LAUNCH, [b"Cookie: host={alpha}/../.."], natural=LAUNCH),
+    Case("cookie-member-at-evil", LAUNCH, [b"Cookie: host={alpha}@evil.example"], natural=LAUNCH),
+    Case("cookie-member-prefix", LAUNCH, [b"Cookie: host={alpha}.evil.example"], natural=LAUNCH),
+    Case("cookie-200", LAUNCH, [b"Cookie: " + b"; ".join(b"c%d=%d" % (i, i) for i in range(200))]),
+    Case("cookie-200-then-evil", LAUNCH, [
+        b"Cookie: " + b"; ".join(b"c%d=%d" % (i, i) for i in range(200))
+        + b"; host=https://evil.example"
+    ], natural=LAUNCH),  # fmt: skip
+    Case("cookie-10KiB", LAUNCH, [b"Cookie: host={alpha}; pad=" + b"x" * 10 * 1024]),
+    Case("cookie-unbalanced-quote", LAUNCH, [b'Cookie: host="https://evil.example'], natural=LAUNCH),
+    Case("cookie-unbalanced-member", LAUNCH, [b'Cookie: host="{alpha}'], natural=LAUNCH),
+    Case("cookie-non-utf8", LAUNCH, [b"Cookie: host=\xff\xfe"], natural=LAUNCH),
+    Case("cookie-empty", LAUNCH, [b"Cookie: host="], natural=LAUNCH),
+    Case("cookie-no-value", LAUNCH, [b"Cookie: host"], natural=LAUNCH),
+    Case("cookie-twice", LAUNCH, [b"Cookie: host=https://evil.example", b"Cookie: host=x"]),
+    Case("cookie-crlf-escaped", LAUNCH, [b'Cookie: host="\\015\\012Set-Cookie: evil=1"']),
+]
+
+CASES = OPEN_REDIRECT + CRLF + ABSOLUTE_FORM + SPOOFING + OVERSIZED_AND_BINARY + COOKIES
+
+# The same attacks on a page that is not a launch: the catch-all proxies it to the home
+# member (alpha), so hostile headers travel on to a member and its answer travels back.
+PAGE = b"/about/page"
+PROXIED = [
+    Case(f"page-{c.id}", PAGE, c.headers, c.method, c.host, c.version, c.status)
+    for c in CRLF + SPOOFING + OVERSIZED_AND_BINARY + COOKIES
+    if c.target == LAUNCH
+] + [
+    Case(f"page-{c.id}", c.target.replace(b"/build/", b"/other/"), status=c.status)
+    for c in OPEN_REDIRECT + CRLF + OVERSIZED_AND_BINARY
+    if c.target.startswith(b"/build/") and c.target != LAUNCH
+] + [
+    Case("page-root", b"/", status=200),
+    Case("page-post-launch", LAUNCH, method=b"POST", status=405),
+    Case("page-trace", PAGE, method=b"TRACE", status=405),
+]
+
+
+def _port(url: str) -> int:
+    port = urlsplit(url).port
+    assert port is not None
+    return port
+
+
+def _check(answer: tuple[int, Headers, bytes], members: dict[str, MemberServer]) -> str | None:
+    """The invariants every answer keeps; returns the Location, if there is one."""
+    status, headers, _ = answer
+    assert status < 500, answer
+    urls = tuple(m.url for m in members.values())
+    for name, value in headers:
+        assert "\r" not in value and "\n" not in value, (name, value)
+        assert not name.startswith(" ") and "evil" not in name, (name, value)
+    locations = [v for n, v in headers if n == "location"]
+    assert len(locations) <= 1, locations
+    for location in locations:
+        assert location.startswith(tuple(u + "/" for u in urls)), location
+    cookies = [v for n, v in headers if n == "set-cookie"]
+    assert len(cookies) <= 1, cookies
+    for cookie in cookies:
+        assert cookie.startswith(tuple(f"host={u};" for u in urls)), cookie
+    return locations[0] if locations else None
+
+
+@pytest.fixture(scope="module")
+def natural_location(stack: dict[str, object]) -> Callable[[bytes], str]:
+    """Where a clean GET of a launch goes, to compare hostile variants against."""
+    members: dict[str, MemberServer] = stack["members"]  # type: ignore[assignment]
+    port = _port(stack["routers"][0])  # type: ignore[index]
+
+    @functools.cache
+    def natural(target: bytes) -> str:
+        answer = raw_request(port, Case("clean", target).render(members))
+        location = _check(answer, members)
+        assert answer[0] == 307 and location is not None, answer
+        return location
+
+    return natural
+
+
+@pytest.mark.parametrize("case", [_p(c) for c in CASES])
+def test_hostile_launch_stays_on_the_federation(
+    stack: dict[str, object], natural_location: Callable[[bytes], str], case: Case
+) -> None:
+    members: dict[str, MemberServer] = stack["members"]  # type: ignore[assignment]
+    port = _port(stack["routers"][0])  # type: ignore[index]
+    answer = raw_request(port, case.render(members))
+    location = _check(answer, members)
+    if case.status is not None:
+        assert answer[0] == case.status, answer
+    if case.natural is not None:
+        assert answer[0] == 307, answer
+        assert location == natural_location(case.natural)
+
+
+@pytest.mark.parametrize("case", [_p(c) for c in PROXIED])
+def test_hostile_page_request_stays_on_the_federation(
+    stack: dict[str, object], case: Case
+) -> None:
+    members: dict[str, MemberServer] = stack["members"]  # type: ignore[assignment]
+    port = _port(stack["routers"][0])  # type: ignore[index]
+    status, headers, body = answer = raw_request(port, case.render(members))
+    _check(answer, members)
+    if case.status is not None:
+        assert status == case.status, answer
+    if status == 200:  # proxied: the page came from the home member, alpha
+        assert ("x-fedredirect-member", "alpha") in headers, answer

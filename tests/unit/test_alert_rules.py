@@ -1,0 +1,308 @@
+"""The alert rules: promtool accepts and unit-tests them, every alert links to its runbook
+section, and every metric they query is one the product exports.
+
+promtool comes from Debian's ``prometheus`` package. Without it these tests fail rather than
+skip: untested alert rules are how an incident goes unnoticed for hours.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shared.evaluate import STATES
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = "deploy/prometheus/alerts.yml"
+RULE_TESTS = "deploy/prometheus/tests/alerts_test.yml"
+RUNBOOK = ROOT / "docs/runbook.md"
+RUNBOOK_URL = "https://github.com/fedredirect/fedredirect/blob/main/docs/runbook.md#"
+SOURCES_OF_METRICS = ("checker/metrics.py", "router/metrics.py")
+
+# --- the contract: what the product exports, by metric type --------------------------------
+
+GAUGES = frozenset(
+    {
+        # checker
+        "fedredirect_member_eligible",
+        "fedredirect_member_state",
+        "fedredirect_member_weight",
+        "fedredirect_member_pods",
+        "fedredirect_member_pod_quota",
+        "fedredirect_member_version_match",
+        "fedredirect_reference_age_seconds",
+        "fedredirect_reference_stale",
+        "fedredirect_reference_info",
+        "fedredirect_version_gate_suspended",
+        "fedredirect_fallback_active",
+        "fedredirect_checker_last_cycle_timestamp_seconds",
+        "fedredirect_checker_period_seconds",
+        "fedredirect_eligible_members",
+        # router
+        "fedredirect_router_view_age_seconds",
+        "fedredirect_router_fallback_active",
+        "fedredirect_router_checker_heartbeat_age_seconds",
+        "fedredirect_router_store_up",
+    }
+)
+COUNTERS = frozenset(
+    {
+        "fedredirect_check_failures_total",
+        "fedredirect_redirects_total",
+        "http_requests_total",  # prometheus-fastapi-instrumentator, router
+    }
+)
+HISTOGRAMS = frozenset(
+    {
+        "fedredirect_check_duration_seconds",
+        "http_request_duration_seconds",
+        "http_request_duration_highr_seconds",
+    }
+)
+SUMMARIES = frozenset({"http_request_size_bytes", "http_response_size_bytes"})
+FROM_PROMETHEUS = frozenset({"up"})  # written by Prometheus itself for every target
+
+
+def exported_series_names() -> frozenset[str]:
+    """Every series name a query may use: histograms and summaries by their suffixes."""
+    return (
+        GAUGES
+        | COUNTERS
+        | FROM_PROMETHEUS
+        | {h + s for h in HISTOGRAMS for s in ("_bucket", "_count", "_sum")}
+        | {s + x for s in SUMMARIES for x in ("", "_count", "_sum")}
+    )
+
+
+# --- metric names in PromQL -----------------------------------------------------------------
+
+AGGREGATIONS = frozenset(
+    "sum min max avg group stddev stdvar count count_values bottomk topk quantile "
+    "limitk limit_ratio".split()
+)
+KEYWORDS = frozenset(
+    "by without on ignoring group_left group_right bool and or unless offset atan2 inf nan "
+    "start end".split()
+)
+FUNCTIONS = frozenset(
+    """
+    abs absent absent_over_time acos acosh asin asinh atan atanh avg_over_time ceil changes
+    clamp clamp_max clamp_min cos cosh count_over_time day_of_month day_of_week day_of_year
+    days_in_month deg delta deriv double_exponential_smoothing exp floor histogram_avg
+    histogram_count histogram_fraction histogram_quantile histogram_stddev histogram_stdvar
+    histogram_sum holt_winters hour idelta increase info irate label_join label_replace
+    last_over_time ln log10 log2 mad_over_time max_over_time min_over_time minute month pi
+    predict_linear present_over_time quantile_over_time rad rate resets round scalar sgn sin
+    sinh sort sort_by_label sort_by_label_desc sort_desc sqrt stddev_over_time
+    stdvar_over_time sum_over_time tan tanh time timestamp vector year
+    """.split()
+)
+NOT_METRICS = AGGREGATIONS | KEYWORDS | FUNCTIONS
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_MATCHERS = re.compile(r"\{[^}]*\}")
+_RANGES = re.compile(r"\[[^\]]*\]")
+_LABEL_LISTS = re.compile(
+    r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", re.IGNORECASE
+)
+# Not after a word character (1e3, 5m), a dot (0.5) or $ (Grafana's $__rate_interval).
+_IDENTIFIER = re.compile(r"(?<![\w.:$])[a-zA-Z_:][\w:]*")
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (label names, functions, aggregations,
+    keywords, durations and Grafana variables are not)."""
+    bare = _STRINGS.sub(" ", expr)
+    bare = _MATCHERS.sub(" ", bare)
+    bare = _RANGES.sub(" ", bare)
+    bare = _LABEL_LISTS.sub(" ", bare)
+    return {name for name in _IDENTIFIER.findall(bare) if name.lower() not in NOT_METRICS}
+
+
+def unknown_metrics(expr: str) -> set[str]:
+    return metric_names(expr) - exported_series_names()
+
+
+# --- promtool -------------------------------------------------------------------------------
+
+
+def promtool() -> str:
+    found = os.environ.get("PROMTOOL") or shutil.which("promtool")
+    if not found:
+        pytest.fail(
+            "promtool not found: install Debian's `prometheus` package "
+            "(`apt-get install -y prometheus`, which provides /usr/bin/promtool), "
+            "or set PROMTOOL=/path/to/promtool",
+            pytrace=False,
+        )
+    return found
+
+
+def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [promtool(), *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+# --- the rule file --------------------------------------------------------------------------
+
+
+def load_rules() -> list[dict[str, Any]]:
+    doc = yaml.safe_load((ROOT / RULES).read_text(encoding="utf-8"))
+    return [rule for group in doc["groups"] for rule in group["rules"] if "alert" in rule]
+
+
+def load_rule_tests() -> list[dict[str, Any]]:
+    tests: list[dict[str, Any]] = yaml.safe_load(
+        (ROOT / RULE_TESTS).read_text(encoding="utf-8")
+    )["tests"]
+    return tests
+
+
+ALERTS = load_rules()
+ALERT_NAMES = [rule["alert"] for rule in ALERTS]
+REQUIRED_ALERTS = {
+    "FedredirectNoEligibleMembers",
+    "FedredirectReferenceStale",
+    "FedredirectVersionMismatchExcluded",
+    "FedredirectMemberStarved",
+    "FedredirectTrafficConcentrated",
+    "FedredirectCheckerHeartbeatStale",
+    "FedredirectCheckerDown",
+    "FedredirectRouterViewStale",
+    "FedredirectFallbackActive",
+}
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading: lowercase, punctuation dropped, spaces
+    turned into hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def runbook_anchors() -> set[str]:
+    text = RUNBOOK.read_text(encoding="utf-8")
+    return {
+        github_anchor(m.group(1)) for m in re.finditer(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, re.M)
+    }
+
+
+def seconds(duration: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([smh])", duration))
+
+
+# --- tests ----------------------------------------------------------------------------------
+
+
+def test_promtool_accepts_the_rules() -> None:
+    result = run_promtool("check", "rules", RULES)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_unit_tests_pass() -> None:
+    result = run_promtool("test", "rules", RULE_TESTS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_required_alerts_exist() -> None:
+    assert REQUIRED_ALERTS <= set(ALERT_NAMES)
+    assert len(ALERT_NAMES) == len(set(ALERT_NAMES)), "duplicate alert names"
+
+
+@pytest.mark.parametrize("rule", ALERTS, ids=ALERT_NAMES)
+def test_alert_has_severity_and_annotations(rule: dict[str, Any]) -> None:
+    assert rule.get("labels", {}).get("severity") in ("page", "ticket")
+    annotations = rule.get("annotations", {})
+    for key in ("summary", "description", "runbook_url"):
+        assert str(annotations.get(key, "")).strip(), f"{rule['alert']}: no {key}"
+    assert "for" in rule, f"{rule['alert']}: no for: (a single bad scrape would alert)"
+
+
+@pytest.mark.parametrize("rule", ALERTS, ids=ALERT_NAMES)
+def test_runbook_url_points_to_the_alerts_section(rule: dict[str, Any]) -> None:
+    url = rule["annotations"]["runbook_url"]
+    assert url.startswith(RUNBOOK_URL), url
+    anchor = url.removeprefix(RUNBOOK_URL)
+    assert anchor == rule["alert"].lower(), "the section heading must be the alert name"
+    assert anchor in runbook_anchors(), f"docs/runbook.md has no heading for #{anchor}"
+
+
+def test_runbook_links_within_the_page_resolve() -> None:
+    links = set(re.findall(r"\]\(#([^)]+)\)", RUNBOOK.read_text(encoding="utf-8")))
+    assert links, "expected cross references between runbook sections"
+    assert links <= runbook_anchors(), links - runbook_anchors()
+
+
+def test_github_anchor() -> None:
+    assert github_anchor("FedredirectMemberStarved") == "fedredirectmemberstarved"
+    assert github_anchor("How fedredirect decides") == "how-fedredirect-decides"
+    assert github_anchor("States & the reference (v2)") == "states--the-reference-v2"
+
+
+@pytest.mark.parametrize("rule", ALERTS, ids=ALERT_NAMES)
+def test_rule_queries_only_exported_metrics(rule: dict[str, Any]) -> None:
+    expr = rule["expr"]
+    assert metric_names(expr), f"no metric found in {expr!r}"
+    assert not unknown_metrics(expr), f"not exported by fedredirect: {unknown_metrics(expr)}"
+
+
+@pytest.mark.parametrize("rule", ALERTS, ids=ALERT_NAMES)
+def test_annotations_name_only_exported_metrics(rule: dict[str, Any]) -> None:
+    """Annotation templates query metrics too (``query "fedredirect_reference_info"``); a
+    renamed metric would silently empty the description."""
+    text = " ".join(str(v) for v in rule["annotations"].values())
+    names = set(re.findall(r"\b(?:fedredirect|http)_\w+", text))
+    assert names <= exported_series_names(), names - exported_series_names()
+
+
+def test_state_labels_in_rules_are_known_states() -> None:
+    used: set[str] = set()
+    for rule in ALERTS:
+        for match in re.finditer(r'\bstate\s*=~?\s*"([^"]*)"', rule["expr"]):
+            used.update(match.group(1).split("|"))
+    assert used
+    assert used <= set(STATES), used - set(STATES)
+
+
+def test_contract_names_are_the_ones_the_source_exports() -> None:
+    """Guards the contract itself: each fedredirect_* family is named in the metrics code
+    (prometheus_client adds ``_total`` to counter names)."""
+    source = "\n".join((ROOT / path).read_text(encoding="utf-8") for path in SOURCES_OF_METRICS)
+    families = {name.removesuffix("_total") for name in GAUGES | COUNTERS | HISTOGRAMS}
+    for family in sorted(f for f in families if f.startswith("fedredirect_")):
+        assert f'"{family}"' in source, f"{family} is not defined in {SOURCES_OF_METRICS}"
+
+
+def test_every_alert_has_a_firing_and_a_quiet_test_case() -> None:
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    for group in load_rule_tests():
+        for case in group.get("alert_rule_test") or []:
+            (firing if case.get("exp_alerts") else quiet).add(case["alertname"])
+    assert set(ALERT_NAMES) <= firing, set(ALERT_NAMES) - firing
+    assert set(ALERT_NAMES) <= quiet, set(ALERT_NAMES) - quiet
+
+
+def test_incident_replay_pages_within_30_minutes() -> None:
+    """The replayed incident must page (not just ticket) within 30 minutes through one of
+    the alerts that see it directly; promtool proves the expectation holds."""
+    replay = [g for g in load_rule_tests() if g.get("name", "").startswith("incident replay")]
+    assert len(replay) == 1
+    severity = {rule["alert"]: rule["labels"]["severity"] for rule in ALERTS}
+    fired = {
+        case["alertname"]
+        for case in replay[0]["alert_rule_test"]
+        if case.get("exp_alerts") and seconds(case["eval_time"]) <= 30 * 60
+    }
+    direct = fired & {"FedredirectMemberStarved", "FedredirectVersionMismatchExcluded"}
+    assert direct, fired
+    assert all(severity[name] == "page" for name in direct)
