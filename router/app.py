@@ -138,8 +138,12 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
         )
         if view.config.other_paths == "redirect":
             return RedirectResponse(target, status_code=302)
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
-        upstream = proxy_client.build_request(request.method, target, headers=headers)
+        # Raw bytes: a header value may hold obs-text (e.g. 0xFF), which str values cannot carry.
+        headers = [(k, v) for k, v in request.headers.raw if k.decode().lower() not in _HOP_BY_HOP]
+        try:
+            upstream = proxy_client.build_request(request.method, target, headers=headers)
+        except httpx.InvalidURL as exc:  # e.g. "URL too long" (over 64 KiB)
+            return Response(f"bad request path: {exc}\n", 400, media_type="text/plain")
         try:
             answer = await proxy_client.send(upstream, stream=True)
         except httpx.HTTPError as exc:

@@ -201,7 +201,7 @@ PROXIED = [
     for c in CRLF + SPOOFING + OVERSIZED_AND_BINARY + COOKIES
     if c.target == LAUNCH
 ] + [
-    Case(f"page-{c.id}", c.target.replace(b"/build/", b"/other/"), status=c.status)
+    Case(f"page-{c.id}", c.target.replace(b"/build/", b"/other/"), status=_if_400(c.status))
     for c in OPEN_REDIRECT + CRLF + OVERSIZED_AND_BINARY
     if c.target.startswith(b"/build/") and c.target != LAUNCH
 ] + [

@@ -83,15 +83,20 @@ def exported_series_names() -> frozenset[str]:
 
 # --- metric names in PromQL -----------------------------------------------------------------
 
-AGGREGATIONS = frozenset(
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+AGGREGATIONS = _words(
     "sum min max avg group stddev stdvar count count_values bottomk topk quantile "
-    "limitk limit_ratio".split()
+    "limitk limit_ratio"
 )
-KEYWORDS = frozenset(
+KEYWORDS = _words(
     "by without on ignoring group_left group_right bool and or unless offset atan2 inf nan "
-    "start end".split()
+    "start end"
 )
-FUNCTIONS = frozenset(
+FUNCTIONS = _words(
     """
     abs absent absent_over_time acos acosh asin asinh atan atanh avg_over_time ceil changes
     clamp clamp_max clamp_min cos cosh count_over_time day_of_month day_of_week day_of_year
@@ -102,7 +107,7 @@ FUNCTIONS = frozenset(
     predict_linear present_over_time quantile_over_time rad rate resets round scalar sgn sin
     sinh sort sort_by_label sort_by_label_desc sort_desc sqrt stddev_over_time
     stdvar_over_time sum_over_time tan tanh time timestamp vector year
-    """.split()
+    """
 )
 NOT_METRICS = AGGREGATIONS | KEYWORDS | FUNCTIONS
 
@@ -160,9 +165,8 @@ def load_rules() -> list[dict[str, Any]]:
 
 
 def load_rule_tests() -> list[dict[str, Any]]:
-    tests: list[dict[str, Any]] = yaml.safe_load(
-        (ROOT / RULE_TESTS).read_text(encoding="utf-8")
-    )["tests"]
+    doc = yaml.safe_load((ROOT / RULE_TESTS).read_text(encoding="utf-8"))
+    tests: list[dict[str, Any]] = doc["tests"]
     return tests
 
 
@@ -190,9 +194,7 @@ def github_anchor(heading: str) -> str:
 
 def runbook_anchors() -> set[str]:
     text = RUNBOOK.read_text(encoding="utf-8")
-    return {
-        github_anchor(m.group(1)) for m in re.finditer(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, re.M)
-    }
+    return {github_anchor(m.group(1)) for m in re.finditer(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, re.M)}
 
 
 def seconds(duration: str) -> int:
@@ -214,7 +216,7 @@ def test_promtool_unit_tests_pass() -> None:
 
 
 def test_the_required_alerts_exist() -> None:
-    assert REQUIRED_ALERTS <= set(ALERT_NAMES)
+    assert set(ALERT_NAMES) >= REQUIRED_ALERTS
     assert len(ALERT_NAMES) == len(set(ALERT_NAMES)), "duplicate alert names"
 
 

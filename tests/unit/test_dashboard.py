@@ -1,0 +1,189 @@
+"""The Grafana dashboard: every query is valid PromQL over metrics the product exports.
+
+The metric contract and the PromQL name extractor are shared with test_alert_rules.py, so
+alerts and dashboard are held to the same list.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.unit.test_alert_rules import (
+    ROOT,
+    exported_series_names,
+    metric_names,
+    promtool,
+    unknown_metrics,
+)
+
+DASHBOARD = ROOT / "deploy/grafana/fedredirect.json"
+DATASOURCE = "${DS_PROMETHEUS}"
+# Grafana variables, replaced by values of the right type so promtool can parse the query.
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "5m",
+    "$__interval": "1m",
+    "$__range": "1h",
+    "$member": ".*",
+}
+
+
+def load_dashboard() -> dict[str, Any]:
+    dashboard: dict[str, Any] = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return dashboard
+
+
+def all_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every panel, including those nested in collapsed rows."""
+    for panel in panels:
+        yield panel
+        yield from all_panels(panel.get("panels", []))
+
+
+def panel_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
+    """(panel title, expr) for every target of every panel."""
+    return [
+        (panel.get("title", "?"), target["expr"])
+        for panel in all_panels(dashboard["panels"])
+        for target in panel.get("targets", [])
+        if "expr" in target
+    ]
+
+
+def variable_metrics(dashboard: dict[str, Any]) -> set[str]:
+    """Metrics used by query variables, e.g. ``label_values(fedredirect_member_weight, m)``."""
+    names: set[str] = set()
+    for var in dashboard["templating"]["list"]:
+        if var.get("type") != "query":
+            continue
+        query = var["query"]["query"] if isinstance(var["query"], dict) else var["query"]
+        match = re.fullmatch(r"\s*label_values\(\s*(.*),\s*\w+\s*\)\s*", query)
+        assert match, f"unexpected variable query {query!r}"
+        names |= metric_names(match.group(1))
+    return names
+
+
+def substitute(expr: str) -> str:
+    for variable, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(variable, value)
+    assert "$" not in expr, f"unknown Grafana variable in {expr!r}"
+    return expr
+
+
+DASHBOARD_DOC = load_dashboard()
+QUERIES = panel_queries(DASHBOARD_DOC)
+
+
+# --- the extractor --------------------------------------------------------------------------
+
+
+def test_extractor_finds_metrics_and_nothing_else() -> None:
+    expr = (
+        'sum by (member) (rate(fedredirect_redirects_total{member=~"$member"}'
+        "[$__rate_interval])) / ignoring (member) group_left sum(rate(fedredirect_redirects_total"
+        "[5m] offset 1h)) > 0.9 and on (job) up == 1e3"
+    )
+    assert metric_names(expr) == {"fedredirect_redirects_total", "up"}
+
+
+def test_extractor_finds_a_made_up_metric() -> None:
+    expr = (
+        'histogram_quantile(0.9, sum by (le) (rate(fedredirect_made_up_bucket{x="y"}[5m])))'
+        " / on () group_left () max(fedredirect_member_weight) or vector(1)"
+    )
+    assert metric_names(expr) == {"fedredirect_made_up_bucket", "fedredirect_member_weight"}
+    assert unknown_metrics(expr) == {"fedredirect_made_up_bucket"}
+
+
+def test_contract_maps_histogram_and_counter_series() -> None:
+    names = exported_series_names()
+    assert {
+        "fedredirect_check_duration_seconds_bucket",
+        "fedredirect_check_duration_seconds_count",
+        "fedredirect_check_duration_seconds_sum",
+        "fedredirect_redirects_total",
+        "fedredirect_check_failures_total",
+    } <= names
+    assert "fedredirect_check_duration_seconds" not in names  # no such series, only suffixed
+    assert "fedredirect_redirects" not in names
+
+
+# --- the dashboard --------------------------------------------------------------------------
+
+
+def test_dashboard_shape() -> None:
+    assert 36 <= DASHBOARD_DOC["schemaVersion"] <= 41
+    variables = {v["name"]: v for v in DASHBOARD_DOC["templating"]["list"]}
+    assert variables["DS_PROMETHEUS"]["type"] == "datasource"
+    assert variables["DS_PROMETHEUS"]["query"] == "prometheus"
+    ids = [p["id"] for p in all_panels(DASHBOARD_DOC["panels"])]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for panel in all_panels(DASHBOARD_DOC["panels"]):
+        assert {"h", "w", "x", "y"} <= set(panel["gridPos"]), panel.get("title")
+        for target in panel.get("targets", []):
+            assert target["datasource"]["uid"] == DATASOURCE, panel.get("title")
+
+
+def test_dashboard_has_the_panels_operators_need() -> None:
+    """The questions of the incident: who gets launches, in which state is each member, what
+    is the reference and how old, are the checks and routers alive."""
+    exprs = " ".join(expr for _, expr in QUERIES)
+    for needed in (
+        "fedredirect_redirects_total",
+        "fedredirect_member_state",
+        "fedredirect_eligible_members",
+        "fedredirect_reference_age_seconds",
+        "fedredirect_reference_stale",
+        "fedredirect_check_duration_seconds_bucket",
+        "fedredirect_check_failures_total",
+        "fedredirect_router_view_age_seconds",
+        "fedredirect_fallback_active",
+        "fedredirect_router_fallback_active",
+    ):
+        assert needed in exprs, f"no panel queries {needed}"
+    share = [e for title, e in QUERIES if title == "Traffic share per member"]
+    assert share and "group_left" in share[0], "traffic share must divide by the total"
+
+
+@pytest.mark.parametrize(("title", "expr"), QUERIES, ids=[t for t, _ in QUERIES])
+def test_panel_queries_only_exported_metrics(title: str, expr: str) -> None:
+    assert metric_names(expr), f"{title}: no metric found in {expr!r}"
+    assert not unknown_metrics(expr), f"{title}: not exported: {unknown_metrics(expr)}"
+
+
+def test_variables_query_only_exported_metrics() -> None:
+    names = variable_metrics(DASHBOARD_DOC)
+    assert names
+    assert names <= exported_series_names(), names - exported_series_names()
+
+
+def test_panel_queries_are_valid_promql(tmp_path: Path) -> None:
+    """promtool parses every query (Grafana variables substituted) as a recording rule."""
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"dashboard:query_{i}", "expr": substitute(expr)}
+                    for i, (_, expr) in enumerate(QUERIES)
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump(rules, sort_keys=False), encoding="utf-8")
+    result = subprocess.run(
+        [promtool(), "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
