@@ -71,6 +71,7 @@ OTHER_VERSION = "9.9.9-soak"
 MEMBERS_PRIME = next(name for name, _, prime in MEMBERS if prime)
 BAD_KINDS = ("full", "unhealthy", "version", "down")
 SAMPLE_EVERY = 0.1
+MAX_BROKEN = 12.0  # seconds a member stays broken at most
 REPOS = 1000
 
 
@@ -107,8 +108,8 @@ class RedisServer:
             pid = int(client.info("server")["process_id"])
         finally:
             client.close()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        if str(self.port).encode() not in cmdline:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()  # redis rewrites its title
+        if b"redis" not in cmdline or f":{self.port}".encode() not in cmdline:
             raise RuntimeError(f"pid {pid} is not our redis-server on port {self.port}")
         os.kill(pid, signal.SIGKILL)
         self.stop()
@@ -213,6 +214,7 @@ class Chaos(threading.Thread):
         rng: random.Random,
         stop: threading.Event,
         redis_every: float = 60.0,
+        redis_downtime: float = 0.0,
     ) -> None:
         super().__init__(name="soak-chaos", daemon=True)
         self.servers = servers
@@ -224,6 +226,7 @@ class Chaos(threading.Thread):
         self.deadline = math.inf  # set when the load starts
         self.stop_event = stop
         self.redis_every = redis_every
+        self.redis_downtime = redis_downtime
         names = [name for name, _, _ in MEMBERS]
         self.log = ChaosLog(intervals={name: [] for name in names})
         self.state: dict[str, str] = dict.fromkeys(names, "ok")
@@ -250,7 +253,7 @@ class Chaos(threading.Thread):
             now = time.monotonic()
             if now >= self.deadline:
                 return
-            if now >= next_restart and now + 15 < self.deadline:
+            if now >= next_restart and now + 15 + self.redis_downtime < self.deadline:
                 self.restart_redis()
                 next_restart += self.redis_every * self.rng.uniform(0.9, 1.1)
                 continue
@@ -261,6 +264,12 @@ class Chaos(threading.Thread):
     # --- members ---
 
     def flip(self) -> None:
+        """Restore a member broken for longer than MAX_BROKEN, else flip a random one."""
+        now = time.monotonic()
+        broken = [(self.log.intervals[n][-1].start, n) for n, s in self.state.items() if s != "ok"]
+        if broken and now - min(broken)[0] > MAX_BROKEN:
+            self.restore(min(broken)[1])
+            return
         name = self.rng.choice(sorted(self.servers))
         if self.state[name] != "ok":
             self.restore(name)
@@ -338,6 +347,7 @@ class Chaos(threading.Thread):
     def restart_redis(self) -> None:
         killed = time.monotonic()
         self.redis.kill9()
+        self.stop_event.wait(self.redis_downtime)
         self.redis.start()
         up = time.monotonic()
         fresh = self._wait_fresh(after=up, timeout=30.0)
@@ -595,22 +605,27 @@ def own_view_violations(
 
 def detection_lags(
     samples: list[Sample], log: ChaosLog, n_routers: int
-) -> tuple[dict[str, float], int]:
+) -> tuple[dict[str, float], int, int]:
     """Per kind, the longest time from a change until every router's view excluded the
-    member (an upper bound at the sampling resolution); and how many changes ended before
-    some router excluded the member."""
+    member (an upper bound, at the sampling resolution). Only changes of a member that
+    every router still listed as a target just before count; also returns how many changes
+    were skipped so, and how many were undone before every router excluded the member."""
     per = [
         sorted((s for s in samples if s.router == r), key=lambda s: s.sent)
         for r in range(n_routers)
     ]
     sent = [[s.sent for s in ss] for ss in per]
     worst: dict[str, float] = {}
-    unseen = 0
+    already = unseen = 0
     for ivs in log.intervals.values():
         for iv in ivs:
             lag = 0.0
             for r in range(n_routers):
                 k = bisect.bisect_left(sent[r], iv.start)
+                previous = per[r][k - 1].targets if k > 0 else None
+                if previous is None or iv.member not in previous:
+                    lag = -1.0  # not a target before the change: nothing to detect
+                    break
                 seen = None
                 while k < len(per[r]) and per[r][k].sent < iv.end:
                     s = per[r][k]
@@ -622,11 +637,13 @@ def detection_lags(
                     lag = math.inf
                     break
                 lag = max(lag, seen)
-            if lag == math.inf:
+            if lag < 0:
+                already += 1
+            elif lag == math.inf:
                 unseen += 1
             else:
                 worst[iv.kind] = max(worst.get(iv.kind, 0.0), lag)
-    return worst, unseen
+    return worst, already, unseen
 
 
 def in_windows(t: float, windows: list[tuple[float, float]]) -> bool:
@@ -658,6 +675,7 @@ def summarize(
     samples: list[Sample],
     log: ChaosLog,
     budgets: Budgets,
+    started: float,
     elapsed: float,
     n_routers: int,
 ) -> dict[str, Any]:
@@ -669,11 +687,12 @@ def summarize(
     per_member = Counter(names[m] for m in requests.member if m >= 0)
     gt, within, gt_examples = ground_truth_violations(requests, names, log, budgets.grace)
     own, own_examples = own_view_violations(requests, names, samples, n_routers)
-    lags, unseen = detection_lags(samples, log, n_routers)
+    lags, already, unseen = detection_lags(samples, log, n_routers)
     windows = [(kill, fresh + 1.0) for kill, _, fresh in log.restarts]
     during = [s for s in samples if in_windows(s.sent, windows)]
     outside = [s for s in samples if not in_windows(s.sent, windows)]
     nobody_samples, nobody_episodes = nobody_eligible_episodes(samples, n_routers)
+    nobody_during, _ = nobody_eligible_episodes(during, n_routers)
     recoveries = [fresh - kill for kill, _, fresh in log.restarts]
     q = statistics.quantiles(latencies, n=100) if len(latencies) >= 2 else [math.nan] * 99
     return {
@@ -693,6 +712,7 @@ def summarize(
         "error_examples": requests.error_examples,
         "nobody_eligible_samples": nobody_samples,
         "nobody_eligible_episodes": nobody_episodes,
+        "nobody_eligible_samples_during_redis_restarts": nobody_during,
         "latency_ms_p50": round(q[49], 2),
         "latency_ms_p99": round(q[98], 2),
         "latency_ms_max": round(latencies[-1], 2) if latencies else None,
@@ -705,6 +725,7 @@ def summarize(
         "violations_own_view_examples": own_examples,
         "detection_lag_max_s": {k: round(v, 2) for k, v in sorted(lags.items())},
         "changes_ended_before_every_router_saw_them": unseen,
+        "changes_of_a_member_already_excluded": already,
         "status_samples": len(samples),
         "max_view_age_s": {
             "outside_redis_restarts": _max([s.view_age for s in outside]),
@@ -716,11 +737,24 @@ def summarize(
         },
         "outage_policy_samples": sum(s.outage for s in samples),
         "redis_restarts": len(log.restarts),
+        "redis_downtime_s": args.redis_downtime,
         "redis_recovery_s_max": round(max(recoveries), 2) if recoveries else None,
         "member_flaps": sum(log.flaps.values()),
         "member_flaps_by_kind": dict(sorted(log.flaps.items())),
         "flaps_skipped_to_keep_one_eligible": log.skipped,
         "chaos_error": log.error,
+        "chaos_events": [
+            {"t": round(t - started, 2), "member": member, "change": what}
+            for t, member, what in log.events
+        ],
+        "redis_restart_times": [
+            {
+                "kill": round(k - started, 2),
+                "up": round(u - started, 2),
+                "fresh": round(f - started, 2),
+            }
+            for k, u, f in log.restarts
+        ],
     }
 
 
@@ -739,7 +773,8 @@ def print_summary(s: dict[str, Any]) -> None:
         f"{s['errors_503_nobody_eligible']}, other statuses: {s['errors_other_status'] or 0}, "
         f"exceptions: {s['errors_exceptions'] or 0})",
         f"nobody eligible       {s['nobody_eligible_episodes']} episodes "
-        f"({s['nobody_eligible_samples']} status samples)",
+        f"({s['nobody_eligible_samples']} status samples, "
+        f"{s['nobody_eligible_samples_during_redis_restarts']} of them during Redis restarts)",
         f"latency               p50 {s['latency_ms_p50']} ms, p99 {s['latency_ms_p99']} ms, "
         f"max {s['latency_ms_max']} ms",
         "redirects per member  "
@@ -749,13 +784,15 @@ def print_summary(s: dict[str, Any]) -> None:
         f"own view: {s['violations_own_view']}",
         "detection lag (max)   "
         + (", ".join(f"{k} {v} s" for k, v in s["detection_lag_max_s"].items()) or "-")
-        + f"  ({s['changes_ended_before_every_router_saw_them']} changes undone before "
-        "every router saw them)",
+        + f"  (not measured: {s['changes_ended_before_every_router_saw_them']} changes undone "
+        f"before every router saw them, {s['changes_of_a_member_already_excluded']} of a "
+        "member not yet back in the views)",
         f"max view age          {fmt(mva['outside_redis_restarts'])} s outside Redis restarts, "
         f"{fmt(mva['during_redis_restarts'])} s during",
         f"max heartbeat age     {fmt(mhb['outside_redis_restarts'])} s outside Redis restarts, "
         f"{fmt(mhb['during_redis_restarts'])} s during",
-        f"redis restarts        {s['redis_restarts']} (slowest recovery to fresh views: "
+        f"redis restarts        {s['redis_restarts']} (dead for {s['redis_downtime_s']:g} s each; "
+        "slowest recovery from kill to fresh views: "
         f"{s['redis_recovery_s_max']} s; outage policy active in {s['outage_policy_samples']} "
         "samples)",
         f"member flaps          {s['member_flaps']} {s['member_flaps_by_kind']} "
@@ -781,6 +818,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=8, help="load workers (default 8)")
     p.add_argument("--period", type=float, default=1.0, help="checker period (default 1.0)")
     p.add_argument("--seed", type=int, default=None, help="chaos and load seed (default: random)")
+    p.add_argument(
+        "--redis-downtime",
+        type=float,
+        default=0.0,
+        help="seconds Redis stays dead before it is restarted (default 0: at once)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the summary here")
     p.add_argument("--log-dir", type=Path, default=None, help="keep checker/router logs here")
     args = p.parse_args(argv)
@@ -788,6 +831,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.seed = random.SystemRandom().randrange(1_000_000)
     if not 1 <= args.concurrency <= 64 or args.duration <= 0 or args.period <= 0:
         p.error("need 1 <= concurrency <= 64, duration > 0 and period > 0")
+    if not 0 <= args.redis_downtime <= 30:
+        p.error("need 0 <= redis-downtime <= 30")
     return args
 
 
@@ -810,7 +855,14 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(redis_server.stop)
         servers: dict[str, MemberServer] = {}
         chaos = Chaos(
-            servers, MEMBERS_PRIME, redis_server, [], budgets, random.Random(args.seed), stop
+            servers,
+            MEMBERS_PRIME,
+            redis_server,
+            [],
+            budgets,
+            random.Random(args.seed),
+            stop,
+            redis_downtime=args.redis_downtime,
         )
         stack.callback(chaos.stop_all_members)
         for name in names:
@@ -876,7 +928,9 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
         chaos.join(timeout=40)
         print("soak: stopping...", flush=True)
-    summary = summarize(args, names, requests, samples, chaos.log, budgets, elapsed, len(routers))
+    summary = summarize(
+        args, names, requests, samples, chaos.log, budgets, started, elapsed, len(routers)
+    )
     print_summary(summary)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2, default=str) + "\n")

@@ -112,8 +112,11 @@ class Checker:
             self.metrics.check_failures.labels(member, endpoint, reason).inc()
 
     def current_view(self) -> View | None:
-        """The view evaluated now from what this checker last published (for metrics)."""
-        if self.last_published_at is None:
+        """The view evaluated now from what this checker last published (for metrics).
+
+        None on a standby: only the writer exports the view, so a former writer's frozen
+        view cannot keep an alert firing."""
+        if self.last_published_at is None or self.fence is None:
             return None
         heartbeat = CheckerHeartbeat(self.checker_id, self.last_published_at, self.started_at)
         return evaluate(self.config, self.observations, self.drains, heartbeat, self.clock())

@@ -57,7 +57,15 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
             await proxy_client.aclose()
             await store.client.aclose()
 
-    api = FastAPI(title="fedredirect router", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # No redirect_slashes: its redirect names the client's Host header, and a path the
+    # catch-all misses (an encoded newline: /x%0A/) would make it an open redirect.
+    api = FastAPI(
+        title="fedredirect router",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,
+    )
     redirect = RedirectApp(holder, api)
     api.state.holder = holder
     api.state.redirect = redirect
@@ -69,6 +77,16 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
         ok, body = holder.health()
         body["status"] = "ok" if ok else "unhealthy"
         return JSONResponse(body, status_code=200 if ok else 503)
+
+    @api.get("/livez")
+    async def livez() -> JSONResponse:
+        """200 whenever this router can answer redirects (it has a view, however old).
+
+        For load balancers: a Redis outage makes /health 503 on every replica at once, yet
+        they all keep redirecting from their last view, so do not pull them for it."""
+        if holder.view is None:
+            return JSONResponse({"status": "no view yet"}, status_code=503)
+        return JSONResponse({"status": "serving", "view_age_seconds": holder.view_age()})
 
     @api.get("/active_hosts")
     async def active_hosts() -> JSONResponse:
@@ -129,9 +147,12 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
             return Response("not found\n", status_code=404, media_type="text/plain")
         if home is None:
             return Response("no member can serve this page now\n", 503, media_type="text/plain")
-        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        # Not request.url: it decodes the query as UTF-8 and fails on other bytes.
+        raw_path = request.scope.get("raw_path") or request.scope["path"].encode("utf-8", "replace")
         query = request.scope.get("query_string", b"")
-        if not all(0x21 <= b <= 0x7E for b in raw_path + query):
+        # raw_path must start with "/": "%2F@evil.example" would turn home.url + raw_path
+        # into a URL on another host (a target's path is decoded, its raw_path is not).
+        if not raw_path.startswith(b"/") or not all(0x21 <= b <= 0x7E for b in raw_path + query):
             return Response("bad request path\n", status_code=400, media_type="text/plain")
         target = (
             home.url + raw_path.decode("ascii") + ("?" + query.decode("ascii") if query else "")
@@ -139,7 +160,9 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
         if view.config.other_paths == "redirect":
             return RedirectResponse(target, status_code=302)
         # Raw bytes: a header value may hold obs-text (e.g. 0xFF), which str values cannot carry.
-        headers = [(k, v) for k, v in request.headers.raw if k.decode().lower() not in _HOP_BY_HOP]
+        headers = [
+            (k, v) for k, v in request.headers.raw if k.decode("latin-1").lower() not in _HOP_BY_HOP
+        ]
         try:
             upstream = proxy_client.build_request(request.method, target, headers=headers)
         except httpx.InvalidURL as exc:  # e.g. "URL too long" (over 64 KiB)

@@ -29,6 +29,10 @@ def _printable_ascii(data: bytes) -> bool:
     return all(0x21 <= b <= 0x7E for b in data)
 
 
+def _has_control(path: str) -> bool:
+    return any(c < " " or c == "\x7f" for c in path)
+
+
 def _sticky_url(headers: list[tuple[bytes, bytes]]) -> str | None:
     for name, value in headers:
         if name == b"cookie" and len(value) <= 8192:
@@ -77,6 +81,11 @@ class RedirectApp:
             or scope["method"] not in ("GET", "HEAD")
             or not scope["path"].startswith("/build/")
         ):
+            if scope["type"] == "http" and _has_control(scope["path"]):
+                # FastAPI's routes never match a path with a newline, and what it does then
+                # (metrics, 404) reads request.url, which fails on a non-UTF-8 query.
+                await _send(send, 400, [], b"bad request path\n", head=scope["method"] == "HEAD")
+                return
             await self.fallthrough(scope, receive, send)
             return
         head = scope["method"] == "HEAD"

@@ -138,14 +138,22 @@ class FederationConfig(_Strict):
     def _policies(self) -> FederationConfig:
         prime = self.prime_name
         v = self.versions
+        # "KEY: problem" messages: _describe reports KEY as the key at fault.
         if v.reference == "prime" and prime is None:
-            raise ValueError("versions.reference is 'prime' but no member is marked prime")
+            raise ValueError("versions.reference: is 'prime' but no member is marked prime")
         if v.reference == "pinned" and not v.pinned:
-            raise ValueError("versions.reference is 'pinned' but versions.pinned is empty")
+            raise ValueError("versions.pinned: must give the versions when reference is 'pinned'")
         if v.keys is not None and not v.keys:
-            raise ValueError("versions.keys must list at least one key (or be omitted)")
+            raise ValueError("versions.keys: must list at least one key (or be omitted)")
+        if v.reference == "pinned" and v.pinned and v.keys:
+            missing = [key for key in v.keys if key not in v.pinned]
+            if missing:
+                raise ValueError(
+                    f"versions.keys: {', '.join(missing)} not in versions.pinned; every member "
+                    "would mismatch and version gating would never apply"
+                )
         if self.fallback == "prime" and prime is None:
-            raise ValueError("fallback is 'prime' but no member is marked prime")
+            raise ValueError("fallback: is 'prime' but no member is marked prime")
         return self
 
     @property
@@ -241,6 +249,9 @@ def _describe(exc: ValidationError, source: str, section: str) -> str:
             loc[0] = section
         key = ".".join(loc) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
+        head, sep, rest = msg.partition(": ")
+        if not loc and sep and head.replace(".", "").replace("_", "").isalnum():
+            key, msg = head, rest
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         lines.append(f"{source}: key '{key}': {msg}")

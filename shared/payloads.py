@@ -62,7 +62,7 @@ def parse_health(status_code: int, body: bytes, now: float) -> HealthObservation
         if service == POD_QUOTA:
             total_pods = _count(entry, "total_pods", nullable=False)
             quota = _count(entry, "quota", nullable=True)
-        if not entry["ok"] and not entry.get("_ignore_failure", False):
+        if not entry["ok"] and entry.get("_ignore_failure") is not True:
             failed.append(service)
     if failed:
         reasons = tuple(f"check failed: {service}" for service in failed)
@@ -79,6 +79,8 @@ def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
     if isinstance(value, dict):
         for key, sub in value.items():
             _flatten(f"{prefix}.{key}" if prefix else str(key), sub, out)
+    elif prefix in out:
+        raise PayloadError(f"versions key {prefix!r} appears twice (dotted and nested)")
     elif isinstance(value, str):
         out[prefix] = value
     elif value is None or isinstance(value, (bool, int, float, list)):

@@ -148,6 +148,7 @@ def test_routers_ride_out_a_redis_kill_and_a_pause(
                     what="router health reports the lost store",
                 )
                 assert health["store_error"]
+                assert httpx.get(f"{r}/livez").status_code == 200  # still serving
                 doc = wait_for(
                     lambda r=r: status(r)["outage"]["active"] and status(r), what="outage reported"
                 )

@@ -48,6 +48,7 @@ GAUGES = frozenset(
         # router
         "fedredirect_router_view_age_seconds",
         "fedredirect_router_fallback_active",
+        "fedredirect_router_outage_active",
         "fedredirect_router_checker_heartbeat_age_seconds",
         "fedredirect_router_store_up",
     }
@@ -180,6 +181,7 @@ REQUIRED_ALERTS = {
     "FedredirectTrafficConcentrated",
     "FedredirectCheckerHeartbeatStale",
     "FedredirectCheckerDown",
+    "FedredirectCheckerReplicaDown",
     "FedredirectRouterViewStale",
     "FedredirectFallbackActive",
 }
@@ -193,8 +195,10 @@ def github_anchor(heading: str) -> str:
 
 
 def runbook_anchors() -> set[str]:
-    text = RUNBOOK.read_text(encoding="utf-8")
-    return {github_anchor(m.group(1)) for m in re.finditer(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, re.M)}
+    """The anchors of the runbook's headings (not of ``#`` lines inside code blocks)."""
+    text = re.sub(r"(?ms)^```.*?^```", "", RUNBOOK.read_text(encoding="utf-8"))
+    headings = re.finditer(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, re.MULTILINE)
+    return {github_anchor(m.group(1)) for m in headings}
 
 
 def seconds(duration: str) -> int:
@@ -275,13 +279,16 @@ def test_state_labels_in_rules_are_known_states() -> None:
     assert used <= set(STATES), used - set(STATES)
 
 
-def test_contract_names_are_the_ones_the_source_exports() -> None:
-    """Guards the contract itself: each fedredirect_* family is named in the metrics code
-    (prometheus_client adds ``_total`` to counter names)."""
+def test_contract_is_what_the_source_exports() -> None:
+    """Guards the contract itself, both ways: each fedredirect_* family in it is defined in
+    the metrics code, and each one defined there is in it (prometheus_client adds
+    ``_total`` to counter names)."""
     source = "\n".join((ROOT / path).read_text(encoding="utf-8") for path in SOURCES_OF_METRICS)
+    defined = set(re.findall(r'"(fedredirect_[a-z0-9_]+)"', source))
     families = {name.removesuffix("_total") for name in GAUGES | COUNTERS | HISTOGRAMS}
-    for family in sorted(f for f in families if f.startswith("fedredirect_")):
-        assert f'"{family}"' in source, f"{family} is not defined in {SOURCES_OF_METRICS}"
+    contract = {f for f in families if f.startswith("fedredirect_")}
+    assert contract - defined == set(), f"in the contract, not in {SOURCES_OF_METRICS}"
+    assert defined - contract == set(), "exported but missing from the contract above"
 
 
 def test_every_alert_has_a_firing_and_a_quiet_test_case() -> None:

@@ -139,12 +139,9 @@ def test_unit_hash_extremes_of_a_zero_digest(monkeypatch: pytest.MonkeyPatch) ->
     assert 0.0 < unit_hash("k", "m") < 1e-15
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: (2**53 - 1) + 0.5 is not representable and rounds up to 2**53, so an "
-    "all-ones digest gives h == 1.0 (and rendezvous_score divides by -log(1.0) == 0)",
-)
 def test_unit_hash_of_an_all_ones_digest_stays_below_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Regression: with 53 bits, (2**53 - 1) + 0.5 rounded up to 2**53, so h was 1.0 and
+    # rendezvous_score divided by -log(1.0) == 0.
     monkeypatch.setattr(balance.hashlib, "blake2b", fake_blake2b(b"\xff" * 8))
     assert unit_hash("k", "m") < 1.0
     assert rendezvous_score("k", target("m", 1.0)) > 0

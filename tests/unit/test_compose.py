@@ -205,7 +205,7 @@ def test_router_ports_map_to_the_router_port(parse: Parse) -> None:
             assert target == args.port, f"{service}: container port {target} != --port"
             published.add(host_port)
         probe = " ".join(SERVICES[service]["healthcheck"]["test"])
-        assert f"http://127.0.0.1:{args.port}/health" in probe
+        assert f"http://127.0.0.1:{args.port}/livez" in probe  # serving, not view-fresh
     assert published == {8080, 8081}
 
 

@@ -335,15 +335,29 @@ INVALID: list[tuple[str, str, Any, str, str]] = [
         "pinned-without-versions",
         "f.yaml",
         {"members": {"a": member("a")}, "versions": {"reference": "pinned"}},
-        "versions.reference",
-        "versions.pinned is empty",
+        "versions.pinned",
+        "must give the versions when reference is 'pinned'",
+    ),
+    (
+        "pinned-keys-not-pinned",
+        "f.yaml",
+        {
+            "members": {"a": member("a")},
+            "versions": {
+                "reference": "pinned",
+                "pinned": {"binderhub": "1"},
+                "keys": ["binderhub", "builder"],
+            },
+        },
+        "versions.keys",
+        "builder not in versions.pinned",
     ),
     (
         "pinned-with-empty-versions",
         "f.yaml",
         {"members": {"a": member("a")}, "versions": {"reference": "pinned", "pinned": {}}},
-        "versions.reference",
-        "versions.pinned is empty",
+        "versions.pinned",
+        "must give the versions when reference is 'pinned'",
     ),
     (
         "reference-prime-without-prime",
@@ -487,11 +501,7 @@ def test_weight_zero_members_are_dropped_but_others_kept() -> None:
     assert isinstance(config, FederationConfig)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: weight false compares equal to 0, so the member is silently dropped "
-    "instead of being rejected as the wrong type",
-)
 def test_boolean_weight_is_a_type_error() -> None:
+    # Regression: false == 0, so the member used to be dropped silently as "weight 0".
     with pytest.raises(ConfigError, match=r"hosts\.b\.weight"):
         parse_config({"hosts": {"a": member("a"), "b": member("b", weight=False)}})

@@ -187,3 +187,89 @@ def test_panel_queries_are_valid_promql(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def panel_query(title: str, index: int = 0) -> str:
+    return [expr for t, expr in QUERIES if t == title][index]
+
+
+def test_key_panels_compute_what_they_show(tmp_path: Path) -> None:
+    """Evaluate the traffic share and the member state panels with promtool on series of a
+    known situation: two checkers, the standby (checker-b) exporting a frozen view; alpha
+    full, beta version_mismatch in the writer's view; 3 of 4 launches go to alpha."""
+    checker_a = 'job="fedredirect-checker",instance="checker-a:9090"'
+    checker_b = 'job="fedredirect-checker",instance="checker-b:9090"'
+    router = 'job="fedredirect-router",instance="router-0:8080"'
+    series = [
+        (f"fedredirect_checker_last_cycle_timestamp_seconds{{{checker_a}}}", "0+60x20"),
+        (f"fedredirect_checker_last_cycle_timestamp_seconds{{{checker_b}}}", "-600x20"),
+        (f'fedredirect_redirects_total{{{router},member="alpha",reason="fallback"}}', "0+30x20"),
+        (f'fedredirect_redirects_total{{{router},member="beta",reason="cookie"}}', "0+10x20"),
+    ]
+    states = {
+        checker_a: {"alpha": "full", "beta": "version_mismatch"},
+        checker_b: {"alpha": "eligible", "beta": "eligible"},
+    }
+    for checker, members in states.items():
+        for member, current in members.items():
+            for state in ("eligible", "version_mismatch", "full", "drained"):
+                name = f'fedredirect_member_state{{{checker},member="{member}",state="{state}"}}'
+                series.append((name, f"{int(state == current)}x20"))
+    share = substitute(panel_query("Traffic share per member"))
+    unit_test = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in series],
+                "promql_expr_test": [
+                    {
+                        # rounded: promtool compares floats exactly
+                        "expr": f"round({share}, 0.001)",
+                        "eval_time": "10m",
+                        "exp_samples": [
+                            {"labels": '{member="alpha"}', "value": 0.75},
+                            {"labels": '{member="beta"}', "value": 0.25},
+                        ],
+                    },
+                    {
+                        # value mapping: 0 eligible, 1 version_mismatch, 2 full, ...
+                        "expr": substitute(panel_query("Member state")),
+                        "eval_time": "10m",
+                        "exp_samples": [
+                            {"labels": '{member="alpha"}', "value": 2},
+                            {"labels": '{member="beta"}', "value": 1},
+                        ],
+                    },
+                    {
+                        "expr": substitute(panel_query("Members by state")),
+                        "eval_time": "10m",
+                        "exp_samples": [
+                            {"labels": '{state="eligible"}', "value": 0},
+                            {"labels": '{state="version_mismatch"}', "value": 1},
+                            {"labels": '{state="full"}', "value": 1},
+                            {"labels": '{state="drained"}', "value": 0},
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    mapping = {
+        m["options"]["1"]["text"]: 1
+        for p in all_panels(DASHBOARD_DOC["panels"])
+        if p.get("title") == "Member state"
+        for m in p["fieldConfig"]["defaults"]["mappings"]
+    }
+    assert mapping == {"version_mismatch": 1}, "the state codes and the value mapping disagree"
+    path = tmp_path / "dashboard_test.yml"
+    path.write_text(yaml.safe_dump(unit_test, sort_keys=False), encoding="utf-8")
+    result = subprocess.run(
+        [promtool(), "test", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
