@@ -402,6 +402,7 @@ class Sample:
     fallback: bool
     outage: bool
     store_error: bool
+    stale: int = 0  # members the router shows as "stale"
 
 
 async def load_worker(
@@ -478,6 +479,7 @@ async def sampler(
                 bool(doc["fallback"]["active"]),
                 bool(doc["outage"]["active"]),
                 doc["router"]["store_error"] is not None,
+                sum(m["state"] == "stale" for m in doc["members"].values()),
             )
         )
 
@@ -736,6 +738,10 @@ def summarize(
             "during_redis_restarts": _max([s.heartbeat_age for s in during]),
         },
         "outage_policy_samples": sum(s.outage for s in samples),
+        "stale_member_samples": {
+            "outside_redis_restarts": sum(s.stale > 0 for s in outside),
+            "during_redis_restarts": sum(s.stale > 0 for s in during),
+        },
         "redis_restarts": len(log.restarts),
         "redis_downtime_s": args.redis_downtime,
         "redis_recovery_s_max": round(max(recoveries), 2) if recoveries else None,
@@ -795,6 +801,8 @@ def print_summary(s: dict[str, Any]) -> None:
         "slowest recovery from kill to fresh views: "
         f"{s['redis_recovery_s_max']} s; outage policy active in {s['outage_policy_samples']} "
         "samples)",
+        f"stale members         in {s['stale_member_samples']['outside_redis_restarts']} samples "
+        f"outside Redis restarts, {s['stale_member_samples']['during_redis_restarts']} during",
         f"member flaps          {s['member_flaps']} {s['member_flaps_by_kind']} "
         f"({s['flaps_skipped_to_keep_one_eligible']} skipped to keep one member eligible)",
     ]

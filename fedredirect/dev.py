@@ -113,11 +113,9 @@ def run_dev(args: argparse.Namespace) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def start_redis(binary: str, port: int, workdir: Path) -> Iterator[str]:
-    if port == 0:
-        port = _free_port()
-    cmd = [
+def redis_command(binary: str, port: int, workdir: Path) -> list[str]:
+    """A throw-away redis-server on 127.0.0.1: no persistence, files kept in ``workdir``."""
+    return [
         binary,
         "--port",
         str(port),
@@ -130,6 +128,13 @@ def start_redis(binary: str, port: int, workdir: Path) -> Iterator[str]:
         "--dir",
         str(workdir),
     ]
+
+
+@contextlib.contextmanager
+def start_redis(binary: str, port: int, workdir: Path) -> Iterator[str]:
+    if port == 0:
+        port = _free_port()
+    cmd = redis_command(binary, port, workdir)
     with child(cmd, quiet=True):
         import redis
 

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 from shared.evaluate import View
+from shared.humanize import format_age
 
 
 def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.1f}h"
+    return format_age(seconds, missing="-")
 
 
 def _versions(versions: dict[str, str] | None, keys: tuple[str, ...]) -> str:

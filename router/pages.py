@@ -10,6 +10,8 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from shared.humanize import format_age
+
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
 h1{font-size:1.4em;margin:0 0 .6em}h2{font-size:1.1em;margin:1.2em 0 .4em}
@@ -37,16 +39,6 @@ _MISSING = "-"
 
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "never"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m {int(seconds % 60)}s"
-    return f"{int(seconds // 3600)}h {int(seconds % 3600 // 60)}m"
 
 
 def _num(value: float | int | None) -> str:
@@ -116,8 +108,8 @@ def _reference(ref: Mapping[str, Any]) -> str:
     return (
         f"<dl><dt>policy</dt><dd>{_e(ref['policy'])}</dd>"
         f"<dt>source</dt><dd>{_e(ref['source'])}</dd>"
-        f"<dt>age</dt><dd>{_e(_age(ref['age_seconds']))} "
-        f"<span class=muted>(max {_e(_age(ref['max_age_seconds']))})</span></dd>"
+        f"<dt>age</dt><dd>{_e(format_age(ref['age_seconds']))} "
+        f"<span class=muted>(max {_e(format_age(ref['max_age_seconds']))})</span></dd>"
         f"<dt>stale</dt><dd>{stale}</dd>{rows or '<dt>versions</dt><dd>none</dd>'}</dl>"
     )
 
@@ -163,9 +155,9 @@ def _member_row(
         f'<td class="reasons">{reasons}</td>',
         _versions_cell(m, reference),
         f'<td class="num">{_e(_num(m["total_pods"]))} / {_e(_num(m["quota"]))}</td>',
-        f'<td class="num">{_e(_age(m["record_age_seconds"]))}</td>',
-        f'<td class="num">{_e(_age(m["health_age_seconds"]))}</td>',
-        f'<td class="num">{_e(_age(m["versions_age_seconds"]))}</td>',
+        f'<td class="num">{_e(format_age(m["record_age_seconds"]))}</td>',
+        f'<td class="num">{_e(format_age(m["health_age_seconds"]))}</td>',
+        f'<td class="num">{_e(format_age(m["versions_age_seconds"]))}</td>',
         f'<td class="num">{_e(_num(m["weight"]))} → {_e(_num(m["effective_weight"]))}</td>',
         f'<td class="num">{_e(share)}</td>',
     ]
@@ -188,10 +180,10 @@ def _freshness(doc: Mapping[str, Any]) -> str:
     targets = ", ".join(_e(t) for t in doc["targets"]) or "nobody (503)"
     return (
         f"<dl><dt>launches go to</dt><dd>{targets}</dd>"
-        f"<dt>checker heartbeat age</dt><dd>{_e(_age(checker['heartbeat_age_seconds']))}"
+        f"<dt>checker heartbeat age</dt><dd>{_e(format_age(checker['heartbeat_age_seconds']))}"
         f" <span class=muted>({_e(checker['checker_id'] or 'no checker id')})</span></dd>"
-        f"<dt>router view age</dt><dd>{_e(_age(router.get('view_age_seconds')))}"
-        f" <span class=muted>(max {_e(_age(router.get('max_view_age_seconds')))},"
+        f"<dt>router view age</dt><dd>{_e(format_age(router.get('view_age_seconds')))}"
+        f" <span class=muted>(max {_e(format_age(router.get('max_view_age_seconds')))},"
         f" generation {_e(router.get('generation'))})</span></dd>"
         f"<dt>router health</dt><dd>{health}</dd></dl>"
     )

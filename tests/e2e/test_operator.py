@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 
 import httpx
 
-from tests.support.procs import launch, status, wait_for
+from tests.support.procs import launch, run_cli, status, wait_for
 
 
 def cli(stack: dict[str, object], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fedredirect.cli",
-            *args,
-            "--redis-url",
-            str(stack["redis"]),
-            "--key-prefix",
-            str(stack["prefix"]),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return run_cli(*args, "--redis-url", str(stack["redis"]), "--key-prefix", str(stack["prefix"]))
 
 
 def test_why_explains_the_pick_the_router_makes(stack: dict[str, object]) -> None:

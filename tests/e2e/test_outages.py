@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fedredirect.dev import find_redis_server
+from fedredirect.dev import find_redis_server, redis_command
 from fedredirect.simulator import MemberServer, MemberSimState
 from tests.support.members import running_members
 from tests.support.procs import checker, free_port, router, status, wait_for, write_config
@@ -32,19 +32,7 @@ class Redis:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [
-                find_redis_server(),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
+            redis_command(find_redis_server(), self.port, self.workdir),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -15,6 +15,7 @@ from tests.support.members import running_members
 from tests.support.procs import (
     launch,
     router,
+    run_cli,
     status,
     wait_for,
     write_config,
@@ -210,22 +211,11 @@ def test_router_without_a_snapshot_reports_unhealthy(redis_url: str, key_prefix:
 
 
 def test_status_command_prints_the_routers_view(stack: dict[str, object]) -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fedredirect.cli",
-            "status",
-            "--redis-url",
-            str(stack["redis"]),
-            "--key-prefix",
-            str(stack["prefix"]),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
+    done = run_cli(
+        "status", "--redis-url", str(stack["redis"]), "--key-prefix", str(stack["prefix"])
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
     assert "reference:" in out and "source prime alpha" in out
     for name in ("alpha (prime)", "beta", "gamma"):
         assert name in out
@@ -235,21 +225,7 @@ def test_status_command_prints_the_routers_view(stack: dict[str, object]) -> Non
 def test_invalid_config_exits_before_serving(tmp_path: Path, redis_url: str) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"hosts": {"a": {"url": "ftp://a.example", "weight": 1}}}')
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fedredirect.cli",
-            "checker",
-            "--config",
-            str(bad),
-            "--redis-url",
-            redis_url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    proc = run_cli("checker", "--config", str(bad), "--redis-url", redis_url)
     assert proc.returncode == 2
     assert str(bad) in proc.stderr and "hosts.a.url" in proc.stderr
     assert "http(s)" in proc.stderr

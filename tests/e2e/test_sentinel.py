@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from fedredirect.dev import child, find_redis_server
+from fedredirect.dev import child, find_redis_server, redis_command
 from fedredirect.simulator import MemberServer, MemberSimState
 from tests.e2e.test_outages import Load
 from tests.support.members import running_members
@@ -24,31 +24,14 @@ class SentinelCluster:
         binary = find_redis_server()
         self.master_port, self.replica_port = free_port(), free_port()
         self.sentinel_ports = [free_port() for _ in range(3)]
-        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         self.master = stack.enter_context(
-            child(
-                [binary, "--port", str(self.master_port), "--dir", str(workdir), *common],
-                quiet=True,
-            )
+            child(redis_command(binary, self.master_port, workdir), quiet=True)
         )
         replica_dir = workdir / "replica"
         replica_dir.mkdir()
-        stack.enter_context(
-            child(
-                [
-                    binary,
-                    "--port",
-                    str(self.replica_port),
-                    "--dir",
-                    str(replica_dir),
-                    "--replicaof",
-                    "127.0.0.1",
-                    str(self.master_port),
-                    *common,
-                ],
-                quiet=True,
-            )
-        )
+        replica = redis_command(binary, self.replica_port, replica_dir)
+        replica += ["--replicaof", "127.0.0.1", str(self.master_port)]
+        stack.enter_context(child(replica, quiet=True))
         for port in self.sentinel_ports:
             conf = workdir / f"sentinel-{port}.conf"
             conf.write_text(

@@ -18,56 +18,15 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from router.app import create_app
 from router.redirect import RedirectApp
-from shared.config import parse_config
-from shared.records import HealthObservation, MemberObservation
-from shared.store import Snapshot, Store, connect
-
-NOW = 1_700_000_000.0
-MEMBERS = {
-    "alpha": "https://alpha.example.org",
-    "beta": "https://beta.example.org",
-    "gamma": "http://127.0.0.1:9",  # never contacted: /build/ and redirect pages only
-}
-VERSIONS = {"binderhub": "1.0", "builder": "r2d:1"}
-
-
-def _observation(name: str) -> MemberObservation:
-    health = HealthObservation("ok", (), 10, 100, NOW)
-    return MemberObservation(
-        member=name,
-        checked_at=NOW,
-        health=health,
-        healthy_at=NOW,
-        versions=dict(VERSIONS),
-        versions_at=NOW,
-    )
+from tests.support.inprocess import MEMBERS, router_with_view
 
 
 @pytest.fixture(scope="module")
 def app(redis_url: str) -> Iterator[RedirectApp]:
-    """A router whose view is set by hand (every member eligible), not read from Redis."""
-    config = parse_config(
-        {
-            "check": {"period": 300},
-            "other_paths": "redirect",
-            "members": {
-                name: {"url": url, "weight": 10, "prime": name == "alpha"}
-                for name, url in MEMBERS.items()
-            },
-        }
-    )
-    store = Store(connect(redis_url), "fuzz")  # never read: no lifespan runs
-    router = create_app(store)
-    holder = router.holder
-    holder.clock = lambda: NOW
-    holder.snapshot = Snapshot(config, {n: _observation(n) for n in MEMBERS}, None)
-    holder.synced_at = NOW
-    holder.reevaluate()
-    assert holder.view is not None and len(holder.view.targets) == len(MEMBERS)
+    router = router_with_view(redis_url, other_paths="redirect")
     yield router
-    asyncio.run(store.client.aclose())
+    asyncio.run(router.holder.store.client.aclose())
 
 
 FRAGMENTS = [
@@ -78,7 +37,8 @@ FRAGMENTS = [
     *(url.encode() for url in MEMBERS.values()),
 ]
 fragmented = st.lists(st.sampled_from(FRAGMENTS), max_size=12).map(b"".join)
-hostile_bytes = st.one_of(fragmented, st.binary(max_size=80))
+printable = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=40)
+hostile_bytes = st.one_of(fragmented, printable.map(str.encode), st.binary(max_size=80))
 raw_paths = st.one_of(
     hostile_bytes,
     hostile_bytes.map(lambda b: b"/build/gh/" + b),

@@ -107,6 +107,16 @@ def checker(
         yield proc
 
 
+def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """``fedredirect ARGS`` to completion, as an operator runs it; output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "fedredirect.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def status(router_url: str) -> dict[str, Any]:
     response = httpx.get(f"{router_url}/status.json", timeout=2)
     response.raise_for_status()

@@ -1,0 +1,76 @@
+"""A router app built in-process with a view set by hand: no checker, no Redis reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from router.app import create_app
+from router.redirect import RedirectApp
+from shared.config import parse_config
+from shared.records import HealthObservation, MemberObservation
+from shared.store import Snapshot, Store, connect
+
+NOW = 1_700_000_000.0
+MEMBERS = {
+    "alpha": "https://alpha.example.org",
+    "beta": "https://beta.example.org",
+    "gamma": "http://127.0.0.1:9",  # never contacted unless other_paths is "proxy"
+}
+VERSIONS = {"binderhub": "1.0", "builder": "r2d:1"}
+
+
+def _observation(name: str) -> MemberObservation:
+    health = HealthObservation("ok", (), 10, 100, NOW)
+    return MemberObservation(
+        member=name,
+        checked_at=NOW,
+        health=health,
+        healthy_at=NOW,
+        versions=dict(VERSIONS),
+        versions_at=NOW,
+    )
+
+
+def router_with_view(redis_url: str, **settings: Any) -> RedirectApp:
+    """A router whose view has every member of ``MEMBERS`` eligible, frozen at ``NOW``.
+
+    Its lifespan is never run, so it never reads the store; close ``app.holder.store``'s
+    client when done. ``settings`` go into the config (e.g. ``other_paths="redirect"``).
+    """
+    config = parse_config(
+        {
+            "check": {"period": 300},
+            **settings,
+            "members": {
+                name: {"url": url, "weight": 10, "prime": name == "alpha"}
+                for name, url in MEMBERS.items()
+            },
+        }
+    )
+    app = create_app(Store(connect(redis_url), "inprocess"))
+    holder = app.holder
+    holder.clock = lambda: NOW
+    holder.snapshot = Snapshot(config, {n: _observation(n) for n in MEMBERS}, None)
+    holder.synced_at = NOW
+    holder.reevaluate()
+    assert holder.view is not None and len(holder.view.targets) == len(MEMBERS)
+    return app
+
+
+def without_lifespan(app: Any) -> Any:
+    """``app`` with lifespan events answered here: test clients that send them (one startup
+    and shutdown per request) must not start the store sync or close the app's clients."""
+
+    async def wrapper(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    return wrapper
