@@ -538,7 +538,7 @@ async def drive(
 
 
 def ground_truth_violations(
-    requests: Requests, names: list[str], log: ChaosLog, grace: float
+    requests: Requests, names: list[str], log: ChaosLog, grace: float, started: float = 0.0
 ) -> tuple[int, int, list[str]]:
     """Redirects to member M sent at t while M had been made ineligible at c < t - grace
     (and not made eligible again before t). Also counts redirects inside the grace."""
@@ -560,8 +560,8 @@ def ground_truth_violations(
             violations += 1
             if len(examples) < 10:
                 examples.append(
-                    f"{name} ({iv.kind} since {t - iv.start:.2f}s) got a redirect from "
-                    f"router {requests.router[i]}"
+                    f"t={t - started:.2f}s: {name} ({iv.kind} since {t - iv.start:.2f}s) got a "
+                    f"redirect from router {requests.router[i]}"
                 )
         else:
             within_grace += 1
@@ -652,17 +652,27 @@ def in_windows(t: float, windows: list[tuple[float, float]]) -> bool:
     return any(a <= t <= b for a, b in windows)
 
 
-def nobody_eligible_episodes(samples: list[Sample], n_routers: int) -> tuple[int, int]:
-    """(samples, episodes) in which a router had nobody eligible (fallback active or no target)."""
+def nobody_eligible_episodes(
+    samples: list[Sample], n_routers: int, started: float = 0.0
+) -> tuple[int, int, list[str]]:
+    """(samples, episodes, first examples) in which a router had nobody eligible: fallback
+    active or no target."""
     count = episodes = 0
+    examples: list[str] = []
     for r in range(n_routers):
         previous = False
         for s in sorted((s for s in samples if s.router == r), key=lambda s: s.sent):
             nobody = s.targets is not None and (s.fallback or not s.targets)
             count += nobody
             episodes += nobody and not previous
+            if nobody and len(examples) < 10:
+                examples.append(
+                    f"router {r} at t={s.sent - started:.2f}s: targets {sorted(s.targets or ())}"
+                    f" (fallback), {s.stale} members stale, heartbeat age "
+                    f"{s.heartbeat_age or 0:.2f}s, outage policy {'on' if s.outage else 'off'}"
+                )
             previous = nobody
-    return count, episodes
+    return count, episodes, examples
 
 
 def _max(values: list[float | None]) -> float | None:
@@ -687,14 +697,16 @@ def summarize(
     errors = total - ok
     latencies = sorted((requests.answered[i] - requests.sent[i]) * 1000 for i in range(total))
     per_member = Counter(names[m] for m in requests.member if m >= 0)
-    gt, within, gt_examples = ground_truth_violations(requests, names, log, budgets.grace)
+    gt, within, gt_examples = ground_truth_violations(requests, names, log, budgets.grace, started)
     own, own_examples = own_view_violations(requests, names, samples, n_routers)
     lags, already, unseen = detection_lags(samples, log, n_routers)
     windows = [(kill, fresh + 1.0) for kill, _, fresh in log.restarts]
     during = [s for s in samples if in_windows(s.sent, windows)]
     outside = [s for s in samples if not in_windows(s.sent, windows)]
-    nobody_samples, nobody_episodes = nobody_eligible_episodes(samples, n_routers)
-    nobody_during, _ = nobody_eligible_episodes(during, n_routers)
+    nobody_samples, nobody_episodes, nobody_examples = nobody_eligible_episodes(
+        samples, n_routers, started
+    )
+    nobody_during, _, _ = nobody_eligible_episodes(during, n_routers)
     recoveries = [fresh - kill for kill, _, fresh in log.restarts]
     q = statistics.quantiles(latencies, n=100) if len(latencies) >= 2 else [math.nan] * 99
     return {
@@ -715,6 +727,7 @@ def summarize(
         "nobody_eligible_samples": nobody_samples,
         "nobody_eligible_episodes": nobody_episodes,
         "nobody_eligible_samples_during_redis_restarts": nobody_during,
+        "nobody_eligible_examples": nobody_examples,
         "latency_ms_p50": round(q[49], 2),
         "latency_ms_p99": round(q[98], 2),
         "latency_ms_max": round(latencies[-1], 2) if latencies else None,
@@ -808,10 +821,11 @@ def print_summary(s: dict[str, Any]) -> None:
     ]
     for key in (
         "error_examples",
+        "nobody_eligible_examples",
         "violations_ground_truth_examples",
         "violations_own_view_examples",
     ):
-        lines += [f"  {key}: {e}" for e in s[key]]
+        lines += [f"  {key}: {e}" for e in s[key][:3]]
     if s["chaos_error"]:
         lines.append(f"chaos stopped early: {s['chaos_error']}")
     print("\n".join(lines), flush=True)

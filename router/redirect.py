@@ -23,6 +23,9 @@ Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Any]
 
 _UNSAFE_COOKIE_PATH = frozenset(';,"\\')
+#: Longer launch targets are refused: no repository spec needs them, and the Location and
+#: cookie would carry them whole.
+MAX_TARGET_BYTES = 8192
 
 
 def _printable_ascii(data: bytes) -> bool:
@@ -91,6 +94,9 @@ class RedirectApp:
         head = scope["method"] == "HEAD"
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
         query: bytes = scope.get("query_string", b"")
+        if len(raw_path) + len(query) > MAX_TARGET_BYTES:
+            await _send(send, 414, [], b"request target too long\n", head=head)
+            return
         if not raw_path.startswith(b"/build/") or not _printable_ascii(raw_path + query):
             await _send(send, 400, [], b"bad request path\n", head=head)
             return

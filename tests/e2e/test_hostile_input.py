@@ -162,6 +162,8 @@ SPOOFING = [
 ]
 
 OVERSIZED_AND_BINARY = [
+    Case("path-9KB", b"/build/gh/org/" + b"a" * 9000, status=414),  # over MAX_TARGET_BYTES
+    Case("query-9KB", LAUNCH + b"?x=" + b"a" * 9000, status=414),
     Case("path-16KiB", b"/build/gh/org/" + b"a" * 16 * 1024),
     Case("path-100KiB", b"/build/gh/org/" + b"a" * 100 * 1024),
     Case("query-100KiB", LAUNCH + b"?x=" + b"%2F" * 34 * 1024),
@@ -231,13 +233,13 @@ PROXIED = (
         Case("page-root", b"/", status=200),
         # An encoded newline before a trailing slash once made Starlette's redirect_slashes
         # answer with a redirect to http://<Host header>/x%0A (the catch-all missed "\n").
-        Case("page-encoded-lf-slash", b"/x%0A/", host=b"evil.example"),
-        Case("page-encoded-crlf-slash", b"/%0D%0A/", host=b"evil.example"),
-        Case("page-encoded-lf-inside", b"/a%0Ab?q=1", host=b"evil.example"),
+        Case("page-encoded-lf-slash", b"/x%0A/", host=b"evil.example", status=400),
+        Case("page-encoded-crlf-slash", b"/%0D%0A/", host=b"evil.example", status=400),
+        Case("page-encoded-lf-inside", b"/a%0Ab?q=1", host=b"evil.example", status=400),
         # The target "%2F@host:port/x" starts with no slash once decoded: home URL + target
         # made http://127.0.0.1:HOME%2F@host:port/x, i.e. a proxied request to another host.
-        Case("page-encoded-slash-userinfo", b"%2F@{beta.netloc}/x"),
-        Case("page-encoded-slash", b"%2Fabout"),
+        Case("page-encoded-slash-userinfo", b"%2F@{beta.netloc}/x", status=400),
+        Case("page-encoded-slash", b"%2Fabout", status=400),
         Case("page-content-length-bad", PAGE, [b"Content-Length: abc"], status=400),
         Case("page-content-length-list", PAGE, [b"Content-Length: 0, 0"], status=200),
         Case("page-post-launch", LAUNCH, method=b"POST", status=405),

@@ -26,7 +26,7 @@ def anyio_backend() -> str:
 
 
 def config_for(servers: dict[str, MemberServer], **check: Any) -> Any:
-    settings = {"period": 0.3, "timeout": 0.5, "jitter": 0.0, "retries": 2, "failed_period": 60}
+    settings = {"period": 0.3, "timeout": 1.5, "jitter": 0.0, "retries": 2, "failed_period": 60}
     settings.update(check)
     return parse_config(
         {
