@@ -13,7 +13,8 @@ prime), one ``fedredirect checker`` and two ``fedredirect router`` processes. Fo
   cookie naming a random member) to both routers from ``--concurrency`` workers;
 - flips a random member every few seconds between eligible, full, unhealthy, another
   binderhub version, and down (server stopped, later restarted on the same port);
-- restarts Redis with ``kill -9`` about every 60 s (the checker must republish);
+- restarts Redis with ``kill -9`` about every 60 s, at once or after ``--redis-downtime``
+  seconds (the checker must republish);
 - samples each router's ``/status.json`` every 100 ms.
 
 Then it stops everything and prints: requests, errors, redirects to members that were not
@@ -961,4 +962,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:  # during start-up; everything started is already stopped
+        print("soak: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -1,7 +1,8 @@
 """The router process: the redirect hot path in front of a FastAPI app for the rest.
 
-FastAPI serves what is not hot: ``/active_hosts``, ``/status.json``, ``/health`` and the
-site's other pages (proxied to the home member, redirected, or 404 as configured).
+FastAPI serves what is not hot: ``/health``, ``/livez``, ``/active_hosts``,
+``/status.json``, ``/status``, ``/why``, ``/metrics`` and the site's other pages (proxied
+to the home member, redirected, or 404 as configured).
 """
 
 from __future__ import annotations
@@ -13,31 +14,15 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
-from starlette.background import BackgroundTask
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from router.metrics import instrument
 from router.pages import render_status_page
+from router.proxy import proxy, target_url
 from router.redirect import RedirectApp
 from router.snapshot import SnapshotHolder
 from shared.explain import explain
 from shared.store import Store
-
-# Hop-by-hop headers (RFC 9110 7.6.1) are never forwarded by a proxy.
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-    }
-)
 
 
 def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
@@ -147,40 +132,11 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
             return Response("not found\n", status_code=404, media_type="text/plain")
         if home is None:
             return Response("no member can serve this page now\n", 503, media_type="text/plain")
-        # Not request.url: it decodes the query as UTF-8 and fails on other bytes.
-        raw_path = request.scope.get("raw_path") or request.scope["path"].encode("utf-8", "replace")
-        query = request.scope.get("query_string", b"")
-        # raw_path must start with "/": "%2F@evil.example" would turn home.url + raw_path
-        # into a URL on another host (a target's path is decoded, its raw_path is not).
-        if not raw_path.startswith(b"/") or not all(0x21 <= b <= 0x7E for b in raw_path + query):
+        target = target_url(home.url, request)
+        if target is None:
             return Response("bad request path\n", status_code=400, media_type="text/plain")
-        target = (
-            home.url + raw_path.decode("ascii") + ("?" + query.decode("ascii") if query else "")
-        )
         if view.config.other_paths == "redirect":
             return RedirectResponse(target, status_code=302)
-        # Raw bytes: a header value may hold obs-text (e.g. 0xFF), which str values cannot carry.
-        headers = [
-            (k, v) for k, v in request.headers.raw if k.decode("latin-1").lower() not in _HOP_BY_HOP
-        ]
-        try:
-            upstream = proxy_client.build_request(request.method, target, headers=headers)
-        except httpx.InvalidURL as exc:  # e.g. "URL too long" (over 64 KiB)
-            return Response(f"bad request path: {exc}\n", 400, media_type="text/plain")
-        try:
-            answer = await proxy_client.send(upstream, stream=True)
-        except httpx.HTTPError as exc:
-            return Response(
-                f"home member {home.name} did not answer: {type(exc).__name__}\n",
-                status_code=502,
-                media_type="text/plain",
-            )
-        out_headers = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP_BY_HOP}
-        return StreamingResponse(
-            answer.aiter_raw(),
-            status_code=answer.status_code,
-            headers=out_headers,
-            background=BackgroundTask(answer.aclose),
-        )
+        return await proxy(proxy_client, home.name, target, request)
 
     return redirect

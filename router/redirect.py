@@ -28,7 +28,7 @@ _UNSAFE_COOKIE_PATH = frozenset(';,"\\')
 MAX_TARGET_BYTES = 8192
 
 
-def _printable_ascii(data: bytes) -> bool:
+def printable_ascii(data: bytes) -> bool:
     return all(0x21 <= b <= 0x7E for b in data)
 
 
@@ -97,7 +97,7 @@ class RedirectApp:
         if len(raw_path) + len(query) > MAX_TARGET_BYTES:
             await _send(send, 414, [], b"request target too long\n", head=head)
             return
-        if not raw_path.startswith(b"/build/") or not _printable_ascii(raw_path + query):
+        if not raw_path.startswith(b"/build/") or not printable_ascii(raw_path + query):
             await _send(send, 400, [], b"bad request path\n", head=head)
             return
         view = self.holder.view
