@@ -249,9 +249,10 @@ def in_process(n: int, repeats: int) -> dict[str, list[float]]:
     }
     results: dict[str, list[float]] = {name: [] for name in cases}
     cases[next(iter(cases))]()  # warm up
-    for _ in range(repeats):  # interleaved, so drift of the machine hits every case alike
-        for name, case in cases.items():
-            results[name].append(case())
+    for rep in range(repeats):  # interleaved, so drift of the machine hits every case alike
+        order = list(cases) if rep % 2 == 0 else list(reversed(cases))  # and no case goes first
+        for name in order:
+            results[name].append(cases[name]())
     return results
 
 
@@ -459,10 +460,14 @@ def main(argv: list[str] | None = None) -> int:
     uncounted = results["redirect, counting line removed"]
     diff = (min(shipped) - min(uncounted)) / min(uncounted) * 100
     noise = max(spread(shipped), spread(uncounted))
+    # Each round ran both variants back to back: their ratio cancels slow drift of the machine.
+    paired = sorted((a - b) / b * 100 for a, b in zip(shipped, uncounted, strict=True))
     counting = min(results["counting statement alone"]) - min(results["  its loop and setup alone"])
     print(
-        f"\ncounting costs {diff:+.1f}% per redirect (noise: repeats spread up to {noise:.1f}%); "
-        f"the statement alone {counting:.0f} ns of {min(shipped):.0f} ns "
+        f"\ncounting, min vs min: {diff:+.1f}% per redirect (repeats spread up to {noise:.1f}%)"
+        f"\ncounting, paired by round: median {statistics.median(paired):+.1f}%, "
+        f"range {paired[0]:+.1f}% .. {paired[-1]:+.1f}% over {len(paired)} rounds"
+        f"\ncounting statement alone: {counting:.0f} ns of {min(shipped):.0f} ns per redirect "
         f"({counting / min(shipped) * 100:.1f}%)"
     )
     wire: list[dict[str, Any]] = []
@@ -486,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             "in_process_ns": results,
             "counting_cost_percent": diff,
             "noise_percent": noise,
+            "counting_cost_percent_paired": paired,
             "counting_statement_ns": counting,
             "over_the_wire": wire,
         }
