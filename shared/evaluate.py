@@ -177,14 +177,17 @@ def _member_view(
     drain: Drain | None,
     reference: Reference,
     config: FederationConfig,
+    as_of: float,
     now: float,
     gate: bool,
 ) -> MemberView:
     # Compare only versions seen recently: an old observation says nothing about today.
-    differences = version_differences(fresh_versions(obs, now, config.versions_max_age), reference)
+    differences = version_differences(
+        fresh_versions(obs, as_of, config.versions_max_age), reference
+    )
     rules: list[tuple[State, str | None]] = [
         ("drained", drained_reason(drain)),
-        ("stale", stale_reason(obs, now, config.stale_after)),
+        ("stale", stale_reason(obs, as_of, config.stale_after)),
         ("unreachable", unreachable_reason(obs)),
         ("unhealthy", unhealthy_reason(obs)),
         ("full", full_reason(obs, config.pod_headroom)),
@@ -226,24 +229,27 @@ def evaluate(
 ) -> View:
     """Evaluate every member and decide who receives launches. Pure: no I/O, no clock.
 
-    When the checker's heartbeat is older than ``outage.max_staleness`` (the checker or
-    Redis is down), ``outage.policy`` applies: ``keep`` serves the view as it was at the
-    last heartbeat; ``all`` sends launches to every member that is not drained, by weight.
+    The freshness rules (a stale record, a stale reference, versions too old to compare)
+    are judged as of the checker's last heartbeat, in the checker's own clock: "has the
+    checker refreshed this?" Whether the checker (or Redis) is gone at all is judged from
+    the heartbeat's age alone: past ``outage.max_staleness``, ``outage.policy`` applies:
+    ``keep`` goes on serving the view as of the last heartbeat; ``all`` sends launches to
+    every member that is not drained, by weight (and shows the records as they age).
+    Displayed ages are always measured against ``now``.
     """
     age = _age(now, heartbeat.at if heartbeat else None)
+    as_of = heartbeat.at if heartbeat else now
     if heartbeat is None or age is None or age <= config.max_staleness:
-        return _evaluate_at(config, observations, drains, heartbeat, now)
+        return _evaluate_at(config, observations, drains, heartbeat, now, as_of)
     reason = f"checker heartbeat is {age:.0f}s old (max {config.max_staleness:.0f}s): " + (
         "serving the last known good view"
         if config.outage.policy == "keep"
         else "sending launches to every member that is not drained"
     )
     if config.outage.policy == "keep":
-        frozen = _evaluate_at(config, observations, drains, heartbeat, heartbeat.at)
-        return replace(
-            frozen, evaluated_at=now, heartbeat_age=age, outage_active=True, outage_reason=reason
-        )
-    view = _evaluate_at(config, observations, drains, heartbeat, now)
+        kept = _evaluate_at(config, observations, drains, heartbeat, now, as_of)
+        return replace(kept, outage_active=True, outage_reason=reason)
+    view = _evaluate_at(config, observations, drains, heartbeat, now, now)
     targets = tuple(Target(m.name, m.url, m.weight) for m in view.members if m.state != "drained")
     return replace(
         view,
@@ -261,14 +267,25 @@ def _evaluate_at(
     drains: Mapping[str, Drain],
     heartbeat: CheckerHeartbeat | None,
     now: float,
+    as_of: float,
 ) -> View:
-    reference = reference_version(config, observations, now)
+    """The view with freshness rules judged at ``as_of`` and ages shown against ``now``."""
+    reference = reference_version(config, observations, as_of)
+    reference = replace(reference, age=_age(now, reference.observed_at))
     gate = not reference.stale
 
     def evaluate_members(gate_on: bool) -> tuple[MemberView, ...]:
         return tuple(
             _member_view(
-                name, cfg, observations.get(name), drains.get(name), reference, config, now, gate_on
+                name,
+                cfg,
+                observations.get(name),
+                drains.get(name),
+                reference,
+                config,
+                as_of,
+                now,
+                gate_on,
             )
             for name, cfg in config.members.items()
         )

@@ -192,3 +192,42 @@ def test_explain_agrees_with_the_pick(path: str, full: set[str]) -> None:
     for c in doc["candidates"]:
         if not c["in"]:
             assert c["why"]  # every excluded member says why
+
+
+# --- freshness is judged as of the heartbeat (found by the soak run) ---------------------
+
+
+@given(silence=st.floats(0, 10), lag=st.floats(0, 0.99))
+def test_a_silent_checker_never_makes_fresh_records_stale_before_the_outage_rule(
+    silence: float, lag: float
+) -> None:
+    """Observations are older than the heartbeat that published them (by ``lag``). When
+    the heartbeat stops (Redis or checker gone), no member and no reference may turn stale
+    on the router's clock before the outage policy takes over: the view just holds."""
+    cfg = parse_config(
+        {
+            "check": {"period": 1},
+            "members": {
+                "alpha": {"url": "https://alpha.example.org", "weight": 50, "prime": True},
+                "beta": {"url": "https://beta.example.org", "weight": 50},
+                "gamma": {"url": "https://gamma.example.org", "weight": 30},
+            },
+        }
+    )
+    hb = CheckerHeartbeat("c", 1000.0, 0.0)
+    seen = 1000.0 - lag
+    full = HealthObservation("ok", (), 100, 100, seen)
+    ok = HealthObservation("ok", (), 10, 100, seen)
+    obs = {
+        "alpha": MemberObservation("alpha", seen, full, seen, {"binderhub": "1"}, seen),
+        "beta": MemberObservation("beta", seen, ok, seen, {"binderhub": "1"}, seen),
+        "gamma": MemberObservation("gamma", seen, ok, seen, {"binderhub": "2"}, seen),
+    }
+    at_heartbeat = evaluate(cfg, obs, {}, hb, 1000.0)
+    later = evaluate(cfg, obs, {}, hb, 1000.0 + silence)
+    assert [t.name for t in at_heartbeat.targets] == ["beta"]
+    assert [t.name for t in later.targets] == ["beta"]  # never gamma, never the full prime
+    assert not later.fallback_active and not later.reference.stale
+    assert later.member("gamma").state == "version_mismatch"  # type: ignore[union-attr]
+    assert later.outage_active == (silence > cfg.max_staleness)
+    assert later.reference.age == pytest.approx(silence + lag)  # shown against now
