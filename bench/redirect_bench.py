@@ -44,7 +44,6 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -57,7 +56,14 @@ import httpx
 import yaml
 
 import router.redirect
-from fedredirect.dev import find_redis_server, start_redis
+from fedredirect.dev import (
+    child,
+    fedredirect_command,
+    find_redis_server,
+    free_port,
+    start_redis,
+    wait_until,
+)
 from fedredirect.simulator import MemberServer, MemberSimState
 from router.app import create_app
 from router.redirect import RedirectApp
@@ -263,44 +269,6 @@ def spread(values: list[float]) -> float:
 # --- over the wire ------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def fedredirect(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fedredirect.cli", *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def wait_until(check: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"redirect_bench: {what} not reached within {timeout:g}s")
-
-
 @contextlib.contextmanager
 def wire_stack(workdir: Path) -> Iterator[str]:
     """Redis, three members, a checker and one router; yields the router's URL."""
@@ -318,11 +286,17 @@ def wire_stack(workdir: Path) -> Iterator[str]:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         common = ["--redis-url", redis_url]
         stack.enter_context(
-            fedredirect(["checker", "--config", str(path), *common], workdir / "checker.log")
+            child(
+                fedredirect_command("checker", "--config", str(path), *common),
+                log=workdir / "checker.log",
+            )
         )
         port = free_port()
         stack.enter_context(
-            fedredirect(["router", "--port", str(port), *common], workdir / "router.log")
+            child(
+                fedredirect_command("router", "--port", str(port), *common),
+                log=workdir / "router.log",
+            )
         )
         url = f"http://127.0.0.1:{port}"
         wait_until(

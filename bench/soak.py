@@ -43,14 +43,12 @@ import os
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from array import array
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +57,14 @@ import httpx
 import redis
 import yaml
 
-from fedredirect.dev import find_redis_server, start_redis
+from fedredirect.dev import (
+    child,
+    fedredirect_command,
+    find_redis_server,
+    free_port,
+    start_redis,
+    wait_until,
+)
 from fedredirect.simulator import IDLE_PODS, MemberServer, MemberSimState
 
 MEMBERS = (
@@ -74,14 +79,6 @@ BAD_KINDS = ("full", "unhealthy", "version", "down")
 SAMPLE_EVERY = 0.1
 MAX_BROKEN = 12.0  # seconds a member stays broken at most
 REPOS = 1000
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- the processes ------------------------------------------------------------------------
@@ -119,38 +116,6 @@ class RedisServer:
         if self._stack is not None:
             self._stack.close()
             self._stack = None
-
-
-@contextlib.contextmanager
-def fedredirect(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m fedredirect.cli ARGS`` in its own session; terminated (then killed) at exit."""
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fedredirect.cli", *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            start_new_session=True,
-        )
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def wait_until(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"soak: {what} not reached within {timeout:g}s")
 
 
 def fetch_status(url: str) -> dict[str, Any]:
@@ -907,22 +872,28 @@ def main(argv: list[str] | None = None) -> int:
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         common = ["--redis-url", redis_server.url]
         stack.enter_context(
-            fedredirect(["checker", "--config", str(config_path), *common], logs / "checker.log")
+            child(
+                fedredirect_command("checker", "--config", str(config_path), *common),
+                log=logs / "checker.log",
+            )
         )
         routers = []
         for i in range(2):
             port = free_port()
             stack.enter_context(
-                fedredirect(["router", "--port", str(port), *common], logs / f"router{i}.log")
+                child(
+                    fedredirect_command("router", "--port", str(port), *common),
+                    log=logs / f"router{i}.log",
+                )
             )
             routers.append(f"http://127.0.0.1:{port}")
         member_urls = [servers[name].url for name in names]
         for url in routers:
-            wait_until(
-                lambda url=url: sorted(fetch_status(url)["targets"]) == sorted(names),
-                30,
-                f"router {url} with every member eligible",
-            )
+
+            def all_targets(url: str = url) -> bool:
+                return sorted(fetch_status(url)["targets"]) == sorted(names)
+
+            wait_until(all_targets, 30, f"router {url} with every member eligible")
         print(
             f"soak: seed {args.seed}, {args.duration:g} s, concurrency {args.concurrency}, "
             f"period {args.period:g} s, grace {budgets.grace:g} s, recovery budget "

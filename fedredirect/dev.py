@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shutil
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import httpx
 import yaml
@@ -133,7 +135,7 @@ def redis_command(binary: str, port: int, workdir: Path) -> list[str]:
 @contextlib.contextmanager
 def start_redis(binary: str, port: int, workdir: Path) -> Iterator[str]:
     if port == 0:
-        port = _free_port()
+        port = free_port()
     cmd = redis_command(binary, port, workdir)
     with child(cmd, quiet=True):
         import redis
@@ -145,26 +147,46 @@ def start_redis(binary: str, port: int, workdir: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def child(cmd: list[str], quiet: bool = False) -> Iterator[subprocess.Popen[bytes]]:
-    """A child process that is terminated (then killed) when the block ends."""
-    out = subprocess.DEVNULL if quiet else None
-    proc = subprocess.Popen(cmd, stdout=out, stderr=out, start_new_session=True)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
+def child(
+    cmd: list[str], quiet: bool = False, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process, terminated (then killed) when the block ends.
+
+    Its output goes to ``log`` if given, nowhere if ``quiet``, else to ours. It runs in a
+    session of its own, so a terminal's Ctrl-C reaches only us and we stop it in order.
+    """
+    with contextlib.ExitStack() as files:
+        out: Any = files.enter_context(open(log, "wb")) if log else None
+        if quiet and not log:
+            out = subprocess.DEVNULL
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT if log else out,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )
         try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def fedredirect_command(*args: str) -> list[str]:
+    """``fedredirect ARGS`` with this interpreter, whether or not the script is on PATH."""
+    return [sys.executable, "-m", "fedredirect.cli", *args]
 
 
 def _healthy(url: str) -> bool:
     return httpx.get(f"{url}/health", timeout=1).status_code == 200
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as sock:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +13,10 @@ from typing import Any, TypeVar
 import httpx
 import yaml
 
+from fedredirect.dev import child, fedredirect_command, free_port
 from fedredirect.simulator import MemberServer
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(check: Callable[[], T | None], timeout: float = 15.0, what: str = "condition") -> T:
@@ -61,24 +54,8 @@ def write_config(
 @contextlib.contextmanager
 def fedredirect(*args: str, log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``fedredirect ARGS`` as a subprocess; terminate it (then kill) at the end."""
-    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fedredirect.cli", *args],
-        stdout=out,
-        stderr=subprocess.STDOUT if log else out,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
+    with child(fedredirect_command(*args), quiet=True, log=log) as proc:
         yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if log:
-            out.close()  # type: ignore[union-attr]
 
 
 @contextlib.contextmanager
