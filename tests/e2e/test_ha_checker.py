@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -73,9 +75,18 @@ def leader(redis_url: str, prefix: str) -> str | None:
     return value.decode() if value else None
 
 
-def test_one_writer_and_takeover_when_the_leader_dies(
-    federation: Path, redis_url: str, key_prefix: str, tmp_path: Path
-) -> None:
+@dataclass
+class Pair:
+    """Two checkers on one federation, a watcher of what gets published, who leads first."""
+
+    watch: SnapshotWatcher
+    leader: subprocess.Popen[bytes]
+    standby: subprocess.Popen[bytes]
+    leader_log: Path
+
+
+@pytest.fixture
+def pair(federation: Path, redis_url: str, key_prefix: str, tmp_path: Path) -> Iterator[Pair]:
     with (
         SnapshotWatcher(redis_url, key_prefix) as watch,
         checker(federation, redis_url, key_prefix, tmp_path / "c1.log") as c1,
@@ -83,75 +94,63 @@ def test_one_writer_and_takeover_when_the_leader_dies(
     ):
         first = wait_for(lambda: leader(redis_url, key_prefix), what="a leader")
         pid = int(first.split("|")[0].rsplit(":", 1)[1])
-        wait_for(lambda: len(watch.seen) >= 5, what="snapshots flowing")
-        steady = time.monotonic()
-        wait_for(lambda: len([s for s in watch.seen if s[0] > steady]) >= 5, what="more")
-        assert len(watch.writers_since(0)) == 1  # never two writers
-        victim, survivor = (c1, c2) if c1.pid == pid else (c2, c1)
-        assert victim.pid == pid
-        os.kill(victim.pid, signal.SIGKILL)  # dies without releasing its lease
-        killed = time.monotonic()
+        assert pid in (c1.pid, c2.pid)
+        if c1.pid == pid:
+            yield Pair(watch, c1, c2, tmp_path / "c1.log")
+        else:
+            yield Pair(watch, c2, c1, tmp_path / "c2.log")
+
+
+def test_one_writer_and_takeover_when_the_leader_dies(pair: Pair) -> None:
+    watch = pair.watch
+    wait_for(lambda: len(watch.seen) >= 5, what="snapshots flowing")
+    steady = time.monotonic()
+    wait_for(lambda: len([s for s in watch.seen if s[0] > steady]) >= 5, what="more")
+    assert len(watch.writers_since(0)) == 1  # never two writers
+    os.kill(pair.leader.pid, signal.SIGKILL)  # dies without releasing its lease
+    killed = time.monotonic()
+    wait_for(
+        lambda: watch.writers_since(killed),
+        timeout=LEASE + 5 * PERIOD + 2,
+        what="the standby takes over",
+    )
+    takeover = next(at for at, _, _ in watch.seen if at >= killed) - killed
+    print(f"takeover after leader SIGKILL: {takeover:.2f}s (lease {LEASE}s, period {PERIOD}s)")
+    assert takeover <= LEASE + 2 * PERIOD + 0.5
+    new_writer = watch.writers_since(killed)
+    assert len(new_writer) == 1 and str(pair.standby.pid) in next(iter(new_writer))
+    fences = [fence for _, _, fence in watch.seen]
+    assert fences == sorted(fences) and fences[-1] > fences[0]
+
+
+def test_a_paused_old_leader_cannot_overwrite_the_new_one(pair: Pair) -> None:
+    watch, old, other = pair.watch, pair.leader, pair.standby
+    os.kill(old.pid, signal.SIGSTOP)  # paused, not dead: it still believes it leads
+    try:
+        paused = time.monotonic()
         wait_for(
-            lambda: watch.writers_since(killed),
-            timeout=LEASE + 5 * PERIOD + 2,
-            what="the standby takes over",
+            lambda: any(str(other.pid) in w for w in watch.writers_since(paused)),
+            timeout=LEASE + 5,
+            what="the other checker takes over",
         )
-        takeover = next(at for at, _, _ in watch.seen if at >= killed) - killed
-        print(f"takeover after leader SIGKILL: {takeover:.2f}s (lease {LEASE}s, period {PERIOD}s)")
-        assert takeover <= LEASE + 2 * PERIOD + 0.5
-        new_writer = watch.writers_since(killed)
-        assert len(new_writer) == 1 and str(survivor.pid) in next(iter(new_writer))
-        fences = [fence for _, _, fence in watch.seen]
-        assert fences == sorted(fences) and fences[-1] > fences[0]
+    finally:
+        os.kill(old.pid, signal.SIGCONT)
+    resumed = time.monotonic()
+    # let the old leader run several of its periods; none of its writes may land
+    wait_for(lambda: len([s for s in watch.seen if s[0] > resumed]) >= 8, what="snapshots")
+    writers = watch.writers_since(resumed)
+    assert len(writers) == 1 and str(old.pid) not in next(iter(writers))
+    fences = [fence for _, _, fence in watch.seen]
+    assert fences == sorted(fences)
+    assert "no longer the writer" in pair.leader_log.read_text()
 
 
-def test_a_paused_old_leader_cannot_overwrite_the_new_one(
-    federation: Path, redis_url: str, key_prefix: str, tmp_path: Path
-) -> None:
-    with (
-        SnapshotWatcher(redis_url, key_prefix) as watch,
-        checker(federation, redis_url, key_prefix, tmp_path / "c1.log") as c1,
-        checker(federation, redis_url, key_prefix, tmp_path / "c2.log") as c2,
-    ):
-        first = wait_for(lambda: leader(redis_url, key_prefix), what="a leader")
-        pid = int(first.split("|")[0].rsplit(":", 1)[1])
-        old, other = (c1, c2) if c1.pid == pid else (c2, c1)
-        os.kill(old.pid, signal.SIGSTOP)  # paused, not dead: it still believes it leads
-        try:
-            paused = time.monotonic()
-            wait_for(
-                lambda: any(str(other.pid) in w for w in watch.writers_since(paused)),
-                timeout=LEASE + 5,
-                what="the other checker takes over",
-            )
-        finally:
-            os.kill(old.pid, signal.SIGCONT)
-        resumed = time.monotonic()
-        # let the old leader run several of its periods; none of its writes may land
-        wait_for(lambda: len([s for s in watch.seen if s[0] > resumed]) >= 8, what="snapshots")
-        assert watch.writers_since(resumed) == {next(iter(watch.writers_since(resumed)))}
-        assert str(old.pid) not in next(iter(watch.writers_since(resumed)))
-        fences = [fence for _, _, fence in watch.seen]
-        assert fences == sorted(fences)
-        log = (tmp_path / f"c{1 if old is c1 else 2}.log").read_text()
-        assert "no longer the writer" in log
-
-
-def test_clean_stop_hands_over_at_once(
-    federation: Path, redis_url: str, key_prefix: str, tmp_path: Path
-) -> None:
-    with (
-        SnapshotWatcher(redis_url, key_prefix) as watch,
-        checker(federation, redis_url, key_prefix, tmp_path / "c1.log") as c1,
-        checker(federation, redis_url, key_prefix, tmp_path / "c2.log") as c2,
-    ):
-        first = wait_for(lambda: leader(redis_url, key_prefix), what="a leader")
-        pid = int(first.split("|")[0].rsplit(":", 1)[1])
-        old = c1 if c1.pid == pid else c2
-        stopped = time.monotonic()
-        old.terminate()  # SIGTERM: the checker releases its lease on the way out
-        old.wait(10)
-        wait_for(lambda: watch.writers_since(stopped), timeout=LEASE + 2, what="handover")
-        handover = next(at for at, _, _ in watch.seen if at >= stopped) - stopped
-        print(f"handover after a clean stop: {handover:.2f}s")
-        assert handover < LEASE  # released, not expired
+def test_clean_stop_hands_over_at_once(pair: Pair) -> None:
+    stopped = time.monotonic()
+    pair.leader.terminate()  # SIGTERM: the checker releases its lease on the way out
+    pair.leader.wait(10)
+    wait_for(lambda: pair.watch.writers_since(stopped), timeout=LEASE + 2, what="handover")
+    handover = next(at for at, _, _ in pair.watch.seen if at >= stopped) - stopped
+    print(f"handover after a clean stop: {handover:.2f}s")
+    assert handover < LEASE  # released, not expired
+    assert str(pair.standby.pid) in next(iter(pair.watch.writers_since(stopped)))
