@@ -51,7 +51,6 @@ class Checker:
         self.observations: dict[str, MemberObservation] = {}
         self.view: View | None = None
         self.drains: dict[str, Drain] = {}
-        self.published = 0
         self.last_published_at: float | None = None
         self.fence: int | None = None  # the writer lease's fencing token while we hold it
         self.metrics = CheckerMetrics(self.current_view, lambda: self.last_published_at)
@@ -158,7 +157,6 @@ class Checker:
         if await self.store.publish(self.config, observations, heartbeat) is None:
             self._lose_lease("the store refused the write: a newer writer holds the lease")
             return
-        self.published += 1
         self.last_published_at = now
         self.drains = await self.store.read_drains()
         view = evaluate(self.config, observations, self.drains, heartbeat, now)

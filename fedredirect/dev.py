@@ -202,8 +202,7 @@ def _banner(redis_url: str, routers: list[str], members: list[MemberServer], con
         f"  config     {config}",
     ]
     lines += [
-        f"  router     {url}   (try {url}/build/gh/org/repo/HEAD, {url}/status)"
-        for url in routers
+        f"  router     {url}   (try {url}/build/gh/org/repo/HEAD, {url}/status)" for url in routers
     ]
     lines += [f"  member     {m.state.name:<6} {m.url}" for m in members]
     first = members[1].url

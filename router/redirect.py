@@ -17,7 +17,6 @@ from urllib.parse import unquote
 
 from router.snapshot import SnapshotHolder
 from shared.balance import repo_path
-from shared.evaluate import Decision
 
 Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Any]
@@ -73,7 +72,6 @@ class RedirectApp:
         self.holder = holder
         self.fallthrough = fallthrough
         self.counts: Counter[tuple[str, str]] = Counter()  # (member, reason) -> redirects
-        self.on_redirect: Callable[[Decision], None] | None = None
         self.random = random.random
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -110,8 +108,6 @@ class RedirectApp:
             await _send(send, 503, [(b"retry-after", b"30")], _NOBODY_PAGE, b"text/html", head)
             return
         self.counts[(decision.member, decision.reason)] += 1
-        if self.on_redirect is not None:
-            self.on_redirect(decision)
         location = decision.url + path + ("?" + query.decode("ascii") if query else "")
         headers = [
             (b"location", location.encode("ascii")),

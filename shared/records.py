@@ -7,7 +7,7 @@ All times are UNIX seconds (wall clock), since checker and routers run on differ
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 HealthStatus = Literal["ok", "unhealthy", "unreachable"]
@@ -52,7 +52,6 @@ class MemberObservation:
     versions_error: str | None = None  # why the latest /versions fetch failed, if it did
     last_error: str | None = None  # the latest error of either endpoint
     last_error_at: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
     # Flap damping: ``health`` above is the verdict that counts; ``raw_health`` the latest
     # answer; ``health_streak`` counts consecutive ok (> 0) or failed (< 0) answers.
     raw_health: HealthObservation | None = None
@@ -72,7 +71,6 @@ class MemberObservation:
             "versions_error": self.versions_error,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
-            "extra": self.extra,
             "raw_health": self.raw_health.to_json() if self.raw_health else None,
             "health_streak": self.health_streak,
             "versions_changed_at": self.versions_changed_at,
@@ -93,7 +91,6 @@ class MemberObservation:
             versions_error=data.get("versions_error"),
             last_error=data.get("last_error"),
             last_error_at=data.get("last_error_at"),
-            extra=dict(data.get("extra") or {}),
             raw_health=HealthObservation.from_json(raw) if raw else None,
             health_streak=int(data.get("health_streak", 0)),
             versions_changed_at=data.get("versions_changed_at"),

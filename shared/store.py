@@ -176,10 +176,6 @@ class Store:
     async def release_lease(self, checker_id: str, fence: int) -> None:
         await self.client.eval(_RELEASE, 1, self.leader_key, f"{checker_id}|{fence}")
 
-    async def leader(self) -> str | None:
-        value = await self.client.get(self.leader_key)
-        return value.decode() if isinstance(value, bytes) else value
-
     async def set_drain(self, drain: Drain) -> int:
         return await self._write_and_bump(
             lambda pipe: pipe.hset(self.drains_key, drain.member, json.dumps(drain.to_json()))
