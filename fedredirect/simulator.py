@@ -63,6 +63,7 @@ class MemberSimState:
     delay: float = 0.0
     flap: bool = False  # each /health answer alternates healthy / unhealthy
     flap_versions: str | None = None  # each /versions answer alternates with this version
+    health_body: str | None = None  # answer /health with exactly this body (HTTP 200)
 
 
 _FIELD_TYPES = typing.get_type_hints(MemberSimState)
@@ -195,6 +196,8 @@ def build_app(state: MemberSimState, hits: Counter[str] | None = None) -> Starle
         await asyncio.sleep(state.delay)
         if state.fault is not None:
             return await _fault_response(state.fault, request)
+        if state.health_body is not None and request.url.path == "/health":
+            return Response(state.health_body, media_type="application/json")
         if request.url.path == "/versions":
             if state.flap_versions is not None and hits["/versions"] % 2 == 0:
                 alternate = dataclasses.replace(state, binderhub_version=state.flap_versions)

@@ -108,6 +108,67 @@ async def test_a_broken_member_gets_a_reason_and_others_are_unaffected(
             await eventually(lambda: (o := run.obs("good")) and o.checked_at >= t0 + 0.25, 3)
 
 
+_QUOTA = '{"service": "Pod quota", "ok": true, "_ignore_failure": true'
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        ('{"checks": []}', "unhealthy", "no boolean 'ok'"),
+        ('{"ok": "yes", "checks": []}', "unhealthy", "no boolean 'ok'"),
+        ('{"ok": true, "checks": {}}', "unhealthy", "'checks' is not a list"),
+        ('{"ok": true, "checks": [{"service": "x"}]}', "unhealthy", "without a boolean 'ok'"),
+        (
+            '{"ok": true, "checks": [' + _QUOTA + ', "total_pods": -3, "quota": 10}]}',
+            "unhealthy",
+            "'total_pods' is negative",
+        ),
+        (
+            '{"ok": true, "checks": [' + _QUOTA + ', "total_pods": "7", "quota": 10}]}',
+            "unhealthy",
+            "'total_pods' is not an integer",
+        ),
+        (
+            '{"ok": true, "checks": [' + _QUOTA + ', "total_pods": null, "quota": 10}]}',
+            "unhealthy",
+            "'total_pods' is not an integer",
+        ),
+        ('{"ok": true, "checks": [' + _QUOTA + ', "total_pods": 0, "quota": 0}]}', "ok", ""),
+        ('{"ok": true, "checks": [' + _QUOTA + ', "total_pods": 5, "quota": null}]}', "ok", ""),
+        ("null", "unhealthy", "no boolean 'ok'"),
+    ],
+    ids=[
+        "missing-ok",
+        "ok-not-bool",
+        "checks-not-list",
+        "check-without-ok",
+        "negative-pods",
+        "string-pods",
+        "null-pods",
+        "quota-0",
+        "quota-null",
+        "null-body",
+    ],
+)
+async def test_wrong_shapes_from_a_real_member(
+    redis_url: str, key_prefix: str, body: str, status: str, reason: str
+) -> None:
+    with _members(MemberSimState("odd", health_body=body)) as (odd,):
+        async with run_checker({"odd": odd}, redis_url, key_prefix) as run:
+            obs = await eventually(lambda: (o := run.obs("odd")) and o.health and o)
+            assert obs.health.status == status, obs.health
+            assert reason in "; ".join(obs.health.reasons)
+
+
+async def test_connection_refused_is_unreachable(redis_url: str, key_prefix: str) -> None:
+    with _members(MemberSimState("gone")) as (gone,):
+        gone.stop()  # nothing listens on its port any more
+        async with run_checker({"gone": gone}, redis_url, key_prefix) as run:
+            obs = await eventually(lambda: (o := run.obs("gone")) and o.health and o)
+            assert obs.health.status == "unreachable"
+            assert "connection failed" in obs.health.reasons[0]
+
+
 async def test_a_503_with_a_body_is_an_answer_and_names_the_failed_check(
     redis_url: str, key_prefix: str
 ) -> None:
