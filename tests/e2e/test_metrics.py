@@ -27,6 +27,20 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, tuple(sorted(labels.items()))))
 
 
+def beta_eligible(metrics_url: str, eligible: int, what: str) -> Samples:
+    """Scrape until beta's eligible gauge reads ``eligible``; the samples of that scrape."""
+
+    def scraped() -> Samples | None:
+        samples = scrape(metrics_url)
+        return (
+            samples
+            if value(samples, "fedredirect_member_eligible", member="beta") == eligible
+            else None
+        )
+
+    return wait_for(scraped, what=what)
+
+
 def state_series(samples: Samples, member: str) -> dict[str, float]:
     return {
         dict(labels)["state"]: v
@@ -52,14 +66,7 @@ def test_metrics_follow_a_member_through_full_and_back(
             router(redis_url, key_prefix, tmp_path / "router.log") as r,
         ):
             wait_for(lambda: len(status(r)["targets"]) == 2, what="both eligible")
-            seen = wait_for(
-                lambda: (
-                    (s := scrape(metrics_url))
-                    and value(s, "fedredirect_member_eligible", member="beta") == 1
-                    and s
-                ),
-                what="checker metrics show beta eligible",
-            )
+            seen = beta_eligible(metrics_url, 1, "checker metrics show beta eligible")
             assert state_series(seen, "beta") == {
                 "drained": 0,
                 "stale": 0,
@@ -84,28 +91,14 @@ def test_metrics_follow_a_member_through_full_and_back(
             ) in seen
 
             beta.state.total_pods = 100  # full
-            full = wait_for(
-                lambda: (
-                    (s := scrape(metrics_url))
-                    and value(s, "fedredirect_member_eligible", member="beta") == 0
-                    and s
-                ),
-                what="checker metrics show beta full",
-            )
+            full = beta_eligible(metrics_url, 0, "checker metrics show beta full")
             assert state_series(full, "beta")["full"] == 1
             assert sum(state_series(full, "beta").values()) == 1  # exactly one state at 1
             assert value(full, "fedredirect_member_pods", member="beta") == 100
             assert value(full, "fedredirect_eligible_members") == 1
 
             beta.state.total_pods = 10
-            back = wait_for(
-                lambda: (
-                    (s := scrape(metrics_url))
-                    and value(s, "fedredirect_member_eligible", member="beta") == 1
-                    and s
-                ),
-                what="checker metrics show beta eligible again",
-            )
+            back = beta_eligible(metrics_url, 1, "checker metrics show beta eligible again")
             assert state_series(back, "beta")["full"] == 0
             assert state_series(back, "beta")["eligible"] == 1
 
