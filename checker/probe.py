@@ -18,10 +18,15 @@ from shared.payloads import PayloadError
 T = TypeVar("T")
 
 
+#: Redirects followed from a member's /health or /versions URL before giving up.
+MAX_REDIRECTS = 3
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int
     body: bytes
+    url: str  # the URL that answered, after any redirects
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class Outcome(Generic[T]):
     attempts: int = 1
     duration: float = 0.0
     kind: str | None = None  # bounded failure class for metrics: see FAILURE_KINDS
+    url: str | None = None  # the URL that gave the last answer (after redirects), if any
 
 
 #: Failure classes, a bounded set so they can be metric labels.
@@ -52,8 +58,13 @@ class TooLarge(PayloadError):
     """An answer larger than the configured cap: refused unread."""
 
 
+class TooManyRedirects(PayloadError):
+    """More than MAX_REDIRECTS redirects: the member answers, but never with a result."""
+
+
 async def fetch(client: httpx.AsyncClient, url: str, timeout: float, max_bytes: int) -> Answer:
-    """GET ``url`` within ``timeout`` seconds overall, reading at most ``max_bytes``."""
+    """GET ``url`` within ``timeout`` seconds overall, reading at most ``max_bytes``,
+    following at most MAX_REDIRECTS redirects (the client's ``max_redirects``)."""
     try:
         async with asyncio.timeout(timeout):
             async with client.stream("GET", url) as response:
@@ -62,9 +73,11 @@ async def fetch(client: httpx.AsyncClient, url: str, timeout: float, max_bytes: 
                     body += chunk
                     if len(body) > max_bytes:
                         raise TooLarge(f"body larger than {max_bytes} bytes")
-                return Answer(response.status_code, bytes(body))
+                return Answer(response.status_code, bytes(body), str(response.url))
     except TimeoutError:
         raise TransportError(f"no complete answer within {timeout:g}s", "timeout") from None
+    except httpx.TooManyRedirects:
+        raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects") from None
     except httpx.ConnectError as exc:
         raise TransportError(f"connection failed: {_describe(exc)}", "connect") from None
     except httpx.HTTPError as exc:
@@ -96,6 +109,7 @@ async def fetch_parsed(
     """
     started = clock()
     attempt = 0
+    answered: str | None = None  # the URL of the last answer
     while True:
         attempt += 1
         try:
@@ -104,14 +118,18 @@ async def fetch_parsed(
             error, transport, retryable, kind = str(exc), True, True, exc.kind
         except TooLarge as exc:  # an answer we refuse to read
             error, transport, retryable, kind = str(exc), False, False, "too_large"
+        except TooManyRedirects as exc:
+            error, transport, retryable, kind = str(exc), False, False, "http_status"
         else:
+            answered = answer.url
             try:
-                return Outcome(parse(answer), attempts=attempt, duration=clock() - started)
+                value = parse(answer)
+                return Outcome(value, attempts=attempt, duration=clock() - started, url=answered)
             except PayloadError as exc:
                 error, transport = str(exc), False
                 retryable = answer.status >= 500
                 kind = "http_status" if answer.status != 200 else "invalid_payload"
         delay = backoff * 2 ** (attempt - 1)
         if not retryable or attempt > retries or clock() + delay + timeout > deadline:
-            return Outcome(None, error, transport, attempt, clock() - started, kind)
+            return Outcome(None, error, transport, attempt, clock() - started, kind, answered)
         await asyncio.sleep(delay)

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from checker.metrics import CheckerMetrics
-from checker.probe import Answer, Outcome, fetch_parsed
+from checker.probe import MAX_REDIRECTS, Answer, Outcome, fetch_parsed
 from shared.changes import view_changes
 from shared.config import FederationConfig, MemberConfig
 from shared.evaluate import View, evaluate
@@ -92,6 +92,8 @@ class Checker:
             health=health,
             versions=versions_outcome.value,
             versions_error=versions_outcome.error,
+            health_url=health_outcome.url if health_outcome else None,
+            versions_url=versions_outcome.url,
             rise=check.rise,
             fall=check.fall,
             min_dwell=self.config.versions_min_dwell,
@@ -216,7 +218,11 @@ class Checker:
         observations at once.
         """
         limits = httpx.Limits(max_connections=8 * len(self.config.members) + 8)
-        async with httpx.AsyncClient(follow_redirects=False, limits=limits) as client:
+        # A member that moved (http -> https, a new host) is followed a few hops, so it is
+        # checked where it really is; the status view shows the URL that answered.
+        async with httpx.AsyncClient(
+            follow_redirects=True, max_redirects=MAX_REDIRECTS, limits=limits
+        ) as client:
             # The first round is bounded by one period (see fetch_parsed's deadline), so the
             # first snapshot routers see already has an observation of every member.
             await asyncio.gather(

@@ -28,6 +28,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from fedredirect.shapes import SHAPES, shapes_for
+
 # Faults a checker must survive; they replace the answer of /health and /versions only.
 FAULTS = frozenset(
     {
@@ -64,6 +66,8 @@ class MemberSimState:
     flap: bool = False  # each /health answer alternates healthy / unhealthy
     flap_versions: str | None = None  # each /versions answer alternates with this version
     health_body: str | None = None  # answer /health with exactly this body (HTTP 200)
+    health_shape: str | None = None  # answer /health with a recorded shape (fedredirect.shapes)
+    versions_shape: str | None = None  # answer /versions with a recorded shape
 
 
 _FIELD_TYPES = typing.get_type_hints(MemberSimState)
@@ -119,6 +123,11 @@ def apply_update(state: MemberSimState, update: object) -> None:
         changes[key] = value
     if changes.get("fault") is not None and changes["fault"] not in FAULTS:
         raise ValueError(f"unknown fault {changes['fault']!r}; known: {sorted(FAULTS)}")
+    for endpoint in ("health", "versions"):
+        name = changes.get(f"{endpoint}_shape")
+        if name is not None and name not in shapes_for(endpoint):
+            known = ", ".join(shapes_for(endpoint))
+            raise ValueError(f"unknown {endpoint} shape {name!r}; known: {known}")
     for key in ("total_pods", "quota", "delay"):
         if (changes.get(key) or 0) < 0:
             raise ValueError(f"field {key!r} must not be negative")
@@ -198,6 +207,10 @@ def build_app(state: MemberSimState, hits: Counter[str] | None = None) -> Starle
             return await _fault_response(state.fault, request)
         if state.health_body is not None and request.url.path == "/health":
             return Response(state.health_body, media_type="application/json")
+        shape_name = state.health_shape if request.url.path == "/health" else state.versions_shape
+        if shape_name is not None:
+            shape = SHAPES[shape_name]
+            return Response(shape.body(), status_code=shape.status, media_type=shape.media_type)
         if request.url.path == "/versions":
             if state.flap_versions is not None and hits["/versions"] % 2 == 0:
                 alternate = dataclasses.replace(state, binderhub_version=state.flap_versions)
@@ -216,6 +229,13 @@ def build_app(state: MemberSimState, hits: Counter[str] | None = None) -> Starle
                 return JSONResponse({"error": str(err)}, status_code=400)
         return JSONResponse(dataclasses.asdict(state))
 
+    async def moved(request: Request) -> Response:
+        """``/_moved/N/PATH`` redirects N times before landing on ``/PATH``: a member whose
+        configured endpoint URLs point at an old address."""
+        hops, path = request.path_params["hops"], request.path_params["path"]
+        target = f"/_moved/{hops - 1}/{path}" if hops > 1 else f"/{path}"
+        return Response(status_code=301, headers={"Location": target})
+
     async def page(request: Request) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         body = f"<h1>member {html.escape(state.name)}</h1>\n<p>{html.escape(target)}</p>\n"
@@ -226,6 +246,7 @@ def build_app(state: MemberSimState, hits: Counter[str] | None = None) -> Starle
             Route("/health", probe),
             Route("/versions", probe),
             Route("/_sim", sim, methods=["GET", "POST"]),
+            Route("/_moved/{hops:int}/{path:path}", moved),
             Route("/{path:path}", page),
         ]
     )

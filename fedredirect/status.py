@@ -67,6 +67,14 @@ def render_status(view: View) -> str:
             ]
         )
     lines.extend(_table(rows))
+    for m in view.members:
+        cfg = view.config.members[m.name]
+        for endpoint, configured, answered in (
+            ("health", cfg.health, m.health_url),
+            ("versions", cfg.versions, m.versions_url),
+        ):
+            if answered != configured:
+                lines.append(f"{m.name}: /{endpoint} redirects to {answered}")
     targets = ", ".join(t.name for t in view.targets) or "nobody"
     lines.append("")
     lines.append(f"launches go to: {targets}")

@@ -147,10 +147,15 @@ def _member_row(
     reasons = "<br>".join(_e(r) for r in m["reasons"]) or '<span class="muted">-</span>'
     if m.get("last_error"):
         reasons += f'<br><span class="muted">last error: {_e(m["last_error"])}</span>'
+    moved = "".join(
+        f'<br><span class="muted moved">{endpoint} answers at {_e(m[endpoint + "_url"])}</span>'
+        for endpoint in ("health", "versions")
+        if m.get(endpoint + "_url") not in (None, f"{m['url']}/{endpoint}")
+    )
     count = counts.get(name, 0)
     share = f"{100 * count / total:.0f}% ({count})" if total else "- (0)"
     cells = [
-        f"<td><b>{_e(name)}</b>{prime}<br><span class=muted>{_e(m['url'])}</span></td>",
+        f"<td><b>{_e(name)}</b>{prime}<br><span class=muted>{_e(m['url'])}</span>{moved}</td>",
         f'<td><span class="state state-{_e(m["state"])}">{_e(m["state"])}</span></td>',
         f'<td class="reasons">{reasons}</td>',
         _versions_cell(m, reference),

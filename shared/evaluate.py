@@ -111,6 +111,8 @@ class MemberView:
     versions_age: float | None
     last_error: str | None
     effective_weight: float
+    health_url: str  # the URL that last answered /health (after redirects), else configured
+    versions_url: str
 
     @property
     def eligible(self) -> bool:
@@ -213,6 +215,8 @@ def _member_view(
         versions_age=_age(now, obs.versions_at if obs else None),
         last_error=obs.last_error if obs else None,
         effective_weight=cfg.weight if state == "eligible" else 0.0,
+        health_url=(obs.health_url if obs else None) or cfg.health,
+        versions_url=(obs.versions_url if obs else None) or cfg.versions,
     )
 
 
@@ -414,6 +418,8 @@ def view_to_json(view: View) -> dict[str, Any]:
                 "health_age_seconds": m.health_age,
                 "versions_age_seconds": m.versions_age,
                 "last_error": m.last_error,
+                "health_url": m.health_url,
+                "versions_url": m.versions_url,
             }
             for m in view.members
         },

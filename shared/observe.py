@@ -29,13 +29,22 @@ def next_observation(
     health: HealthObservation | None,
     versions: dict[str, str] | None,
     versions_error: str | None,
+    health_url: str | None = None,
+    versions_url: str | None = None,
     rise: int = 1,
     fall: int = 1,
     min_dwell: float = 0.0,
 ) -> MemberObservation:
-    """The record after one round; ``health`` None means /health was not due this round."""
+    """The record after one round; ``health`` None means /health was not due this round.
+
+    ``health_url`` and ``versions_url`` are the URLs that answered (after redirects), when
+    an answer came."""
     obs = previous or MemberObservation(member=member, checked_at=now)
     obs = replace(obs, checked_at=now)
+    if health_url is not None:
+        obs = replace(obs, health_url=health_url)
+    if versions_url is not None:
+        obs = replace(obs, versions_url=versions_url)
     if health is not None:
         streak = _streak(obs.health_streak, health.status == "ok")
         verdict = damped_health(obs.health, health, streak, rise, fall)

@@ -37,18 +37,31 @@ def _count(entry: dict[str, Any], key: str, nullable: bool) -> int | None:
     return value
 
 
-def parse_health(status_code: int, body: bytes, now: float) -> HealthObservation:
-    """Turn a /health answer into an observation.
+def _is_soft(entry: dict[str, Any], service: str) -> bool:
+    """A check that never makes a member unhealthy on its own: marked ``_ignore_failure``
+    (BinderHub since 2023), or the pod quota, which BinderHub excluded by name before that."""
+    return bool(entry.get("_ignore_failure")) or service == POD_QUOTA
 
-    200 and 503 with a BinderHub JSON body are real answers: the verdict comes from the
-    hard checks (a check with ``_ignore_failure`` never makes a member unhealthy). Pod
-    counts are kept for the fullness rule.
+
+def parse_health(status_code: int, body: bytes, now: float) -> HealthObservation:
+    """Turn a /health answer into an observation, reading it as BinderHub writes it.
+
+    200 and 503 with a JSON body are real answers; any other status (an HTML error page,
+    a proxy's 502) is "HTTP <status>". ``ok`` is read by truthiness, as BinderHub computes
+    it. Every failed hard check is a reason, named by its service, known to us or not; a
+    soft check (see :func:`_is_soft`) never is, and may even lack ``ok``. The pod quota
+    entry supplies the counts for the fullness rule; ``quota: null`` means no limit.
     """
     if status_code not in (200, 503):
-        raise PayloadError(f"health answered HTTP {status_code}")
-    doc = _decode_json(body, "health")
-    if not isinstance(doc, dict) or not isinstance(doc.get("ok"), bool):
-        raise PayloadError("health body has no boolean 'ok'")
+        raise PayloadError(f"HTTP {status_code}")
+    try:
+        doc = _decode_json(body, "health")
+    except PayloadError:
+        if status_code == 503:
+            raise PayloadError("HTTP 503") from None
+        raise
+    if not isinstance(doc, dict) or "ok" not in doc:
+        raise PayloadError("health body has no 'ok'")
     checks = doc.get("checks", [])
     if not isinstance(checks, list):
         raise PayloadError("health 'checks' is not a list")
@@ -56,13 +69,16 @@ def parse_health(status_code: int, body: bytes, now: float) -> HealthObservation
     total_pods: int | None = None
     quota: int | None = None
     for entry in checks:
-        if not isinstance(entry, dict) or not isinstance(entry.get("ok"), bool):
-            raise PayloadError(f"health check entry without a boolean 'ok': {entry!r:.80}")
+        if not isinstance(entry, dict):
+            raise PayloadError(f"health check entry is not an object: {entry!r:.80}")
         service = str(entry.get("service", "unnamed check"))
+        soft = _is_soft(entry, service)
+        if "ok" not in entry and not soft:
+            raise PayloadError(f"health check entry without 'ok': {entry!r:.80}")
         if service == POD_QUOTA:
             total_pods = _count(entry, "total_pods", nullable=False)
             quota = _count(entry, "quota", nullable=True)
-        if not entry["ok"] and entry.get("_ignore_failure") is not True:
+        if not soft and not entry["ok"]:
             failed.append(service)
     if failed:
         reasons = tuple(f"check failed: {service}" for service in failed)

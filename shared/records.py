@@ -59,6 +59,9 @@ class MemberObservation:
     # Reference dwell: when ``versions`` last changed, and what was settled before then.
     versions_changed_at: float | None = None
     settled_versions: dict[str, str] | None = None
+    # The URLs that last answered /health and /versions, after redirects (None: no answer yet).
+    health_url: str | None = None
+    versions_url: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +78,8 @@ class MemberObservation:
             "health_streak": self.health_streak,
             "versions_changed_at": self.versions_changed_at,
             "settled_versions": self.settled_versions,
+            "health_url": self.health_url,
+            "versions_url": self.versions_url,
         }
 
     @classmethod
@@ -95,6 +100,8 @@ class MemberObservation:
             health_streak=int(data.get("health_streak", 0)),
             versions_changed_at=data.get("versions_changed_at"),
             settled_versions=data.get("settled_versions"),
+            health_url=data.get("health_url"),
+            versions_url=data.get("versions_url"),
         )
 
 

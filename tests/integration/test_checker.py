@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from checker.service import Checker
+from fedredirect.shapes import SHAPES, shapes_for
 from fedredirect.simulator import MemberServer, MemberSimState
 from shared.config import parse_config
+from shared.payloads import parse_versions
 from shared.records import MemberObservation
 from shared.store import Store, connect
 from tests.support.members import running_members
@@ -81,10 +83,10 @@ def _members(*states: MemberSimState) -> Any:
     ("fault", "status", "reason"),
     [
         ("http500", "unhealthy", "HTTP 500"),
-        ("http503", "unhealthy", "not JSON"),
+        ("http503", "unhealthy", "HTTP 503"),
         ("not_json", "unhealthy", "not JSON"),
-        ("wrong_shape", "unhealthy", "boolean 'ok'"),
-        ("redirect", "unhealthy", "HTTP 302"),
+        ("wrong_shape", "unhealthy", "no 'ok'"),
+        ("redirect", "unreachable", "connection failed"),  # followed, to a closed port
         ("huge", "unhealthy", "larger than"),
         ("hang", "unreachable", "no complete answer"),
         ("drip", "unreachable", "no complete answer"),
@@ -114,10 +116,10 @@ _QUOTA = '{"service": "Pod quota", "ok": true, "_ignore_failure": true'
 @pytest.mark.parametrize(
     ("body", "status", "reason"),
     [
-        ('{"checks": []}', "unhealthy", "no boolean 'ok'"),
-        ('{"ok": "yes", "checks": []}', "unhealthy", "no boolean 'ok'"),
+        ('{"checks": []}', "unhealthy", "no 'ok'"),
+        ('{"ok": "yes", "checks": []}', "ok", ""),
         ('{"ok": true, "checks": {}}', "unhealthy", "'checks' is not a list"),
-        ('{"ok": true, "checks": [{"service": "x"}]}', "unhealthy", "without a boolean 'ok'"),
+        ('{"ok": true, "checks": [{"service": "x"}]}', "unhealthy", "without 'ok'"),
         (
             '{"ok": true, "checks": [' + _QUOTA + ', "total_pods": -3, "quota": 10}]}',
             "unhealthy",
@@ -135,11 +137,11 @@ _QUOTA = '{"service": "Pod quota", "ok": true, "_ignore_failure": true'
         ),
         ('{"ok": true, "checks": [' + _QUOTA + ', "total_pods": 0, "quota": 0}]}', "ok", ""),
         ('{"ok": true, "checks": [' + _QUOTA + ', "total_pods": 5, "quota": null}]}', "ok", ""),
-        ("null", "unhealthy", "no boolean 'ok'"),
+        ("null", "unhealthy", "no 'ok'"),
     ],
     ids=[
         "missing-ok",
-        "ok-not-bool",
+        "ok-truthy",
         "checks-not-list",
         "check-without-ok",
         "negative-pods",
@@ -272,6 +274,7 @@ _DNS_PROBE = """
 import asyncio, httpx
 from checker.service import Checker
 from shared.config import parse_config
+from shared.payloads import parse_versions
 from shared.store import Store, connect
 
 config = parse_config({"members": {"ghost": {"url": "http://member.does-not-exist.invalid",
@@ -307,3 +310,89 @@ def test_a_name_that_does_not_resolve_is_unreachable() -> None:
     status, reason = proc.stdout.strip().split(" | ", 1)
     assert status == "unreachable"
     assert "connection failed" in reason and ("resolution" in reason or "known" in reason), reason
+
+
+@pytest.mark.parametrize(("hops", "status"), [(1, "ok"), (3, "ok"), (4, "unhealthy")])
+async def test_a_member_that_moved_is_followed_a_few_hops(
+    redis_url: str, key_prefix: str, hops: int, status: str
+) -> None:
+    with _members(MemberSimState("moved")) as (moved,):
+        config = parse_config(
+            {
+                "check": {"period": 0.3, "timeout": 1.5, "jitter": 0.0, "retries": 0},
+                "members": {
+                    "moved": {
+                        "url": moved.url,
+                        "weight": 10,
+                        "health": f"{moved.url}/_moved/{hops}/health",
+                        "versions": f"{moved.url}/_moved/{hops}/versions",
+                    }
+                },
+            }
+        )
+        store = Store(connect(redis_url), key_prefix)
+        checker = Checker(config, store)
+        task = asyncio.create_task(checker.run())
+        try:
+            obs = await eventually(lambda: (o := checker.observations.get("moved")) and o.health)
+            view = await eventually(checker.current_view)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await store.client.aclose()
+    obs = checker.observations["moved"]
+    assert obs.health is not None and obs.health.status == status, obs.health
+    member = view.member("moved")
+    if status == "ok":
+        assert member.state == "eligible"
+        assert (member.health_url, member.versions_url) == (
+            f"{moved.url}/health",
+            f"{moved.url}/versions",
+        )
+        assert view.to_json()["members"]["moved"]["health_url"] == f"{moved.url}/health"
+    else:
+        assert obs.health.reasons == ("more than 3 redirects",)
+        assert obs.versions_error == "more than 3 redirects"
+
+
+SHAPE_STATES = {
+    "health-ok": ("eligible", ""),
+    "health-full": ("full", "101 pods"),
+    "health-pre2023-full": ("full", "103 pods"),
+    "health-closed": ("full", "quota 0"),
+    "health-no-quota": ("eligible", ""),
+    "health-idle": ("eligible", ""),
+    "health-truthy": ("eligible", ""),
+    "health-soft-without-ok": ("eligible", ""),
+    "health-no-registry": ("eligible", ""),
+    "health-down": ("unhealthy", "check failed: JupyterHub API"),
+    "health-down-two": ("unhealthy", "check failed: Docker registry"),
+    "health-unknown-check": ("unhealthy", "check failed: Build cluster"),
+    "health-500": ("unhealthy", "HTTP 500"),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPE_STATES))
+async def test_every_recorded_health_shape_served_by_a_real_member(
+    redis_url: str, key_prefix: str, shape: str
+) -> None:
+    state, reason = SHAPE_STATES[shape]
+    with _members(MemberSimState("m", health_shape=shape)) as servers:
+        async with run_checker({"m": servers[0]}, redis_url, key_prefix, retries=0) as run:
+            view = await eventually(
+                lambda: (v := run.checker.current_view()) and v.member("m").state != "stale" and v
+            )
+    member = view.member("m")
+    assert member.state == state, member
+    assert reason in "; ".join(member.reasons)
+
+
+@pytest.mark.parametrize("shape", shapes_for("versions"))
+async def test_every_recorded_versions_shape_served_by_a_real_member(
+    redis_url: str, key_prefix: str, shape: str
+) -> None:
+    with _members(MemberSimState("m", versions_shape=shape)) as servers:
+        async with run_checker({"m": servers[0]}, redis_url, key_prefix) as run:
+            obs = await eventually(lambda: (o := run.obs("m")) and o.versions_at and o)
+    assert obs.versions == parse_versions(200, SHAPES[shape].body())
+    assert obs.versions_error is None

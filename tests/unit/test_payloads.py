@@ -112,13 +112,12 @@ MALFORMED_HEALTH: list[tuple[str, bytes, str]] = [
     ("not-json", b"<html>Bad Gateway</html>", "not JSON"),
     ("not-utf8", b"\xff\xfe\xfa", "not JSON"),
     ("empty", b"", "not JSON"),
-    ("list", b"[1, 2]", "no boolean 'ok'"),
-    ("string", b'"ok"', "no boolean 'ok'"),
-    ("missing-ok", b'{"checks": []}', "no boolean 'ok'"),
-    ("string-ok", b'{"ok": "true", "checks": []}', "no boolean 'ok'"),
+    ("list", b"[1, 2]", "no 'ok'"),
+    ("string", b'"ok"', "no 'ok'"),
+    ("missing-ok", b'{"checks": []}', "no 'ok'"),
     ("checks-not-list", b'{"ok": true, "checks": {"a": 1}}', "'checks' is not a list"),
-    ("entry-without-ok", health_doc({"service": "Docker registry"}), "without a boolean 'ok'"),
-    ("entry-not-object", b'{"ok": true, "checks": ["fine"]}', "without a boolean 'ok'"),
+    ("entry-without-ok", health_doc({"service": "Docker registry"}), "without 'ok'"),
+    ("entry-not-object", b'{"ok": true, "checks": ["fine"]}', "not an object"),
     ("negative-pods", health_doc(quota_check(total_pods=-1, quota=10)), "negative"),
     ("negative-quota", health_doc(quota_check(total_pods=1, quota=-10)), "negative"),
     ("string-pods", health_doc(quota_check(total_pods="12", quota=10)), "not an integer"),
@@ -247,7 +246,7 @@ def test_parse_health_on_arbitrary_json_raises_only_payload_error(status: int, d
     else:
         assert status in (200, 503)
         assert obs.status in ("ok", "unhealthy")
-        assert obs.status == "unhealthy" or (status == 200 and doc["ok"] is True)
+        assert obs.status == "unhealthy" or (status == 200 and bool(doc["ok"]))
         for count in (obs.total_pods, obs.quota):
             assert count is None or (type(count) is int and count >= 0)
 
@@ -287,14 +286,62 @@ def test_deeply_nested_json_is_a_payload_error(parse: str) -> None:
             parse_versions(200, body)
 
 
-def test_ignore_failure_must_be_literally_true() -> None:
-    body = (
-        b'{"ok": true, "checks": [{"service": "JupyterHub API", "ok": false,'
-        b' "_ignore_failure": "no"}]}'
-    )
+@pytest.mark.parametrize(
+    ("flag", "status"),
+    [
+        (True, "ok"),
+        (1, "ok"),
+        ("yes", "ok"),
+        (False, "unhealthy"),
+        (0, "unhealthy"),
+        ("", "unhealthy"),
+    ],
+)
+def test_ignore_failure_is_read_by_truthiness_as_binderhub_does(flag: object, status: str) -> None:
+    body = health_doc({"service": "JupyterHub API", "ok": False, "_ignore_failure": flag})
     health = parse_health(200, body, 0.0)
-    assert health.status == "unhealthy"
-    assert health.reasons == ("check failed: JupyterHub API",)
+    assert health.status == status
+    assert health.reasons == (() if status == "ok" else ("check failed: JupyterHub API",))
+
+
+@pytest.mark.parametrize(
+    ("ok", "status"),
+    [
+        (1, "ok"),
+        ("yes", "ok"),
+        (0, "unhealthy"),
+        (None, "unhealthy"),
+        ("", "unhealthy"),
+        ([], "unhealthy"),
+    ],
+)
+def test_ok_is_read_by_truthiness(ok: object, status: str) -> None:
+    top = parse_health(200, json.dumps({"ok": ok, "checks": []}).encode(), 0.0)
+    assert top.status == status
+    check = parse_health(200, health_doc({"service": "JupyterHub API", "ok": ok}), 0.0)
+    assert check.status == status
+
+
+def test_a_soft_check_lacking_ok_is_skipped_but_a_hard_one_invalidates_the_answer() -> None:
+    soft = health_doc(
+        {"service": "Image cleaner", "_ignore_failure": True}, quota_check(total_pods=3, quota=9)
+    )
+    assert parse_health(200, soft, 0.0).status == "ok"
+    with pytest.raises(PayloadError, match="without 'ok'"):
+        parse_health(200, health_doc({"service": "Image cleaner"}), 0.0)
+
+
+def test_pod_quota_without_ignore_failure_is_still_soft() -> None:
+    # BinderHub before 2023 left the flag out and excluded the quota check by name.
+    body = health_doc({"service": "Pod quota", "ok": False, "total_pods": 0, "quota": 0})
+    obs = parse_health(200, body, 0.0)
+    assert (obs.status, obs.total_pods, obs.quota) == ("ok", 0, 0)
+
+
+def test_a_503_without_a_json_body_is_http_503() -> None:
+    with pytest.raises(PayloadError) as info:
+        parse_health(503, b"<html>Service Unavailable</html>", 0.0)
+    assert str(info.value) == "HTTP 503"
 
 
 def test_a_versions_key_given_dotted_and_nested_is_an_error() -> None:
