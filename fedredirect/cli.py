@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from fedredirect.ports import PortUnavailable, check_free, describe, listen
 from shared.config import ConfigError, load_config
 from shared.store import DEFAULT_PREFIX, DEFAULT_REDIS_URL, Store, connect
 
@@ -116,9 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except PortUnavailable as exc:
+        print(f"fedredirect {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "member-sim":
         from fedredirect import simulator
 
+        if args.port:
+            check_free(args.host, args.port, "--port")
         return simulator.run_from_args(args)
     if args.command == "checker":
         return run_checker(args)
@@ -162,7 +173,12 @@ def run_checker(args: argparse.Namespace) -> int:
         if args.metrics_port is not None:
             from prometheus_client import start_http_server
 
-            start_http_server(args.metrics_port, args.metrics_host, checker.metrics.registry)
+            try:
+                start_http_server(args.metrics_port, args.metrics_host, checker.metrics.registry)
+            except OSError as exc:
+                raise PortUnavailable(
+                    describe(args.metrics_host, args.metrics_port, exc, "--metrics-port")
+                ) from None
             log.info(
                 "checker metrics on http://%s:%d/metrics", args.metrics_host, args.metrics_port
             )
@@ -193,6 +209,7 @@ def run_router(args: argparse.Namespace) -> int:
 
     from router.app import create_app
 
+    sock = listen(args.host, args.port, "--port")
     app = create_app(Store(connect(args.redis_url), args.key_prefix))
     log.info(
         "router listening on http://%s:%d, reading %s (prefix %s)",
@@ -201,15 +218,10 @@ def run_router(args: argparse.Namespace) -> int:
         _redacted(args.redis_url),
         args.key_prefix,
     )
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        server_header=False,
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="on", server_header=False
     )
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 

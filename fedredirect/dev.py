@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import yaml
 
+from fedredirect.ports import check_free
 from fedredirect.simulator import MemberServer, MemberSimState
 
 MEMBERS = (("alpha", 50, True), ("beta", 50, False), ("gamma", 30, False))
@@ -58,9 +59,17 @@ def wait_until(check: Callable[[], object], timeout: float, what: str) -> None:
     raise SystemExit(f"fedredirect dev: {what} did not come up within {timeout:g}s")
 
 
+DEV_PORTS_FLAG = "--port N (routers use N and N+1, members N+11 to N+13)"
+
+
 def run_dev(args: argparse.Namespace) -> int:
     base = args.port
     stop = False
+    # Every port up front, so a taken one is a message, not a traceback halfway through.
+    for port in (base, base + 1, *(base + 11 + i for i in range(len(MEMBERS)))):
+        check_free("127.0.0.1", port, DEV_PORTS_FLAG)
+    if args.redis_port:
+        check_free("127.0.0.1", args.redis_port, "--redis-port N (0 picks a free port)")
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         nonlocal stop
@@ -182,6 +191,19 @@ def fedredirect_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "fedredirect.cli", *args]
 
 
+def command_as_typed(cwd: Path | None = None) -> str:
+    """How to type ``fedredirect`` in this shell: the bare name when PATH finds this very
+    installation, else the script's path (``.venv/bin/fedredirect`` after scripts/dev)."""
+    script = Path(sys.executable).parent / "fedredirect"
+    found = shutil.which("fedredirect")
+    if found and Path(found).resolve() == script.resolve():
+        return "fedredirect"
+    try:
+        return str(script.relative_to(cwd or Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
 def _healthy(url: str) -> bool:
     return httpx.get(f"{url}/health", timeout=1).status_code == 200
 
@@ -212,7 +234,7 @@ def _banner(redis_url: str, routers: list[str], members: list[MemberServer], con
         f"  curl -X POST {first}/_sim -d '{{\"full\": true}}'        # make beta full",
         f"  curl -X POST {first}/_sim -d '{{\"healthy\": false}}'    # make beta unhealthy",
         f'  curl -X POST {first}/_sim -d \'{{"binderhub_version": "2.0.0"}}\'  # bump its version',
-        f"  fedredirect status --redis-url {redis_url}",
+        f"  {command_as_typed()} status --redis-url {redis_url}",
         "",
     ]
     return "\n".join(lines)
