@@ -1,8 +1,9 @@
 """Balancing: which of the target members gets one request.
 
 Weighted rendezvous hashing gives every replica the same answer for the same key and
-target set, and when a member leaves only its own keys move. The cache key groups
-requests that should land together (every ref of one repository).
+target set, and when a member leaves only its own keys move. The hash, the score and the
+cache key are the replaced redirector's (mybinder.org's federation-redirect), so that a
+migration keeps every repository on the member that already built and cached its image.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 # Providers whose last path segment is a ref, with the minimum number of segments
-# (after the provider) for the last one to be a ref.
+# (after the provider) for the last one to be a ref. ``gh`` follows the replaced
+# redirector's rule instead (see cache_key).
 _REF_PROVIDERS = {"gh": 3, "gist": 3, "gl": 2, "git": 2}
-_TWO_52 = float(2**52)
+_LEGACY_REF_PREFIX = "/build/gh"
+MAX_HASH = 2**64 - 1
 
 
 @dataclass(frozen=True)
@@ -40,33 +43,58 @@ def repo_path(path: str) -> str:
 
 
 def cache_key(path: str) -> str:
-    """The balancing key of a request path: lowercased, with the ref dropped."""
-    return repo_path(path).lower()
+    """The balancing key of a request path: every ref of one repository shares it.
+
+    The request path lowercased; under ``/build/gh`` its last segment (the ref) dropped,
+    exactly as the replaced redirector did (so even its quirks, such as a trailing slash
+    making the ref part of the key, pick the same member). The one deliberate difference:
+    ``gl``, ``gist`` and ``git`` launches drop their ref too, where it only lowercased.
+    """
+    key = path.lower()
+    if key.startswith(_LEGACY_REF_PREFIX):
+        return key.rsplit("/", 1)[0]
+    parts = key.split("/")
+    if len(parts) >= 4 and parts[1] == "build" and parts[2] in _REF_PROVIDERS:
+        return repo_path(key)
+    return key
 
 
-def unit_hash(key: str, member: str) -> float:
-    """A uniform hash of (key, member) mapped into the open interval (0, 1)."""
-    digest = hashlib.blake2b(f"{key}\x00{member}".encode(), digest_size=8).digest()
-    # Keep the top 52 bits of the 64-bit hash: x + 0.5 is then exactly representable, so
-    # h is never 0 or 1 (with 53 bits, (2**53 - 1) + 0.5 rounds up to 2**53).
-    return ((int.from_bytes(digest, "big") >> 12) + 0.5) / _TWO_52
+def member_hash(key: str, member: str) -> int:
+    """The replaced redirector's hash of (key, member): 64 bits of BLAKE2b of ``key-member``."""
+    digest = hashlib.blake2b(f"{key}-{member}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
 
 
 def rendezvous_score(key: str, target: Target) -> float:
-    """Weighted rendezvous score: weight / -ln(h). Higher wins; weight 0 never wins."""
+    """Weighted rendezvous score ``weight / -ln(h / (2**64 - 1))``; the highest wins.
+
+    Computed as the replaced redirector computed it (``weight * (1 / -ln x)``, the same
+    float operations, so the same winner even when two scores differ in the last bit), and
+    total at the edges, where the formula has none: ``h == 0`` scores 0 (-ln 0 is infinite)
+    and ``h`` whose ratio rounds to 1 scores infinity (-ln 1 is 0). Weight 0 scores 0.
+    """
     if target.weight <= 0:
         return 0.0
-    return target.weight / -math.log(unit_hash(key, target.name))
+    x = member_hash(key, target.name) / MAX_HASH
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return math.inf
+    return target.weight * (1.0 / -math.log(x))
 
 
 def rendezvous_pick(key: str, targets: Sequence[Target]) -> Target | None:
+    """The target with the highest score; on a tie, the greatest name (as the replaced
+    redirector's descending sort of (score, name) did), the same on every replica."""
     best: Target | None = None
-    best_score = -1.0
+    best_rank: tuple[float, str] = (-1.0, "")
     for target in targets:
-        score = rendezvous_score(key, target)
-        if score > best_score or (score == best_score and best and target.name < best.name):
-            best, best_score = target, score
-    return best if best is not None and best.weight > 0 else None
+        if target.weight <= 0:
+            continue
+        rank = (rendezvous_score(key, target), target.name)
+        if rank > best_rank:
+            best, best_rank = target, rank
+    return best
 
 
 def weighted_random_pick(u: float, targets: Sequence[Target]) -> Target | None:

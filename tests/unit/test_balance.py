@@ -1,8 +1,9 @@
-"""Balancing: cache keys, the unit hash, weighted rendezvous and weighted random picks."""
+"""Balancing: cache keys, the replaced redirector's rendezvous hash, weighted random picks."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import Counter
 from typing import Any
 
@@ -14,9 +15,9 @@ from shared import balance
 from shared.balance import (
     Target,
     cache_key,
+    member_hash,
     rendezvous_pick,
     rendezvous_score,
-    unit_hash,
     weighted_random_pick,
 )
 
@@ -50,11 +51,12 @@ KEYS = [f"/build/gh/org{i % 97}/repo{i}" for i in range(20_000)]
     [
         ("/build/gh/Org/Repo/HEAD", "/build/gh/org/repo"),
         ("/build/gh/org/repo/main", "/build/gh/org/repo"),
-        ("/build/gh/org/repo/main/", "/build/gh/org/repo"),
+        ("/build/gh/org/repo/main/", "/build/gh/org/repo/main"),  # the replaced one's quirk
         ("/build/GH/org/repo/0123abc", "/build/gh/org/repo"),
-        ("/build/gh/org/repo", "/build/gh/org/repo"),
+        ("/build/gh/org/repo", "/build/gh/org"),  # as the replaced redirector: last segment
         ("/build/gh/org/repo/", "/build/gh/org/repo"),
-        ("/build/gh/org", "/build/gh/org"),
+        ("/build/gh/org", "/build/gh"),
+        ("/build/gh/org/repo/main?x=1", "/build/gh/org/repo"),
         ("/build/gl/Group%2FRepo/main", "/build/gl/group%2frepo"),
         ("/build/gl/group%2Frepo", "/build/gl/group%2frepo"),
         ("/build/gist/User/abc123/master", "/build/gist/user/abc123"),
@@ -71,8 +73,9 @@ KEYS = [f"/build/gh/org{i % 97}/repo{i}" for i in range(20_000)]
         ("/build/doi/10.5281/Zenodo.1", "/build/doi/10.5281/zenodo.1"),
         ("/v2/gh/Org/Repo/HEAD", "/v2/gh/org/repo/head"),
         ("/Health", "/health"),
+        ("/build/zenodo/10.5281/zenodo.1/", "/build/zenodo/10.5281/zenodo.1/"),
         ("/", "/"),
-        ("", "/"),
+        ("", ""),
     ],
 )
 def test_cache_key(path: str, key: str) -> None:
@@ -96,8 +99,7 @@ def test_every_ref_of_a_repository_shares_one_key(
     provider: str, org: str, repo: str, ref1: str, ref2: str
 ) -> None:
     base = f"/build/{provider}/{org}/{repo}"
-    assert cache_key(f"{base}/{ref1}") == cache_key(f"{base}/{ref2}") == cache_key(base)
-    assert cache_key(f"{base}/{ref1}") == base.lower()
+    assert cache_key(f"{base}/{ref1}") == cache_key(f"{base}/{ref2}") == base.lower()
 
 
 @settings(max_examples=200, deadline=None)
@@ -107,20 +109,84 @@ def test_different_repositories_get_different_keys(a: str, b: str) -> None:
     assert cache_key(f"/build/gh/org/{a}/HEAD") != cache_key(f"/build/gh/org/{b}/HEAD")
 
 
-# --- unit_hash --------------------------------------------------------------------------------
+# --- the replaced redirector's hash and score ------------------------------------------------
 
 
-@settings(max_examples=300, deadline=None)
-@given(key=st.text(), member=st.text())
-def test_unit_hash_is_in_the_open_unit_interval(key: str, member: str) -> None:
-    h = unit_hash(key, member)
-    assert 0.0 < h < 1.0
-    assert unit_hash(key, member) == h
+def _h(key: str, name: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{key}-{name}".encode(), digest_size=8).digest(), "big")
 
 
-def test_unit_hash_depends_on_key_and_member() -> None:
-    values = {unit_hash(f"k{i}", m) for i in range(100) for m in ("a", "b")}
-    assert len(values) == 200
+def legacy_score(key: str, name: str, weight: float) -> float:
+    """The issue's formula, transcribed directly (undefined at h == 0 and h == 2**64 - 1)."""
+    return weight / -math.log(_h(key, name) / (2**64 - 1))
+
+
+def legacy_pick(key: str, buckets: list[tuple[str, float]]) -> str:
+    """The replaced redirector's choice: the first of its descending (score, name) ranking,
+    over the buckets with a weight above 0."""
+    ranking = sorted(
+        ((weight * (1.0 / -math.log(_h(key, name) / (2**64 - 1))), name))
+        for name, weight in buckets
+        if weight > 0
+    )
+    return ranking[-1][1]
+
+
+def test_member_hash_is_blake2b_of_key_dash_member() -> None:
+    digest = hashlib.blake2b(b"/build/gh/org/repo-alpha", digest_size=8).digest()
+    assert member_hash("/build/gh/org/repo", "alpha") == int.from_bytes(digest, "big")
+
+
+names = st.text(
+    st.characters(categories=["L", "N"]) | st.sampled_from("-_."), min_size=1, max_size=10
+)
+weights = st.floats(min_value=0.001, max_value=1000, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=500, deadline=None)
+@given(key=st.text(max_size=40), name=names, weight=weights)
+def test_score_is_the_formula(key: str, name: str, weight: float) -> None:
+    assert rendezvous_score(key, target(name, weight)) == pytest.approx(
+        legacy_score(key, name, weight), rel=1e-12
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    key=st.text(max_size=40),
+    buckets=st.dictionaries(names, weights | st.just(0.0), min_size=1, max_size=8),
+)
+def test_pick_is_the_replaced_redirectors_pick(key: str, buckets: dict[str, float]) -> None:
+    assume(any(w > 0 for w in buckets.values()))
+    targets = [target(n, w) for n, w in buckets.items()]
+    assert pick_name(key, targets) == legacy_pick(key, list(buckets.items()))
+
+
+@pytest.mark.parametrize(
+    ("weights", "expected"),
+    [
+        ({"a": 1.0, "b": 1.0}, {"a": 52, "b": 48}),
+        ({"a": 0.8, "b": 0.2}, {"a": 75, "b": 25}),
+        ({"a": 0.8, "b": 0.0}, {"a": 100}),
+    ],
+)
+def test_the_replaced_redirectors_own_distributions(
+    weights: dict[str, float], expected: dict[str, int]
+) -> None:
+    """The counts its test suite pins for keys "key-0" ... "key-99"."""
+    targets = [target(n, w) for n, w in weights.items()]
+    assert Counter(pick_name(f"key-{i}", targets) for i in range(100)) == expected
+
+
+def test_agreement_with_the_formula_over_many_repositories() -> None:
+    members = {"hetzner-2i2c": 50.0, "hetzner-gesis": 50.0, "bids-ovh": 50.0, "curvenote": 5.0}
+    targets = [target(n, w) for n, w in members.items()]
+    paths = [f"/build/gh/org{i % 97}/repo{i}/HEAD" for i in range(20_000)]
+    agree = sum(
+        pick_name(cache_key(p), targets) == legacy_pick(cache_key(p), list(members.items()))
+        for p in paths
+    )
+    assert agree == len(paths)
 
 
 def fake_blake2b(digest: bytes) -> Any:
@@ -134,27 +200,44 @@ def fake_blake2b(digest: bytes) -> Any:
     return Fake
 
 
-def test_unit_hash_extremes_of_a_zero_digest(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_zero_hash_scores_zero_and_still_picks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # -ln(0) is infinite: the formula's score is 0, not an error.
     monkeypatch.setattr(balance.hashlib, "blake2b", fake_blake2b(b"\x00" * 8))
-    assert 0.0 < unit_hash("k", "m") < 1e-15
+    assert member_hash("k", "m") == 0
+    assert rendezvous_score("k", target("m", 1.0)) == 0.0
+    # every score is 0: the tie goes to the greatest name, on every replica
+    assert pick_name("k", [target("b", 1), target("c", 1), target("a", 5)]) == "c"
 
 
-def test_unit_hash_of_an_all_ones_digest_stays_below_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Regression: with 53 bits, (2**53 - 1) + 0.5 rounded up to 2**53, so h was 1.0 and
-    # rendezvous_score divided by -log(1.0) == 0.
-    monkeypatch.setattr(balance.hashlib, "blake2b", fake_blake2b(b"\xff" * 8))
-    assert unit_hash("k", "m") < 1.0
-    assert rendezvous_score("k", target("m", 1.0)) > 0
+@pytest.mark.parametrize("digest", [b"\xff" * 8, b"\xff" * 7 + b"\xf0"])
+def test_a_hash_at_the_top_scores_infinity(monkeypatch: pytest.MonkeyPatch, digest: bytes) -> None:
+    # h / (2**64 - 1) is (or rounds to) 1.0, and -ln(1.0) == 0: no division by zero, no NaN.
+    monkeypatch.setattr(balance.hashlib, "blake2b", fake_blake2b(digest))
+    score = rendezvous_score("k", target("m", 0.5))
+    assert score == math.inf
+    assert pick_name("k", [target("a", 1), target("b", 2)]) == "b"
+
+
+def test_weight_zero_scores_zero_and_is_never_picked() -> None:
+    assert rendezvous_score("k", target("m", 0.0)) == 0.0
+    assert rendezvous_pick("k", [target("a", 0.0), target("b", 0.0)]) is None
+    assert pick_name("k", [target("a", 0.0), target("b", 1e-9)]) == "b"
+
+
+def test_equal_scores_break_by_the_greatest_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(balance.hashlib, "blake2b", fake_blake2b(b"\x80" + b"\x00" * 7))
+    targets = [target("gamma", 3), target("alpha", 3), target("beta", 3)]
+    assert pick_name("k", targets) == "gamma"
+    assert pick_name("k", list(reversed(targets))) == "gamma"
 
 
 def test_fake_digest_really_replaces_the_hash(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = unit_hash("k", "m")
+    real = member_hash("k", "m")
     monkeypatch.setattr(balance.hashlib, "blake2b", fake_blake2b(b"\x80" + b"\x00" * 7))
-    assert unit_hash("k", "m") == pytest.approx(0.5)
-    assert unit_hash("k", "m") != real
+    assert member_hash("k", "m") == 2**63
     monkeypatch.undo()
     assert balance.hashlib.blake2b is hashlib.blake2b
-    assert unit_hash("k", "m") == real
+    assert member_hash("k", "m") == real
 
 
 # --- rendezvous -------------------------------------------------------------------------------

@@ -515,7 +515,7 @@ def test_rendezvous_pick_groups_refs_of_one_repository() -> None:
         repo = f"/build/gh/Org/repo{i}"
         members = {view.pick(f"{repo}/{ref}").member for ref in ("HEAD", "main", "v1.0", "abc")}
         assert len(members) == 1
-        assert members == {view.pick(repo.lower()).member}
+        assert members == {view.pick(f"{repo.lower()}/another-ref").member}
 
 
 def test_random_pick_follows_u_and_weights() -> None:
