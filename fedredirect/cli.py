@@ -14,10 +14,13 @@ import time
 from collections.abc import Sequence
 
 from fedredirect.ports import PortUnavailable, check_free, describe, listen
-from shared.config import ConfigError, load_config
+from shared.config import ConfigError, effective_config, read_config
 from shared.store import DEFAULT_PREFIX, DEFAULT_REDIS_URL, Store, connect
 
 log = logging.getLogger("fedredirect")
+
+#: Where the replaced redirector read its config, so an existing ConfigMap mount works as is.
+LEGACY_CONFIG_PATH = "/etc/federation-redirect/config.json"
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -60,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config",
         default=_env("FEDREDIRECT_CONFIG"),
-        help="federation config file, legacy JSON or YAML (env FEDREDIRECT_CONFIG)",
+        help="federation config file, legacy JSON or YAML (env FEDREDIRECT_CONFIG; "
+        f"default {LEGACY_CONFIG_PATH} when it exists)",
     )
     _add_store_args(p)
     p.add_argument(
@@ -75,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="address for the metrics server (default %(default)s)",
     )
     _add_log_args(p)
+
+    p = sub.add_parser(
+        "check-config",
+        help="validate a config file (legacy JSON or YAML) without Redis and print the "
+        "effective configuration as JSON",
+    )
+    p.add_argument("path", help="the config file")
 
     p = sub.add_parser("router", help="serve redirects from the view published in Redis")
     _add_store_args(p)
@@ -133,6 +144,8 @@ def _run(args: argparse.Namespace) -> int:
         return simulator.run_from_args(args)
     if args.command == "checker":
         return run_checker(args)
+    if args.command == "check-config":
+        return run_check_config(args)
     if args.command == "router":
         return run_router(args)
     if args.command in ("status", "why"):
@@ -152,19 +165,46 @@ def _setup_logs(args: argparse.Namespace) -> None:
     setup_logging(args.log_format, args.log_level.upper())
 
 
+def config_path(given: str | None, legacy: str = LEGACY_CONFIG_PATH) -> str | None:
+    """The config file to read: the one given, else the replaced redirector's path if it
+    exists there (an existing ConfigMap mount), else None."""
+    if given:
+        return given
+    return legacy if os.path.isfile(legacy) else None
+
+
+def run_check_config(args: argparse.Namespace) -> int:
+    """Validate like the checker does, without Redis: warnings on stderr, the effective
+    config as JSON on stdout; exit 2 on the checker's own error messages."""
+    try:
+        loaded = read_config(args.path)
+    except ConfigError as exc:
+        print(f"fedredirect check-config: invalid configuration\n{exc}", file=sys.stderr)
+        return 2
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(json.dumps(effective_config(loaded.config), indent=2))
+    return 0
+
+
 def run_checker(args: argparse.Namespace) -> int:
     _setup_logs(args)
-    if not args.config:
+    path = config_path(args.config)
+    if path is None:
         print(
-            "fedredirect checker: --config PATH (or FEDREDIRECT_CONFIG) is required",
+            "fedredirect checker: no config: give --config PATH or FEDREDIRECT_CONFIG, or "
+            f"mount one at {LEGACY_CONFIG_PATH}",
             file=sys.stderr,
         )
         return 2
     try:
-        config = load_config(args.config)
+        loaded = read_config(path)
     except ConfigError as exc:
         print(f"fedredirect checker: invalid configuration\n{exc}", file=sys.stderr)
         return 2
+    for warning in loaded.warnings:
+        log.warning("%s", warning)
+    config = loaded.config
     from checker.service import Checker
 
     async def run() -> None:
@@ -183,8 +223,9 @@ def run_checker(args: argparse.Namespace) -> int:
                 "checker metrics on http://%s:%d/metrics", args.metrics_host, args.metrics_port
             )
         log.info(
-            "checker %s: %d members, period %gs, publishing to %s (prefix %s)",
+            "checker %s: %s, %d members, period %gs, publishing to %s (prefix %s)",
             checker.checker_id,
+            path,
             len(config.members),
             config.check.period,
             _redacted(args.redis_url),

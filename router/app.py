@@ -1,8 +1,9 @@
 """The router process: the redirect hot path in front of a FastAPI app for the rest.
 
 FastAPI serves what is not hot: ``/health``, ``/livez``, ``/active_hosts``,
-``/status.json``, ``/status``, ``/why``, ``/metrics`` and the site's other pages (proxied
-to the home member, redirected, or 404 as configured).
+``/status.json``, ``/status``, ``/why``, ``/metrics``, the fixed redirects of the config's
+``redirects`` (README badges) and the site's other pages (proxied to the home member,
+redirected, or 404 as configured).
 """
 
 from __future__ import annotations
@@ -19,10 +20,19 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from router.metrics import instrument
 from router.pages import render_status_page
 from router.proxy import proxy, target_url
-from router.redirect import RedirectApp
+from router.redirect import RedirectApp, printable_ascii
 from router.snapshot import SnapshotHolder
 from shared.explain import explain
 from shared.store import Store
+
+
+def fixed_location(url: str, request: Request) -> str:
+    """A fixed redirect's target, with the request's query carried over (as the replaced
+    redirector's did) when it is printable ASCII."""
+    query: bytes = request.scope.get("query_string", b"")
+    if not query or not printable_ascii(query):
+        return url
+    return url + ("&" if "?" in url else "?") + query.decode("ascii")
 
 
 def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
@@ -127,6 +137,9 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
     @api.api_route("/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
     async def other_page(request: Request, path: str) -> Response:
         view = holder.view
+        fixed = view.config.redirects.get(request.scope["path"]) if view else None
+        if fixed is not None:  # the router's own answer, before any member is asked
+            return RedirectResponse(fixed_location(fixed.url, request), status_code=fixed.status)
         home = view.home if view else None
         if view is None or view.config.other_paths == "404":
             return Response("not found\n", status_code=404, media_type="text/plain")

@@ -1,9 +1,11 @@
 """Federation configuration: one validated model, loaded from the legacy JSON or native YAML.
 
-The replaced redirector's JSON file (top-level ``hosts``) is accepted unchanged; the native
-format (top-level ``members``) carries the newer settings. Both end in :class:`FederationConfig`.
-A bad file raises :class:`ConfigError` naming the file, the key and the problem, so the
-process can exit before it serves anything.
+The replaced redirector's JSON file (top-level ``hosts``) is accepted exactly as
+deployments render it: keys it ignored (the Helm chart's ``enabled``, ``image``...) are
+ignored with a warning, and settings whose meaning changed are mapped onto the new ones
+(see :func:`legacy_to_native`). The native format (top-level ``members``) is strict. Both
+end in :class:`FederationConfig`. A bad file raises :class:`ConfigError` naming the file,
+the key and the problem, so the process can exit before it serves anything.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -94,6 +97,34 @@ class VersionsConfig(_Strict):
     min_dwell: float | None = Field(None, ge=0)  # None: 2 x check.period
 
 
+#: Paths the router answers itself; a fixed redirect cannot take them.
+ROUTER_PATHS = frozenset(
+    {"/health", "/livez", "/active_hosts", "/status", "/status.json", "/why", "/metrics"}
+)
+
+
+class FixedRedirect(_Strict):
+    """A path the router always answers with the same redirect (README badges, say)."""
+
+    url: str
+    status: Literal[301, 302, 307, 308] = 301
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an absolute http(s) URL, got {value!r}")
+        if any(ord(c) < 0x21 or ord(c) > 0x7E for c in value):
+            raise ValueError("must be printable ASCII without spaces")
+        return value
+
+
+def _redirect_entry(value: object) -> object:
+    """``PATH: URL`` is short for ``PATH: {url: URL}`` (status 301)."""
+    return {"url": value} if isinstance(value, str) else value
+
+
 class OutageConfig(_Strict):
     """What routers do when the checker's heartbeat stops (checker or Redis down)."""
 
@@ -114,6 +145,21 @@ class FederationConfig(_Strict):
     fallback: FallbackPolicy | None = None  # None: prime if a member is prime, else all
     other_paths: OtherPaths = "proxy"
     outage: OutageConfig = OutageConfig()
+    redirects: dict[str, FixedRedirect] = Field(default_factory=dict)
+
+    @field_validator("redirects", mode="before")
+    @classmethod
+    def _redirects(cls, value: object) -> object:
+        if not isinstance(value, Mapping):
+            return value
+        for path in value:
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ValueError(f"redirects: path {path!r} must start with /")
+            if any(ord(c) < 0x21 or ord(c) > 0x7E for c in path) or "?" in path:
+                raise ValueError(f"redirects: path {path!r} must be printable ASCII, no query")
+            if path.startswith("/build/") or path in ROUTER_PATHS:
+                raise ValueError(f"redirects: path {path!r} is the router's own")
+        return {path: _redirect_entry(entry) for path, entry in value.items()}
 
     @field_validator("members")
     @classmethod
@@ -202,27 +248,100 @@ class ConfigError(Exception):
     """A configuration that cannot be served; the message names the file, key and problem."""
 
 
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A valid config, and what was ignored in the file to read it (one line each)."""
+
+    config: FederationConfig
+    warnings: tuple[str, ...]
+
+
 def _is_zero(value: object) -> bool:
     """Weight 0 exactly (``false`` is not a weight: validation rejects it as a wrong type)."""
     return type(value) in (int, float) and value == 0
 
 
-def _drop_unused_members(raw: dict[str, Any], section: str, source: str) -> None:
+def _drop_unused_members(raw: dict[str, Any], section: str, source: str) -> list[str]:
+    """Drop members set to null or with weight 0 (the replaced redirector did the same)."""
+    warnings: list[str] = []
     members = raw.get(section)
     if not isinstance(members, dict):
-        return
+        return warnings
     for name in list(members):
         entry = members[name]
         if entry is None:
-            log.info("%s: %s.%s is null; dropped", source, section, name)
+            warnings.append(f"{source}: {section}.{name} is null; dropped")
             del members[name]
         elif isinstance(entry, dict) and _is_zero(entry.get("weight")):
-            log.info("%s: %s.%s has weight 0; dropped", source, section, name)
+            warnings.append(f"{source}: {section}.{name} has weight 0; dropped")
             del members[name]
+    return warnings
 
 
-def parse_config(raw: object, source: str = "<config>") -> FederationConfig:
-    """Validate an already-decoded config document (legacy or native) into the model."""
+#: The replaced redirector's defaults for ``check`` keys a legacy file leaves out.
+LEGACY_CHECK_DEFAULTS: dict[str, Any] = {
+    "period": 10,
+    "jitter": 0.1,
+    "retries": 5,
+    "timeout": 2,
+    "failed_period": 300,
+}
+
+
+def _without_nulls(
+    entry: dict[str, Any], where: str, source: str
+) -> tuple[dict[str, Any], list[str]]:
+    nulls = [key for key, value in entry.items() if value is None]
+    warnings = [f"{source}: {where}: ignored keys set to null: {', '.join(nulls)}"] if nulls else []
+    return {k: v for k, v in entry.items() if v is not None}, warnings
+
+
+def legacy_to_native(doc: dict[str, Any], source: str) -> tuple[dict[str, Any], list[str]]:
+    """The replaced redirector's config, as it meant it, in the native shape.
+
+    - Top-level keys that are not routing settings (a Helm chart renders ``enabled``,
+      ``host``, ``image``, ``resources``, ``nodeSelector`` into the file) are ignored, as
+      the replaced redirector ignored them, with one warning naming them.
+    - Keys set to null (Helm's only way to remove one) are ignored, with a warning.
+    - ``check.retries`` counted every attempt there; here it counts attempts after the
+      first, so it becomes ``retries - 1`` (at least 0).
+    - ``check.jitter`` spread checks by ±jitter/2 there; here by ±jitter, so it is halved.
+    - ``check`` keys left out take the replaced redirector's defaults, mapped the same way.
+    Everything it used stays strictly checked afterwards.
+    """
+    warnings: list[str] = []
+    known = set(FederationConfig.model_fields) - {"members"} | {"hosts"}
+    ignored = sorted(key for key in doc if key not in known)
+    if ignored:
+        warnings.append(f"{source}: ignored keys the redirector does not use: {', '.join(ignored)}")
+    doc, nulls = _without_nulls({k: v for k, v in doc.items() if k in known}, "top level", source)
+    warnings += nulls
+    hosts = doc.get("hosts")
+    if isinstance(hosts, dict):
+        cleaned: dict[str, Any] = {}
+        for name, entry in hosts.items():
+            if isinstance(entry, dict):
+                entry, nulls = _without_nulls(entry, f"hosts.{name}", source)
+                warnings += nulls
+            cleaned[name] = entry
+        doc["hosts"] = cleaned
+    check = doc.get("check", {})
+    if isinstance(check, dict):
+        check, nulls = _without_nulls(check, "check", source)
+        warnings += nulls
+        check = {**LEGACY_CHECK_DEFAULTS, **check}
+        retries, jitter = check["retries"], check["jitter"]
+        if type(retries) is int:
+            check["retries"] = max(retries - 1, 0)
+        if type(jitter) in (int, float):
+            check["jitter"] = jitter / 2
+        doc["check"] = check
+    return doc, warnings
+
+
+def check_config(raw: object, source: str = "<config>") -> LoadedConfig:
+    """Validate an already-decoded config document (legacy or native): the config and the
+    warnings for what was ignored, or :class:`ConfigError`. Pure: nothing is logged."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: the top level must be a mapping of settings")
     doc = dict(raw)
@@ -231,14 +350,25 @@ def parse_config(raw: object, source: str = "<config>") -> FederationConfig:
     section = "hosts" if "hosts" in doc else "members"
     if section not in doc:
         raise ConfigError(f"{source}: key 'members': missing; no members are configured")
+    warnings: list[str] = []
+    if section == "hosts":
+        doc, warnings = legacy_to_native(doc, source)
     if isinstance(doc[section], dict):
         doc[section] = dict(doc[section])
-    _drop_unused_members(doc, section, source)
+    warnings += _drop_unused_members(doc, section, source)
     doc["members"] = doc.pop(section)
     try:
-        return FederationConfig.model_validate(doc)
+        return LoadedConfig(FederationConfig.model_validate(doc), tuple(warnings))
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source, section)) from None
+
+
+def parse_config(raw: object, source: str = "<config>") -> FederationConfig:
+    """Validate an already-decoded config document; warnings go to the log."""
+    loaded = check_config(raw, source)
+    for warning in loaded.warnings:
+        log.warning("%s", warning)
+    return loaded.config
 
 
 def _describe(exc: ValidationError, source: str, section: str) -> str:
@@ -259,7 +389,15 @@ def _describe(exc: ValidationError, source: str, section: str) -> str:
 
 
 def load_config(path: str | Path) -> FederationConfig:
-    """Read and validate a config file; JSON and YAML are both accepted."""
+    """Read and validate a config file; JSON and YAML are both accepted. Warnings are logged."""
+    loaded = read_config(path)
+    for warning in loaded.warnings:
+        log.warning("%s", warning)
+    return loaded.config
+
+
+def read_config(path: str | Path) -> LoadedConfig:
+    """Read and validate a config file: the config and what was ignored in it."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -271,7 +409,7 @@ def load_config(path: str | Path) -> FederationConfig:
         raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
-    return parse_config(raw, str(path))
+    return check_config(raw, str(path))
 
 
 def config_to_json(config: FederationConfig) -> dict[str, Any]:
@@ -281,3 +419,18 @@ def config_to_json(config: FederationConfig) -> dict[str, Any]:
 
 def config_from_json(data: Mapping[str, Any]) -> FederationConfig:
     return FederationConfig.model_validate(data)
+
+
+def effective_config(config: FederationConfig) -> dict[str, Any]:
+    """The config with every default filled in, derived ones included (``lease`` 3 periods,
+    ``versions.reference`` from the prime...), in the native shape: loading it again gives
+    the same effective config. ``versions.keys`` null means every key of the reference."""
+    doc = config_to_json(config)
+    doc["check"]["lease"] = config.lease_seconds
+    doc["versions"]["reference"] = config.reference_policy
+    doc["versions"]["max_age"] = config.versions_max_age
+    doc["versions"]["min_dwell"] = config.versions_min_dwell
+    doc["record_max_age"] = config.stale_after
+    doc["fallback"] = config.fallback_policy
+    doc["outage"]["max_staleness"] = config.max_staleness
+    return doc

@@ -24,11 +24,12 @@ from tests.support.inprocess import MEMBERS, router_with_view
 
 @pytest.fixture(scope="module")
 def app(redis_url: str) -> Iterator[RedirectApp]:
-    router = router_with_view(redis_url, other_paths="redirect")
+    router = router_with_view(redis_url, other_paths="redirect", redirects={"/badge.svg": BADGE})
     yield router
     asyncio.run(router.holder.store.client.aclose())
 
 
+BADGE = "https://static.example.org/badge.svg"
 FRAGMENTS = [
     *(b"/", b"//", b"/build/", b"build", b"gh/", b"org/repo/HEAD", b"why", b"status"),
     *(b"%2F", b"%2f", b"%2e%2e", b"..", b".", b"\\", b"%5C", b"@", b"://", b"http", b"https"),
@@ -46,6 +47,7 @@ raw_paths = st.one_of(
     hostile_bytes.map(lambda b: b"http://evil.example/build/" + b),
     st.sampled_from([b"/why", b"/status", b"/status.json", b"/health", b"/active_hosts"]),
     st.sampled_from([b"/metrics", b"/", b"/about", b"//evil.example", b"/\\evil.example"]),
+    st.sampled_from([b"/badge.svg", b"/badge.svg/", b"/Badge.svg", b"/badge.svg%0a"]),
 )
 cookie_hosts = st.one_of(
     st.sampled_from([*MEMBERS.values(), "https://evil.example", "javascript:alert(1)"]),
@@ -139,7 +141,7 @@ def test_any_request_gets_a_non_5xx_answer_on_the_federation(
     for name, value in start["headers"]:
         if name.lower() == b"location":
             assert _printable_ascii(value), value
-            assert value.startswith(member_prefixes), value
+            assert value.startswith((*member_prefixes, BADGE.encode())), value
         if name.lower() == b"set-cookie":
             assert value.startswith(tuple(b"host=" + p[:-1] + b";" for p in member_prefixes))
     assert all(m["type"] == "http.response.body" for m in messages[1:]), messages

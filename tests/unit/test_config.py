@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.config import ConfigError, FederationConfig, load_config, parse_config
+from shared.config import (
+    ConfigError,
+    FederationConfig,
+    check_config,
+    effective_config,
+    load_config,
+    parse_config,
+    read_config,
+)
 
 LEGACY_EXAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "legacy-config.example.json"
 
@@ -43,10 +51,11 @@ def test_legacy_example_loads_unchanged() -> None:
     assert gamma.versions == "https://gamma.example.org/versions"
     assert config.prime_name == "alpha"
     check = config.check
+    # mapped from the replaced redirector's meaning: 5 attempts, jitter ±0.1/2
     assert (check.period, check.jitter, check.retries, check.timeout, check.failed_period) == (
         15,
-        0.1,
-        5,
+        0.05,
+        4,
         5,
         90,
     )
@@ -218,8 +227,8 @@ INVALID: list[tuple[str, str, Any, str, str]] = [
     # (id, file name, document, key named, problem named)
     (
         "unknown-top-level-key",
-        "f.json",
-        {"hosts": {"a": member("a")}, "colour": "blue"},
+        "f.yaml",
+        {"members": {"a": member("a")}, "colour": "blue"},
         "'colour'",
         "unknown key",
     ),
@@ -505,3 +514,163 @@ def test_boolean_weight_is_a_type_error() -> None:
     # Regression: false == 0, so the member used to be dropped silently as "weight 0".
     with pytest.raises(ConfigError, match=r"hosts\.b\.weight"):
         parse_config({"hosts": {"a": member("a"), "b": member("b", weight=False)}})
+
+
+# --- drop-in: the configs mybinder.org-deploy renders --------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+PROD = FIXTURES / "mybinder-prod-config.json"  # rendered by mybinder.org-deploy's chart
+OLDER = FIXTURES / "mybinder-older-config.json"  # stray nulls, a weight-0 prime
+
+
+def test_the_rendered_production_config_loads_with_one_warning() -> None:
+    loaded = read_config(PROD)
+    assert loaded.warnings == (
+        f"{PROD}: ignored keys the redirector does not use: "
+        "enabled, host, image, nodeSelector, resources",
+    )
+    config = loaded.config
+    assert list(config.members) == ["hetzner-2i2c", "hetzner-gesis", "bids-ovh"]
+    assert config.prime_name == "hetzner-2i2c"
+    assert config.load_balancer == "random"
+    assert config.pod_headroom == 10
+    # the replaced redirector's meanings: 5 attempts = 4 retries; ±jitter/2
+    assert (config.check.retries, config.check.jitter) == (4, 0.05)
+    assert (config.check.period, config.check.timeout, config.check.failed_period) == (15, 5, 90)
+
+
+def test_an_older_rendered_config_ignores_nulls_and_weight_zero_members() -> None:
+    loaded = read_config(OLDER)
+    assert list(loaded.config.members) == ["ovh2", "gesis"]
+    assert loaded.config.prime_name is None  # the weight-0 prime is dropped first
+    assert loaded.config.members["ovh2"].url == "https://ovh2.mybinder.org"
+    assert loaded.config.check.failed_period == 300  # null: the replaced one's default
+    assert loaded.warnings == (
+        f"{OLDER}: ignored keys the redirector does not use: "
+        "enabled, host, image, nodeSelector, resources",
+        f"{OLDER}: hosts.ovh2: ignored keys set to null: cordon",
+        f"{OLDER}: hosts.gesis: ignored keys set to null: prime",
+        f"{OLDER}: check: ignored keys set to null: failed_period",
+        f"{OLDER}: hosts.gke has weight 0; dropped",
+        f"{OLDER}: hosts.turing is null; dropped",
+    )
+
+
+def test_loading_logs_each_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="fedredirect.config"):
+        load_config(OLDER)
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert logged == list(read_config(OLDER).warnings)
+
+
+@pytest.mark.parametrize(("legacy", "retries"), [(0, 0), (1, 0), (2, 1), (5, 4), (21, 20)])
+def test_legacy_retries_counted_every_attempt(legacy: int, retries: int) -> None:
+    config = parse_config({"check": {"retries": legacy}, "hosts": {"a": member("a")}})
+    assert config.check.retries == retries
+
+
+@pytest.mark.parametrize(("legacy", "jitter"), [(0, 0), (0.1, 0.05), (0.5, 0.25), (1.5, 0.75)])
+def test_legacy_jitter_spread_half_each_way(legacy: float, jitter: float) -> None:
+    config = parse_config({"check": {"jitter": legacy}, "hosts": {"a": member("a")}})
+    assert config.check.jitter == jitter
+
+
+def test_legacy_check_keys_left_out_take_the_replaced_redirectors_defaults() -> None:
+    legacy = parse_config({"hosts": {"a": member("a")}}).check
+    assert (legacy.period, legacy.jitter, legacy.retries, legacy.timeout) == (10, 0.05, 4, 2)
+    assert legacy.failed_period == 300
+    native = parse_config({"members": {"a": member("a")}}).check
+    assert (native.jitter, native.retries) == (0.1, 5)  # native keys mean what they say
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"hosts": {"a": member("a", wieght=3)}}, "key 'hosts.a.wieght': unknown key"),
+        ({"hosts": {"a": member("a", weight="heavy")}}, "key 'hosts.a.weight'"),
+        ({"check": {"perod": 3}, "hosts": {"a": member("a")}}, "key 'check.perod': unknown key"),
+        ({"check": {"retries": "5"}, "hosts": {"a": member("a")}}, "key 'check.retries'"),
+        ({"pod_headroom": -1, "hosts": {"a": member("a")}}, "key 'pod_headroom'"),
+        ({"load_balancer": "roundrobin", "hosts": {"a": member("a")}}, "key 'load_balancer'"),
+        ({"hosts": {"a": {"weight": 1}}}, "key 'hosts.a.url': Field required"),
+    ],
+)
+def test_what_the_redirector_uses_stays_strictly_checked(doc: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc, "prod.json")
+    assert f"prod.json: {message}" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"members": {"a": member("a")}, "enabled": True},
+        {"members": {"a": member("a")}, "pod_headroom": None},
+        {"members": {"a": member("a", prime=None)}},
+    ],
+)
+def test_the_native_format_stays_strict(doc: Any) -> None:
+    with pytest.raises(ConfigError):
+        parse_config(doc)
+
+
+# --- fixed redirects ----------------------------------------------------------------------------
+
+BADGES = {
+    "/badge_logo.svg": "https://static.mybinder.org/badge_logo.svg",
+    "/badge.svg": "https://static.mybinder.org/badge.svg",
+    "/assets/images/badge.svg": {"url": "https://static.mybinder.org/badge.svg", "status": 308},
+}
+
+
+@pytest.mark.parametrize("section", ["members", "hosts"])
+def test_redirects_in_either_format(section: str) -> None:
+    config = parse_config({"redirects": BADGES, section: {"a": member("a")}})
+    got = {path: (r.url, r.status) for path, r in config.redirects.items()}
+    assert got == {
+        "/badge_logo.svg": ("https://static.mybinder.org/badge_logo.svg", 301),
+        "/badge.svg": ("https://static.mybinder.org/badge.svg", 301),
+        "/assets/images/badge.svg": ("https://static.mybinder.org/badge.svg", 308),
+    }
+
+
+@pytest.mark.parametrize(
+    ("redirects", "message"),
+    [
+        ({"badge.svg": "https://x.org/b"}, "must start with /"),
+        ({"/b c": "https://x.org/b"}, "printable ASCII"),
+        ({"/b?x=1": "https://x.org/b"}, "no query"),
+        ({"/build/gh/x": "https://x.org/b"}, "the router's own"),
+        ({"/status": "https://x.org/b"}, "the router's own"),
+        ({"/b": "/relative"}, "absolute http(s) URL"),
+        ({"/b": "ftp://x.org/b"}, "absolute http(s) URL"),
+        ({"/b": {"url": "https://x.org/b", "status": 303}}, "redirects./b.status"),
+        ({"/b": {"url": "https://x.org/b", "code": 302}}, "unknown key"),
+        ({"/b": 3}, "redirects./b"),
+    ],
+)
+def test_bad_redirects_are_named(redirects: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"redirects": redirects, "members": {"a": member("a")}}, "f.yaml")
+    assert message in str(info.value)
+    assert "f.yaml: key 'redirects" in str(info.value)
+
+
+# --- the effective config -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [PROD, OLDER, LEGACY_EXAMPLE])
+def test_the_effective_config_loads_back_to_itself(path: Path) -> None:
+    effective = effective_config(read_config(path).config)
+    again = check_config(json.loads(json.dumps(effective)), "effective.json")
+    assert again.warnings == ()
+    assert effective_config(again.config) == effective
+    assert effective["check"]["lease"] == 3 * effective["check"]["period"]
+    assert None not in (
+        effective["versions"]["reference"],
+        effective["versions"]["max_age"],
+        effective["versions"]["min_dwell"],
+        effective["record_max_age"],
+        effective["fallback"],
+        effective["outage"]["max_staleness"],
+    )
