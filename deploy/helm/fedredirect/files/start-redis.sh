@@ -40,6 +40,7 @@ protected-mode no
 dir $DATA_DIR
 save ""
 appendonly no
+repl-diskless-sync-delay 0
 replica-announce-ip $MY_HOST
 replica-announce-port $REDIS_PORT
 CONF

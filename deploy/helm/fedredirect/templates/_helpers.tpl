@@ -73,11 +73,24 @@ app.kubernetes.io/component: {{ .component }}
 {{- if not (or $r.existingSecret $r.sentinel.enabled) -}}
 {{- fail "redis: no Redis configured: set redis.existingSecret (a Secret holding the URL) or redis.sentinel.enabled=true" -}}
 {{- end -}}
-{{- if not (kindIs "map" .Values.config) -}}
+{{- if not (kindIs "map" (default dict .Values.config)) -}}
 {{- fail "config: must be a mapping (the legacy `hosts` format or the native `members` format)" -}}
 {{- end -}}
-{{- if not (or (hasKey .Values.config "hosts") (hasKey .Values.config "members")) -}}
+{{- $config := include "fedredirect.config" . | fromJson -}}
+{{- if not (or (hasKey $config "hosts") (hasKey $config "members")) -}}
 {{- fail "config: has neither `hosts` (legacy format) nor `members` (native format)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The federation config as JSON: the values' `config`, or the placeholder when empty. */}}
+{{- define "fedredirect.placeholderConfig" -}}
+{{- dict "members" (dict "example" (dict "url" "https://example.org" "weight" 1 "prime" true)) | toJson -}}
+{{- end -}}
+{{- define "fedredirect.config" -}}
+{{- if .Values.config -}}
+{{- .Values.config | toJson -}}
+{{- else -}}
+{{- include "fedredirect.placeholderConfig" . -}}
 {{- end -}}
 {{- end -}}
 

@@ -1,0 +1,597 @@
+"""The Helm chart (deploy/helm/fedredirect): it lints, renders valid Kubernetes objects, and
+what it renders really runs.
+
+helm v4 and helm v3 both lint and render every value set, to the same manifests, so the
+chart needs nothing v4 adds. The manifests validate against the Kubernetes schemas of the
+oldest version the chart supports and of the newest one `kubernetes-validate` knows. The
+Prometheus Operator's kinds (ServiceMonitor, PrometheusRule) are custom resources that
+those schemas do not include: they are checked against what they must point at instead
+(the rendered Services and ports, deploy/prometheus/alerts.yml).
+
+Then the pods of a rendered release are run on 127.0.0.1 by tests/deploy/localpods.py,
+command, arguments, environment and probes as rendered, against a real redis-server or
+against the chart's own redis and sentinel pods, checking simulated members.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kubernetes_validate
+import pytest
+import yaml
+
+from fedredirect.cli import build_parser
+from fedredirect.simulator import MemberServer, MemberSimState
+from shared.config import load_config, parse_config
+from shared.store import parse_sentinel_url
+from tests.deploy.chart import (
+    ALERTS,
+    CHART,
+    EXISTING_SECRET,
+    HELMS,
+    LEGACY_CONFIG,
+    MONITORING,
+    NAMESPACE,
+    VARIANTS,
+    Manifest,
+    find,
+    helm_with_values,
+    name,
+    one,
+    pod_specs,
+    render,
+    render_variant,
+    template_text,
+)
+from tests.deploy.localpods import LocalCluster, Pod
+from tests.support.members import running_members
+from tests.support.procs import wait_for
+
+# The oldest Kubernetes the chart declares (Chart.yaml kubeVersion) and the newest known.
+MIN_KUBE = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))["kubeVersion"]
+KUBE_VERSIONS = (
+    MIN_KUBE.removeprefix(">=").removesuffix("-0"),
+    kubernetes_validate.latest_version(),
+)
+CUSTOM_RESOURCE_GROUP = "monitoring.coreos.com/"
+IMAGE = {"repository": "registry.example.org/binder/fedredirect", "tag": "2025.1.0"}
+FEDREDIRECT_CONTAINERS = ("router", "checker")
+
+
+def containers(manifests: list[Manifest]) -> Iterator[tuple[str, Manifest]]:
+    for workload, spec in pod_specs(manifests):
+        for container in spec["containers"]:
+            yield workload, container
+
+
+def env_of(container: Manifest) -> dict[str, Manifest]:
+    return {var["name"]: var for var in container.get("env", [])}
+
+
+# --- helm lint and template --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("binary", HELMS)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_helm_lint_passes_strictly(variant: str, binary: str) -> None:
+    done = helm_with_values("lint", VARIANTS[variant], "--strict", binary=binary)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 chart(s) failed" in done.stdout
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_helm_v3_renders_what_helm_v4_renders(variant: str) -> None:
+    assert render_variant(variant, binary="helm3") == render_variant(variant)
+
+
+def test_resources_by_kind() -> None:
+    def kinds(variant: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for m in render_variant(variant):
+            counts[m["kind"]] = counts.get(m["kind"], 0) + 1
+        return counts
+
+    base = {"ConfigMap": 1, "Deployment": 2, "Service": 2, "PodDisruptionBudget": 2}
+    bundled = {
+        "ConfigMap": 2,  # + the redis and sentinel start-up scripts
+        "Deployment": 2,
+        "StatefulSet": 2,  # redis x3, sentinel x3
+        "Service": 5,  # + redis and sentinel headless, sentinel
+        "PodDisruptionBudget": 4,
+        "NetworkPolicy": 1,
+    }
+    extras = {
+        "Ingress": 1,
+        "HorizontalPodAutoscaler": 1,
+        "ServiceMonitor": 2,
+        "PrometheusRule": 1,
+    }
+    assert kinds("default") == bundled
+    assert kinds("existing-secret") == base
+    assert kinds("all-options-sentinel") == {**bundled, **extras}
+    assert kinds("all-options-existing-secret") == {**base, **extras}
+
+
+def test_contradictory_values_are_refused_with_the_fix() -> None:
+    cases = [
+        ({"redis": {"existingSecret": "r"}}, "redis.sentinel.enabled=false"),
+        ({"redis": {"sentinel": {"enabled": False}}}, "no Redis configured"),
+        ({"config": {"check": {"period": 5}}}, "neither `hosts`"),
+    ]
+    for values, message in cases:
+        done = helm_with_values("template", values, "fr")
+        assert done.returncode != 0, values
+        assert message in done.stderr, done.stderr
+
+
+def test_names_fit_kubernetes_limits_with_the_longest_release_name() -> None:
+    release = "r" * 53  # the longest release name helm accepts
+    manifests = render({}, release=release)
+    for m in manifests:
+        assert len(m["metadata"]["name"]) <= 63, m["metadata"]["name"]
+        if m["kind"] == "StatefulSet":
+            # pod names carry a controller-revision-hash label: NAME-<10 characters>
+            assert len(m["metadata"]["name"]) + 11 <= 63
+            host = f"{m['metadata']['name']}-2.{m['spec']['serviceName']}.{NAMESPACE}"
+            assert all(len(label) <= 63 for label in host.split("."))
+    assert len(manifests) == len(render_variant("default"))
+
+
+# --- schema validation -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_manifests_validate_against_the_kubernetes_schemas(variant: str) -> None:
+    """Strict: an unknown field fails too. Custom resources: see the module docstring."""
+    manifests = render_variant(variant)
+    core = [m for m in manifests if not m["apiVersion"].startswith(CUSTOM_RESOURCE_GROUP)]
+    assert len(core) >= 7
+    for version in KUBE_VERSIONS:
+        for m in core:
+            kubernetes_validate.validate(m, version, strict=True)
+
+
+def test_schema_validation_rejects_a_broken_manifest() -> None:
+    """The control: the validator used above does fail on the mistakes it is there for."""
+    router = one(render_variant("default"), "Deployment", name("router"))
+    misspelt = json.loads(json.dumps(router))
+    misspelt["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
+    wrong_type = json.loads(json.dumps(router))
+    wrong_type["spec"]["replicas"] = "two"
+    for broken in (misspelt, wrong_type):
+        with pytest.raises(kubernetes_validate.ValidationError):
+            kubernetes_validate.validate(broken, KUBE_VERSIONS[-1], strict=True)
+
+
+# --- monitoring --------------------------------------------------------------------------
+
+
+def test_prometheus_rule_is_deploy_prometheus_alerts_yml() -> None:
+    link = CHART / "files" / "alerts.yml"
+    assert link.is_symlink() and link.resolve() == ALERTS.resolve(), "one source of truth"
+    rule = one(render_variant("all-options-sentinel"), "PrometheusRule", "fr-fedredirect")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "prom"
+    assert rule["spec"] == yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
+    rules = [r for group in rule["spec"]["groups"] for r in group["rules"]]
+    assert len(rules) >= 10 and all(r["alert"] and r["expr"] for r in rules)
+
+
+@pytest.mark.parametrize("variant", ["all-options-sentinel", "all-options-existing-secret"])
+def test_service_monitors_scrape_rendered_ports_as_the_jobs_alerts_expect(variant: str) -> None:
+    manifests = render_variant(variant)
+    alerts = ALERTS.read_text(encoding="utf-8")
+    for component in FEDREDIRECT_CONTAINERS:
+        monitor = one(manifests, "ServiceMonitor", name(component))
+        assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+        assert monitor["metadata"]["labels"]["release"] == "prom"
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        (service,) = [
+            s
+            for s in find(manifests, "Service")
+            if selector.items() <= s["metadata"]["labels"].items()
+        ]
+        (endpoint,) = monitor["spec"]["endpoints"]
+        (port,) = [p for p in service["spec"]["ports"] if p["name"] == endpoint["port"]]
+        deployment = one(manifests, "Deployment", name(component))
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert port["targetPort"] in [p["name"] for p in container["ports"]]
+        assert service["spec"]["selector"].items() <= (
+            deployment["spec"]["template"]["metadata"]["labels"].items()
+        )
+        assert endpoint["path"] == "/metrics" and endpoint["interval"] == "15s"
+        (relabel,) = endpoint["relabelings"]
+        job = f"fedredirect-{component}"
+        assert relabel == {"action": "replace", "targetLabel": "job", "replacement": job}
+        assert f'job="{job}"' in alerts
+
+
+# --- what every pod must be --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_pod_runs_locked_down_with_resources(variant: str) -> None:
+    values = {**VARIANTS[variant], "image": IMAGE}
+    manifests = render(values)
+    for workload, spec in pod_specs(manifests):
+        assert spec["automountServiceAccountToken"] is False, workload
+        assert spec["securityContext"]["runAsNonRoot"] is True, workload
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        mounts: set[str] = set()
+        for container in spec["containers"]:
+            where = f"{workload}/{container['name']}"
+            security = container["securityContext"]
+            assert security["runAsNonRoot"] is True, where
+            assert security["readOnlyRootFilesystem"] is True, where
+            assert security["allowPrivilegeEscalation"] is False, where
+            assert security["capabilities"] == {"drop": ["ALL"]}, where
+            for kind in ("requests", "limits"):
+                assert set(container["resources"][kind]) == {"cpu", "memory"}, where
+            mounts |= {m["mountPath"] for m in container["volumeMounts"]}
+            if container["name"] in FEDREDIRECT_CONTAINERS:
+                assert container["image"] == f"{IMAGE['repository']}:{IMAGE['tag']}"
+                assert spec["securityContext"]["runAsUser"] == 10001  # the image's user
+        # The writable directories, with a read-only root filesystem:
+        assert "/tmp" in mounts or "/data" in mounts, workload
+
+
+def test_default_image_tag_is_the_app_version() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))
+    for _, container in containers(render_variant("existing-secret")):
+        assert container["image"] == f"fedredirect:{chart['appVersion']}"
+
+
+def test_redis_urls_and_passwords_reach_pods_only_through_secrets() -> None:
+    text = template_text(VARIANTS["existing-secret"])
+    assert "redis://" not in text and "rediss://" not in text
+    for _, container in containers(render_variant("existing-secret")):
+        url = env_of(container)["FEDREDIRECT_REDIS_URL"]
+        assert url["valueFrom"]["secretKeyRef"] == {"name": "fedredirect-redis", "key": "url"}
+
+    for _, container in containers(render_variant("all-options-sentinel")):
+        env = env_of(container)
+        secret = {"name": "fedredirect-redis-auth", "key": "password"}
+        assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == secret
+        if container["name"] in FEDREDIRECT_CONTAINERS:
+            url = env["FEDREDIRECT_REDIS_URL"]["value"]
+            assert url.startswith("redis+sentinel://:$(REDIS_PASSWORD)@")
+            assert list(env).index("REDIS_PASSWORD") < list(env).index("FEDREDIRECT_REDIS_URL")
+
+    for _, container in containers(render_variant("default")):
+        if container["name"] in FEDREDIRECT_CONTAINERS:
+            url = env_of(container)["FEDREDIRECT_REDIS_URL"]["value"]
+            sentinels, master, db, password = parse_sentinel_url(url)
+            assert [port for _, port in sentinels] == [26379] * 3
+            assert (master, db, password) == ("fedredirect", 0, None)
+            assert env_of(container)["FEDREDIRECT_KEY_PREFIX"]["value"] == "fedredirect"
+
+
+def test_router_rollout_never_drops_below_the_replica_count() -> None:
+    manifests = render_variant("default")
+    router = one(manifests, "Deployment", name("router"))
+    assert router["spec"]["replicas"] == 2
+    assert router["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    (container,) = router["spec"]["template"]["spec"]["containers"]
+    # Readiness on /livez, not /health: a Redis outage must not empty the Service.
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/livez", "port": "http"}, probe
+    pdb = one(manifests, "PodDisruptionBudget", name("router"))
+    assert pdb["spec"]["minAvailable"] == 1
+    labels = router["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+    checker = one(manifests, "Deployment", name("checker"))
+    assert checker["spec"]["replicas"] == 2  # a writer and a hot standby
+    assert checker["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+    scaled = render_variant("all-options-existing-secret")
+    assert "replicas" not in one(scaled, "Deployment", name("router"))["spec"]
+    hpa = one(scaled, "HorizontalPodAutoscaler", name("router"))
+    assert hpa["spec"]["scaleTargetRef"]["name"] == name("router")
+    assert hpa["spec"]["minReplicas"] == 2
+    ingress = one(scaled, "Ingress", name("router"))
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": name("router"), "port": {"name": "http"}}
+
+
+# --- the federation config ---------------------------------------------------------------
+
+
+def rendered_config(manifests: list[Manifest], tmp_path: Path) -> Path:
+    """The file the checker reads: its --config argument, found in the mounted ConfigMap."""
+    checker = one(manifests, "Deployment", name("checker"))
+    spec = checker["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    path = container["args"][container["args"].index("--config") + 1]
+    (mount,) = [m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    data = one(manifests, "ConfigMap", volume["configMap"]["name"])["data"]
+    local = tmp_path / Path(path).name
+    local.write_text(data[path.removeprefix(mount["mountPath"] + "/")], encoding="utf-8")
+    return local
+
+
+@pytest.mark.parametrize(
+    ("variant", "given"),
+    [("all-options-sentinel", LEGACY_CONFIG), ("existing-secret", VARIANTS["existing-secret"])],
+)
+def test_the_checker_reads_the_config_as_given(
+    variant: str, given: dict[str, Any], tmp_path: Path
+) -> None:
+    given = given.get("config", given)
+    loaded = load_config(rendered_config(render_variant(variant), tmp_path))
+    assert loaded == parse_config(json.loads(json.dumps(given)))
+    assert set(loaded.members) == set(given.get("hosts", given.get("members", {})))
+
+
+def test_a_config_change_restarts_the_checkers() -> None:
+    def checksum(values: dict[str, Any]) -> str:
+        checker = one(render(values), "Deployment", name("checker"))
+        annotation: str = checker["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        return annotation
+
+    first = checksum({})
+    assert checksum({}) == first
+    assert checksum({"config": LEGACY_CONFIG}) != first
+    assert re.fullmatch("[0-9a-f]{64}", first)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_fedredirect_command_names_real_flags(variant: str) -> None:
+    parser = build_parser()
+    seen = set()
+    for workload, container in containers(render_variant(variant)):
+        if container["command"] == ["fedredirect"]:
+            args = parser.parse_args(container["args"])  # exits on an unknown flag
+            seen.add(args.command)
+            if args.command == "checker":
+                assert args.metrics_port is not None, workload
+    assert seen == {"router", "checker"}
+
+
+# --- the rendered pods, run ----------------------------------------------------------------
+
+
+def native_config(members: dict[str, MemberServer]) -> dict[str, Any]:
+    return {
+        "check": {"period": 0.5, "timeout": 1.0, "jitter": 0.0, "failed_period": 1.0},
+        "members": {
+            member: {"url": server.url, "weight": 50, "prime": member == "alpha"}
+            for member, server in members.items()
+        },
+    }
+
+
+def legacy_config(members: dict[str, MemberServer]) -> dict[str, Any]:
+    """The mybinder.org-deploy shape: `hosts` with explicit health and versions URLs."""
+    return {
+        "check": {"period": 0.5, "jitter": 0.0, "retries": 1, "timeout": 1, "failed_period": 1},
+        "load_balancer": "rendezvous",
+        "hosts": {
+            member: {
+                "prime": member == "alpha",
+                "url": server.url,
+                "weight": 50,
+                "health": f"{server.url}/health",
+                "versions": f"{server.url}/versions",
+            }
+            for member, server in members.items()
+        },
+    }
+
+
+def status(cluster: LocalCluster, pod: Pod) -> dict[str, Any] | None:
+    """``kubectl exec ROUTER -- fedredirect status --json``: the operator's view."""
+    done = cluster.exec(pod, "fedredirect", "status", "--json")
+    if done.returncode != 0:
+        return None
+    doc: dict[str, Any] = json.loads(done.stdout)
+    return doc
+
+
+def scrape_targets(cluster: LocalCluster, pods: dict[str, list[Pod]]) -> list[str]:
+    """The URLs Prometheus would scrape: ServiceMonitor -> Service port -> container port."""
+    urls = []
+    for monitor in find(cluster.manifests, "ServiceMonitor"):
+        component = monitor["metadata"]["labels"]["app.kubernetes.io/component"]
+        service = one(cluster.manifests, "Service", name(component))
+        (endpoint,) = monitor["spec"]["endpoints"]
+        (port,) = [p for p in service["spec"]["ports"] if p["name"] == endpoint["port"]]
+        urls += [pod.url(port["targetPort"], endpoint["path"]) for pod in pods[component]]
+    return urls
+
+
+def check_serving(
+    cluster: LocalCluster, checkers: list[Pod], routers: list[Pod], members: dict[str, Any]
+) -> None:
+    """Probes pass, the checkers publish, routers redirect, metrics answer where scraped."""
+    for pod in routers:
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            wait_for(lambda p=pod, k=probe: cluster.probe(p, k), 30, f"{pod.name} {probe}")
+    for pod in checkers:
+        wait_for(lambda p=pod: cluster.probe(p, "livenessProbe"), 30, f"{pod.name} liveness")
+
+    def all_eligible() -> bool:
+        doc = status(cluster, routers[0])
+        return doc is not None and all(doc["members"][m]["state"] == "eligible" for m in members)
+
+    wait_for(all_eligible, 30, "the checkers publish every member as eligible")
+    urls = {server.url for server in members.values()}
+    for pod in routers:
+        wait_for(lambda p=pod: httpx.get(p.url("http", "/health")).status_code == 200, 20)
+        response = httpx.get(pod.url("http", "/build/gh/org/repo/HEAD"))
+        assert response.status_code == 307, response.text
+        assert response.headers["location"].rsplit("/build/", 1)[0] in urls
+
+    targets = scrape_targets(cluster, {"router": routers, "checker": checkers})
+    assert len(targets) == len(routers) + len(checkers)
+    for url in targets:
+        body = httpx.get(url, timeout=2).text
+        assert "fedredirect_" in body, url
+
+    def one_writer() -> bool:
+        writers = [
+            pod
+            for pod in checkers
+            if re.search(
+                r"^fedredirect_eligible_members ",
+                httpx.get(pod.url("metrics", "/metrics")).text,
+                re.M,
+            )
+        ]
+        return len(writers) == 1
+
+    wait_for(one_writer, 20, "exactly one checker writing (the other a hot standby)")
+
+
+def assert_alive(cluster: LocalCluster, procs: dict[str, Any]) -> None:
+    for pod_name, proc in procs.items():
+        pod = cluster.pods[pod_name]
+        assert proc.poll() is None, f"{pod_name} exited:\n{cluster.log(pod)}"
+
+
+def test_rendered_pods_serve_with_an_existing_redis(
+    redis_url: str, key_prefix: str, tmp_path: Path
+) -> None:
+    """2 checkers and 2 routers as rendered, the Redis URL from the Secret they reference."""
+    with (
+        running_members(MemberSimState("alpha"), MemberSimState("beta")) as (alpha, beta),
+        contextlib.ExitStack() as stack,
+    ):
+        members = {"alpha": alpha, "beta": beta}
+        values = {
+            **MONITORING,
+            "redis": EXISTING_SECRET,
+            "keyPrefix": key_prefix,
+            "logFormat": "text",
+            "config": native_config(members),
+        }
+        secrets = {("fedredirect-redis", "url"): redis_url}
+        cluster = LocalCluster(render(values), tmp_path, stack, secrets, NAMESPACE)
+        checkers = cluster.plan("Deployment", name("checker"))
+        routers = cluster.plan("Deployment", name("router"))
+        assert (len(checkers), len(routers)) == (2, 2)
+        procs = {pod.name: cluster.start(pod) for pod in checkers + routers}
+        try:
+            check_serving(cluster, checkers, routers, members)
+            assert_alive(cluster, procs)
+        except AssertionError:
+            print("\n".join(f"--- {n}\n{cluster.log(cluster.pods[n])}" for n in procs))
+            raise
+
+
+PASSWORD = "helmTestPassw0rd"
+
+
+def test_rendered_pods_serve_with_the_bundled_sentinel_and_survive_a_failover(
+    tmp_path: Path,
+) -> None:
+    """The chart's own 3 redis + 3 sentinel pods, with a password, then a legacy config's
+    checkers and routers on them; the master pod dies and comes back empty at once: its
+    start-up script waits for the sentinels to promote a replica and joins it as a replica,
+    so nothing is lost (a drain set before survives) and everyone follows the new master."""
+    with (
+        running_members(MemberSimState("alpha"), MemberSimState("beta")) as (alpha, beta),
+        contextlib.ExitStack() as stack,
+    ):
+        members = {"alpha": alpha, "beta": beta}
+        values = {
+            **MONITORING,
+            "keyPrefix": "helm-sentinel",
+            "logFormat": "text",
+            "config": legacy_config(members),
+            "redis": {
+                "sentinel": {
+                    "downAfterMilliseconds": 1000,
+                    "failoverTimeoutMilliseconds": 5000,
+                    "auth": {"existingSecret": "redis-auth"},
+                }
+            },
+        }
+        text = template_text(values)
+        assert PASSWORD not in text
+        manifests = [doc for doc in yaml.safe_load_all(text) if doc]
+        secrets = {("redis-auth", "password"): PASSWORD}
+        cluster = LocalCluster(manifests, tmp_path, stack, secrets, NAMESPACE)
+        redis_pods = cluster.plan("StatefulSet", name("redis"))
+        sentinels = cluster.plan("StatefulSet", name("sentinel"))
+        checkers = cluster.plan("Deployment", name("checker"))
+        routers = cluster.plan("Deployment", name("router"))
+        assert (len(redis_pods), len(sentinels)) == (3, 3)
+        procs = {pod.name: cluster.start(pod) for pod in redis_pods + sentinels}
+        try:
+            for pod in redis_pods + sentinels:
+                wait_for(lambda p=pod: cluster.probe(p, "readinessProbe"), 30, f"{pod.name} ready")
+                assert cluster.probe(pod, "livenessProbe"), pod.name
+            procs |= {pod.name: cluster.start(pod) for pod in checkers + routers}
+            check_serving(cluster, checkers, routers, members)
+
+            def master() -> str:
+                done = cluster.exec(
+                    sentinels[1], "redis-cli", "-h", sentinels[1].ip, "-p", "26379",
+                    "sentinel", "get-master-addr-by-name", "fedredirect",
+                )  # fmt: skip
+                return done.stdout.split("\n")[0]
+
+            assert master() == redis_pods[0].ip
+            drain = cluster.exec(routers[0], "fedredirect", "drain", "beta", "--reason", "helm")
+            assert drain.returncode == 0, drain.stderr
+
+            def beta_drained() -> bool:
+                doc = status(cluster, routers[1])
+                return doc is not None and doc["members"]["beta"]["state"] == "drained"
+
+            wait_for(beta_drained, 10, "the drain applied")
+
+            # The master pod dies; a new one (empty data directory) starts at once.
+            procs[redis_pods[0].name].kill()
+            procs[redis_pods[0].name].wait()
+            procs[redis_pods[0].name] = cluster.start(redis_pods[0])
+            wait_for(lambda: master() in (redis_pods[1].ip, redis_pods[2].ip), 30, "failover")
+
+            def rejoined_as_replica() -> bool:
+                done = cluster.exec(
+                    redis_pods[0], "redis-cli", "-h", redis_pods[0].ip, "info", "replication"
+                )
+                return "role:slave" in done.stdout and "master_link_status:up" in done.stdout
+
+            wait_for(rejoined_as_replica, 30, "the restarted pod joining the new master")
+            assert "waiting for a failover" in cluster.log(redis_pods[0])
+            assert cluster.probe(redis_pods[0], "readinessProbe")
+            held = cluster.exec(
+                redis_pods[0], "redis-cli", "-h", redis_pods[0].ip, "hexists",
+                "helm-sentinel:drains", "beta",
+            )  # fmt: skip
+            assert held.stdout.strip() == "1", "the drain was lost in the failover"
+
+            def publishing_again() -> bool:
+                doc = status(cluster, routers[0])
+                return (
+                    doc is not None
+                    and doc["checker"]["heartbeat_age_seconds"] < 1.5
+                    and doc["members"]["beta"]["state"] == "drained"
+                    and doc["members"]["alpha"]["state"] == "eligible"
+                )
+
+            wait_for(publishing_again, 30, "the checker publishing to the new master")
+            for pod in routers:
+                assert httpx.get(pod.url("http", "/health")).status_code == 200
+            assert_alive(cluster, procs)
+        except AssertionError:
+            for pod_name in procs:
+                print(f"--- {pod_name}\n{cluster.log(cluster.pods[pod_name])}")
+            raise
+
+
+def test_config_map_holds_json_whatever_the_format() -> None:
+    for variant in ("default", "all-options-sentinel"):
+        config = one(render_variant(variant), "ConfigMap", name("config"))
+        assert list(config["data"]) == ["config.json"]
+        json.loads(config["data"]["config.json"])
