@@ -3,7 +3,8 @@
 It does only what a redirect needs: read the in-memory view, parse one cookie, ask the
 core for a decision, and send headers. The Location is always a configured member URL
 followed by the request's own path and query, which are checked to be printable ASCII,
-so no request can steer the redirect to another host.
+so no request can steer the redirect to another host. Like BinderHub's build API, every
+/build/ answer allows any origin (CORS) and a preflight (``OPTIONS /build/...``) gets 200.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ _UNSAFE_COOKIE_PATH = frozenset(';,"\\')
 #: Longer launch targets are refused: no repository spec needs them, and the Location and
 #: cookie would carry them whole.
 MAX_TARGET_BYTES = 8192
+#: Every /build/ answer says any origin may read it, as BinderHub's build API does, so a
+#: launch page on another site sees the real status (a 503, say) instead of a network error.
+_CORS = [(b"access-control-allow-origin", b"*")]
+#: The answer to a CORS preflight of a launch (OPTIONS), as BinderHub gives it.
+_PREFLIGHT = [*_CORS, (b"access-control-allow-headers", b"cache-control")]
 
 
 def printable_ascii(data: bytes) -> bool:
@@ -51,7 +57,7 @@ def _sticky_url(headers: list[tuple[bytes, bytes]]) -> str | None:
 def _origin_form(scope: Scope) -> Scope:
     """An absolute-form target (``GET http://host/p HTTP/1.1``) is served as its path alone:
     the authority a client names never becomes part of a redirect."""
-    raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
+    raw, _query = request_target(scope)
     _, sep, rest = raw.partition(b"://")
     path = b"/" + rest.partition(b"/")[2] if sep else b"/"
     path = path.partition(b"?")[0]
@@ -75,58 +81,77 @@ class RedirectApp:
         self.random = random.random
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith("/"):
-            scope = _origin_form(scope)
+        """Redirect a launch to a member, decided on one view; anything else goes on."""
         if (
             scope["type"] != "http"
             or scope["method"] not in ("GET", "HEAD")
             or not scope["path"].startswith("/build/")
         ):
-            if scope["type"] == "http" and _has_control(scope["path"]):
-                # FastAPI's routes never match a path with a newline, and what it does then
-                # (metrics, 404) reads request.url, which fails on a non-UTF-8 query.
-                await _send(send, 400, [], b"bad request path\n", head=scope["method"] == "HEAD")
-                return
-            await self.fallthrough(scope, receive, send)
+            await self._not_a_launch(scope, receive, send)
             return
         head = scope["method"] == "HEAD"
-        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
-        query: bytes = scope.get("query_string", b"")
+        raw_path, query = request_target(scope)
         if len(raw_path) + len(query) > MAX_TARGET_BYTES:
-            await _send(send, 414, [], b"request target too long\n", head=head)
+            await _send(send, 414, _CORS, b"request target too long\n", head=head)
             return
         if not raw_path.startswith(b"/build/") or not printable_ascii(raw_path + query):
-            await _send(send, 400, [], b"bad request path\n", head=head)
+            await _send(send, 400, _CORS, b"bad request path\n", head=head)
             return
         view = self.holder.view
         if view is None:
-            await _send(send, 503, [], b"no view of the federation yet; retry shortly\n", head=head)
+            body = b"no view of the federation yet; retry shortly\n"
+            await _send(send, 503, _CORS, body, head=head)
             return
         path = raw_path.decode("ascii")
         decision = view.pick(path, _sticky_url(scope["headers"]), self.random())
         if decision.url is None or decision.member is None or decision.reason is None:
-            await _send(send, 503, [(b"retry-after", b"30")], _NOBODY_PAGE, b"text/html", head)
+            headers = [*_CORS, (b"retry-after", b"30")]
+            await _send(send, 503, headers, _NOBODY_PAGE, b"text/html", head)
             return
         self.counts[(decision.member, decision.reason)] += 1
         location = decision.url + path + ("?" + query.decode("ascii") if query else "")
+        cookie = _cookie(decision.url, path, view.config.cookie_max_age_seconds, scope)
         headers = [
             (b"location", location.encode("ascii")),
-            (b"access-control-allow-origin", b"*"),
+            *_CORS,
             (b"cache-control", b"no-store"),
-            (b"set-cookie", self._cookie(decision.url, path, scope)),
+            (b"set-cookie", cookie),
         ]
         await _send(send, 307, headers, b"")
 
-    def _cookie(self, url: str, path: str, scope: Scope) -> bytes:
-        cookie_path = repo_path(path)
-        if _UNSAFE_COOKIE_PATH.intersection(cookie_path):
-            cookie_path = "/build/"
-        max_age = self.holder.view.config.cookie_max_age_seconds if self.holder.view else 0
-        parts = [f"host={url}", f"Path={cookie_path}", f"Max-Age={max_age}", "HttpOnly"]
-        parts.append("SameSite=Lax")
-        if _is_https(scope):
-            parts.append("Secure")
-        return "; ".join(parts).encode("ascii")
+    async def _not_a_launch(self, scope: Scope, receive: Any, send: Any) -> None:
+        """An absolute-form target is served by its path (so it may be a launch after all);
+        a CORS preflight of a launch is answered here; FastAPI gets the rest."""
+        if scope["type"] != "http":
+            await self.fallthrough(scope, receive, send)
+        elif not scope["path"].startswith("/"):
+            await self(_origin_form(scope), receive, send)  # its path starts with "/"
+        elif scope["method"] == "OPTIONS" and scope["path"].startswith("/build/"):
+            await _send(send, 200, _PREFLIGHT, b"")
+        elif _has_control(scope["path"]):
+            # FastAPI's routes never match a path with a newline, and what it does then
+            # (metrics, 404) reads request.url, which fails on a non-UTF-8 query.
+            await _send(send, 400, [], b"bad request path\n", head=scope["method"] == "HEAD")
+        else:
+            await self.fallthrough(scope, receive, send)
+
+
+def request_target(scope: Scope) -> tuple[bytes, bytes]:
+    """The raw path and query of a request, as the client sent them (still encoded)."""
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
+    return raw_path, scope.get("query_string", b"")
+
+
+def _cookie(url: str, path: str, max_age: int, scope: Scope) -> bytes:
+    """The sticky ``host`` cookie, scoped to the repository's launch path."""
+    cookie_path = repo_path(path)
+    if _UNSAFE_COOKIE_PATH.intersection(cookie_path):
+        cookie_path = "/build/"
+    parts = [f"host={url}", f"Path={cookie_path}", f"Max-Age={max_age}", "HttpOnly"]
+    parts.append("SameSite=Lax")
+    if _is_https(scope):
+        parts.append("Secure")
+    return "; ".join(parts).encode("ascii")
 
 
 _NOBODY_PAGE = (
