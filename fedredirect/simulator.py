@@ -1,7 +1,8 @@
 """A simulated BinderHub member: a real HTTP server whose health can be changed while it runs.
 
 The dev stack and the test-suite need members that fail on demand (full, down, slow, broken)
-without a Kubernetes cluster. Payload shapes follow what real BinderHub serves.
+without a Kubernetes cluster. Payload shapes follow what real BinderHub serves, and launches
+speak BinderHub's build API (``fedredirect.buildapi``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 import typing
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import uvicorn
 from starlette.applications import Starlette
@@ -28,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from fedredirect.buildapi import BuildAPI
 from fedredirect.shapes import SHAPES, shapes_for
 
 # Faults a checker must survive; they replace the answer of /health and /versions only.
@@ -68,6 +70,8 @@ class MemberSimState:
     health_body: str | None = None  # answer /health with exactly this body (HTTP 200)
     health_shape: str | None = None  # answer /health with a recorded shape (fedredirect.shapes)
     versions_shape: str | None = None  # answer /versions with a recorded shape
+    build_delay: float = 0.05  # seconds before each event of a launch (GET /build/...)
+    built: list[str] = field(default_factory=list)  # images this member has built (cached)
 
 
 _FIELD_TYPES = typing.get_type_hints(MemberSimState)
@@ -115,6 +119,11 @@ def apply_update(state: MemberSimState, update: object) -> None:
             continue
         if key not in _FIELD_TYPES:
             raise ValueError(f"unknown field {key!r}; known: {sorted(_FIELD_TYPES)}")
+        if typing.get_origin(_FIELD_TYPES[key]) is list:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"field {key!r} must be a list of strings, got {value!r}")
+            changes[key] = value
+            continue
         allowed = typing.get_args(_FIELD_TYPES[key]) or (_FIELD_TYPES[key],)
         if float in allowed:
             allowed = (*allowed, int)
@@ -128,7 +137,7 @@ def apply_update(state: MemberSimState, update: object) -> None:
         if name is not None and name not in shapes_for(endpoint):
             known = ", ".join(shapes_for(endpoint))
             raise ValueError(f"unknown {endpoint} shape {name!r}; known: {known}")
-    for key in ("total_pods", "quota", "delay"):
+    for key in ("total_pods", "quota", "delay", "build_delay"):
         if (changes.get(key) or 0) < 0:
             raise ValueError(f"field {key!r} must not be negative")
     for key, value in changes.items():
@@ -247,6 +256,7 @@ def build_app(state: MemberSimState, hits: Counter[str] | None = None) -> Starle
             Route("/versions", probe),
             Route("/_sim", sim, methods=["GET", "POST"]),
             Route("/_moved/{hops:int}/{path:path}", moved),
+            *BuildAPI(state).routes(),
             Route("/{path:path}", page),
         ]
     )

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from fedredirect.simulator import HUGE_BYTES, MemberServer, MemberSimState
+from tests.support.dom import Dom
 from tests.support.members import running_members
 
 REPO = Path(__file__).resolve().parents[2]
@@ -145,6 +146,9 @@ def test_full_fills_the_quota_and_back(member: tuple[MemberSimState, MemberServe
         {"quota": 1.5},
         {"fault": "meteor"},
         {"delay": -1},
+        {"build_delay": -0.1},
+        {"built": "gh/org/repo"},
+        {"built": [1]},
         {"full": "yes"},
         [1, 2],
         "not json at all",
@@ -167,12 +171,167 @@ def test_post_sim_rejects_bad_updates(
 def test_other_paths_answer_with_member_page(member: tuple[MemberSimState, MemberServer]) -> None:
     state, server = member
     state.fault = "http503"  # faults only affect /health and /versions
-    for path in ("/", "/build/gh/org/repo/HEAD", "/v2/gh/org/repo/HEAD?urlpath=lab"):
+    for path in ("/", "/about/page", "/other/gh/org/repo/HEAD?urlpath=lab&x=1"):
         response = httpx.get(f"{server.url}{path}")
         assert response.status_code == 200
         assert response.headers["X-Fedredirect-Member"] == "gesis"
         assert "<h1>member gesis</h1>" in response.text
         assert path.replace("&", "&amp;") in response.text
+
+
+BUILD_PHASES = ["waiting", "fetching", "building", "built", "launching", "ready"]
+CACHED_PHASES = ["built", "launching", "ready"]
+
+
+def launch(url: str, headers: dict[str, str] | None = None) -> tuple[httpx.Headers, list[Any]]:
+    """GET a build URL as BinderHub's clients do: its headers and events up to the last."""
+    events = []
+    with httpx.stream("GET", url, headers=headers, timeout=10) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+                if events[-1]["phase"] in ("ready", "failed"):
+                    break  # the member holds the stream open after the last event
+    return response.headers, events
+
+
+def test_build_streams_binderhub_phases_and_caches_the_image(
+    member: tuple[MemberSimState, MemberServer],
+) -> None:
+    state, server = member
+    headers, first = launch(f"{server.url}/build/gh/Org/Repo/HEAD")
+    assert headers["content-type"].startswith("text/event-stream")
+    assert headers["cache-control"] == "no-cache"
+    assert headers["access-control-allow-origin"] == "*"
+    assert headers["x-fedredirect-member"] == "gesis"
+    assert [e["phase"] for e in first] == BUILD_PHASES
+    assert all(e["message"].endswith("\n") for e in first)
+    image = first[3]["imageName"]
+    assert state.built == [image] == httpx.get(f"{server.url}/_sim").json()["built"]
+    ready = first[-1]
+    assert set(ready) == {
+        *("phase", "message", "url", "token", "image", "repo_url"),
+        *("binder_ref_url", "binder_launch_host", "binder_request", "binder_persistent_request"),
+    }
+    assert ready["image"] == image
+    assert ready["url"].startswith(f"{server.url}/user/org-repo-") and ready["url"].endswith("/")
+    assert ready["message"] == f"server running at {ready['url']}\n"
+    assert ready["binder_launch_host"] == server.url + "/"
+    assert ready["binder_request"] == "v2/gh/Org/Repo/HEAD"
+    sha = image.rpartition(":")[2]
+    assert ready["binder_persistent_request"] == f"v2/gh/Org/Repo/{sha}"
+    assert ready["repo_url"] == "https://github.com/Org/Repo"
+    assert ready["binder_ref_url"] == f"https://github.com/Org/Repo/tree/{sha}"
+
+    _, second = launch(f"{server.url}/build/gh/Org/Repo/HEAD")
+    assert [e["phase"] for e in second] == CACHED_PHASES
+    assert second[0] == {
+        "phase": "built",
+        "imageName": image,
+        "message": "Found built image, launching...\n",
+    }
+    assert second[-1]["token"] != ready["token"] and second[-1]["url"] != ready["url"]
+    _, other_ref = launch(f"{server.url}/build/gh/Org/Repo/v1.0")
+    assert [e["phase"] for e in other_ref] == BUILD_PHASES  # another ref, another image
+    assert httpx.post(f"{server.url}/_sim", json={"built": []}).json()["built"] == []
+    assert [e["phase"] for e in launch(f"{server.url}/build/gh/Org/Repo/HEAD")[1]] == BUILD_PHASES
+
+
+def test_ready_url_is_on_the_host_the_client_asked(
+    member: tuple[MemberSimState, MemberServer],
+) -> None:
+    """Behind a published port or a proxy the member's own address is not the client's."""
+    _, server = member
+    _, events = launch(f"{server.url}/build/gl/group%2Fproject/main", {"Host": "hub.example:8443"})
+    ready = events[-1]
+    assert ready["url"].startswith("http://hub.example:8443/user/group-project-")
+    assert ready["binder_launch_host"] == "http://hub.example:8443/"
+    assert ready["repo_url"] == "https://gitlab.com/group/project"
+
+
+def test_build_preflight_and_head_start_no_launch(
+    member: tuple[MemberSimState, MemberServer],
+) -> None:
+    state, server = member
+    preflight = httpx.options(
+        f"{server.url}/build/gh/org/repo/HEAD",
+        headers={"Origin": "https://site.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert preflight.headers["access-control-allow-headers"] == "cache-control"
+    assert preflight.content == b""
+    head = httpx.head(f"{server.url}/build/gh/org/repo/HEAD")
+    assert head.status_code == 200
+    assert head.headers["content-type"].startswith("text/event-stream")
+    assert head.headers["access-control-allow-origin"] == "*"
+    assert state.built == []
+
+
+def test_build_failures_are_events_as_binderhub_sends_them(
+    member: tuple[MemberSimState, MemberServer],
+) -> None:
+    state, server = member
+    _, unknown = launch(f"{server.url}/build/svn/org/repo/HEAD")
+    assert unknown == [{"phase": "failed", "message": "No provider found for prefix svn\n"}]
+    _, built = launch(f"{server.url}/build/gh/org/repo/HEAD")
+    assert httpx.post(f"{server.url}/_sim", json={"full": True}).status_code == 200
+    too_many = "Too many users on this BinderHub! Try again soon.\n"
+    _, cached = launch(f"{server.url}/build/gh/org/repo/HEAD")
+    found = built[3] | {"message": "Found built image, launching...\n"}
+    assert cached == [found, {"phase": "failed", "message": too_many}]
+    _, fresh = launch(f"{server.url}/build/gh/org/other/HEAD")
+    assert fresh == [{"phase": "failed", "message": too_many}]
+    assert state.built == [built[3]["imageName"]]
+
+
+def test_build_delay_paces_the_events(member: tuple[MemberSimState, MemberServer]) -> None:
+    _, server = member
+    assert httpx.post(f"{server.url}/_sim", json={"build_delay": 0.1}).status_code == 200
+    started = time.monotonic()
+    _, events = launch(f"{server.url}/build/gh/org/slow/HEAD")
+    assert len(events) == 6
+    assert time.monotonic() - started >= 0.6
+
+
+def test_a_ready_server_has_a_page_and_others_do_not(
+    member: tuple[MemberSimState, MemberServer],
+) -> None:
+    _, server = member
+    ready = launch(f"{server.url}/build/gh/org/repo/HEAD")[1][-1]
+    page = httpx.get(ready["url"], params={"token": ready["token"]})
+    assert page.status_code == 200
+    assert page.headers["x-fedredirect-member"] == "gesis"
+    found = Dom(page.text).by_id("member")
+    assert found is not None and found[1] == "gesis"
+    assert httpx.get(f"{server.url}/user/nobody-12345678/").status_code == 404
+
+
+def test_launch_page_launches_through_build_on_its_own_origin(
+    member: tuple[MemberSimState, MemberServer],
+) -> None:
+    _, server = member
+    page = httpx.get(f"{server.url}/v2/gh/org/repo/HEAD?urlpath=lab")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    dom = Dom(page.text)
+    found = dom.by_id("launch")
+    assert found is not None
+    assert found[0]["data-build"] == "/build/gh/org/repo/HEAD"  # relative: the page's origin
+    assert dom.by_id("phases") is not None and dom.by_id("result") is not None
+    assert dom.scripts == 1
+    assert not [attrs for _tag, attrs, _text in dom.elements if {"src", "href"} & set(attrs)]
+
+
+def test_launch_page_escapes_the_spec(member: tuple[MemberSimState, MemberServer]) -> None:
+    _, server = member
+    page = httpx.get(f"{server.url}/v2/gh/o/%22%3E%3Cimg%20src%3Dx%3E/HEAD")
+    dom = Dom(page.text)
+    assert [tag for tag, _attrs, _text in dom.elements if tag == "img"] == []
+    found = dom.by_id("launch")
+    assert found is not None
+    assert found[0]["data-build"] == "/build/gh/o/%22%3E%3Cimg%20src%3Dx%3E/HEAD"
 
 
 @pytest.mark.parametrize("path", ["/health", "/versions"])

@@ -1,0 +1,305 @@
+"""The simulated member's side of a launch: BinderHub's build API, its launch page, and the
+user servers a launch ends at.
+
+``GET /build/<provider>/<spec>`` streams ``data: {json}`` events as BinderHub does: for an
+image the member has not built yet ``waiting``, ``fetching``, ``building``, ``built``; for
+one it has, only ``built`` ("Found built image"); then ``launching`` and ``ready``, whose
+fields (``url``, ``token``, ``image``, ``repo_url``, ``binder_launch_host``,
+``binder_request``, ``binder_persistent_request``, ``binder_ref_url``) are those a real
+client reads. Like a BinderHub with ``cors_allow_origin: "*"`` it allows any origin and
+answers preflights, so a page on another site (or the router's) can follow a redirect here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import html
+import json
+import re
+import secrets
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+if TYPE_CHECKING:
+    from fedredirect.simulator import MemberSimState
+
+#: Providers whose spec is ``<repo>/<ref>``, with the URL of the repository and of a ref.
+_GIT_PROVIDERS = {
+    "gh": ("https://github.com/{repo}", "{repo_url}/tree/{sha}"),
+    "gl": ("https://gitlab.com/{repo}", "{repo_url}/-/tree/{sha}"),
+    "gist": ("https://gist.github.com/{repo}", "{repo_url}/{sha}"),
+    "git": ("{repo}", "{repo_url}"),
+}
+#: Providers whose spec is a DOI (or a record id) and has no ref.
+_DOI_PROVIDERS = frozenset({"zenodo", "figshare", "hydroshare", "dataverse"})
+#: What a BinderHub with ``cors_allow_origin: "*"`` sends on its build API. The member's
+#: name is exposed too, so a launch page can say which member served it.
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "cache-control",
+    "Access-Control-Expose-Headers": "X-Fedredirect-Member",
+}
+#: BinderHub keeps the stream open after ``ready``: a client that sees it close first may
+#: reconnect (a new launch) or report "closed unexpectedly". A client disconnecting ends it.
+READY_LINGER = 60.0
+#: User servers remembered per member, so the newest launches' links keep working.
+MAX_SERVERS = 1000
+
+
+class Repo:
+    """What BinderHub's repo provider would resolve for one ``<provider>/<spec>``."""
+
+    def __init__(self, provider: str, spec: str) -> None:
+        self.provider, self.spec = provider, spec
+        # A stand-in for the resolved commit: stable, so a second launch finds the image.
+        self.sha = hashlib.sha1(f"{provider}/{spec}".encode()).hexdigest()
+        if provider in _DOI_PROVIDERS:
+            self.name = unquote(spec)
+            self.url = self.ref_url = f"https://doi.org/{self.name}"
+            self.persistent_spec = spec
+        else:
+            repo, _, _ref = spec.rpartition("/")
+            self.name = unquote(repo or spec)
+            repo_pattern, ref_pattern = _GIT_PROVIDERS[provider]
+            self.url = repo_pattern.format(repo=self.name)
+            self.ref_url = ref_pattern.format(repo_url=self.url, sha=self.sha)
+            self.persistent_spec = f"{repo or spec}/{self.sha}"
+        self.slug = re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")[:40] or "repo"
+
+    def image(self, member: str) -> str:
+        return f"registry.sim.invalid/{member}/binder-{self.slug}:{self.sha}"
+
+
+def launch_events(
+    state: MemberSimState, repo: Repo, base_url: str, server: str, token: str
+) -> list[dict[str, Any]]:
+    """The events of one launch on this member, from first to ``ready`` (or ``failed``).
+
+    ``base_url`` is the member as the client reached it (ends with "/"), ``server`` the
+    name of the user server to start. Builds the image if it is not yet in ``state.built``.
+    """
+    image = repo.image(state.name)
+    events: list[dict[str, Any]] = []
+    if image in state.built:
+        events.append(
+            {"phase": "built", "imageName": image, "message": "Found built image, launching...\n"}
+        )
+    elif _full(state):
+        return [_too_many_users()]
+    else:
+        events += [
+            {"phase": "waiting", "message": "Waiting for build to start...\n"},
+            {"phase": "fetching", "message": f"Picked Git content provider.\nCloning {repo.url}\n"},
+            {"phase": "building", "message": "Using PythonBuildPack builder\n"},
+            {"phase": "built", "imageName": image, "message": "Built image, launching...\n"},
+        ]
+    if _full(state):
+        return [*events, _too_many_users()]
+    url = f"{base_url}user/{server}/"
+    events.append({"phase": "launching", "message": "Launching server...\n"})
+    events.append(
+        {
+            "phase": "ready",
+            "message": f"server running at {url}\n",
+            "image": image,
+            "repo_url": repo.url,
+            "token": token,
+            "binder_ref_url": repo.ref_url,
+            "binder_launch_host": base_url,
+            "binder_request": f"v2/{repo.provider}/{repo.spec}",
+            "binder_persistent_request": f"v2/{repo.provider}/{repo.persistent_spec}",
+            "url": url,
+        }
+    )
+    return events
+
+
+def _full(state: MemberSimState) -> bool:
+    return state.quota is not None and state.total_pods >= state.quota
+
+
+def _too_many_users() -> dict[str, Any]:
+    return {"phase": "failed", "message": "Too many users on this BinderHub! Try again soon.\n"}
+
+
+class BuildAPI:
+    """The routes of a member's launch path; reads ``state`` on every request."""
+
+    def __init__(self, state: MemberSimState) -> None:
+        self.state = state
+        self.servers: dict[str, tuple[str, str]] = {}  # user server -> (token, image)
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/build/{provider}/{spec:path}", self.build, methods=["GET", "OPTIONS"]),
+            Route("/v2/{provider}/{spec:path}", self.launch_page),
+            Route("/user/{server}/{path:path}", self.user_page),
+        ]
+
+    def _headers(self) -> dict[str, str]:
+        return {**CORS_HEADERS, "X-Fedredirect-Member": self.state.name}
+
+    async def build(self, request: Request) -> Response:
+        """``GET /build/<provider>/<spec>``: the launch as an event stream."""
+        headers = {**self._headers(), "Cache-Control": "no-cache"}
+        if request.method in ("OPTIONS", "HEAD"):
+            media_type = None if request.method == "OPTIONS" else "text/event-stream"
+            return Response(headers=headers, media_type=media_type)
+        provider, spec = request.path_params["provider"], request.path_params["spec"]
+        spec = spec.rstrip("/")
+        if provider not in _GIT_PROVIDERS and provider not in _DOI_PROVIDERS:
+            message = f"No provider found for prefix {provider}\n"
+            events: list[dict[str, Any]] = [{"phase": "failed", "message": message}]
+        else:
+            repo = Repo(provider, spec)
+            server = f"{repo.slug[:30]}-{secrets.token_hex(4)}"
+            token = secrets.token_urlsafe(16)
+            events = launch_events(self.state, repo, str(request.base_url), server, token)
+        stream = self._stream(events)
+        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+
+    async def _stream(self, events: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+        """Each event after ``build_delay``; the image counts as built once ``built`` is
+        sent, and a ready server is remembered when ``ready`` is."""
+        for event in events:
+            await asyncio.sleep(self.state.build_delay)
+            if event["phase"] == "built" and event["imageName"] not in self.state.built:
+                self.state.built.append(event["imageName"])
+            if event["phase"] == "ready":
+                server = event["url"].rstrip("/").rpartition("/")[2]
+                self.servers[server] = (event["token"], event["image"])
+                while len(self.servers) > MAX_SERVERS:
+                    del self.servers[next(iter(self.servers))]
+            yield f"data: {json.dumps(event)}\n\n".encode()
+        if events[-1]["phase"] == "ready":
+            await asyncio.sleep(READY_LINGER)
+
+    async def launch_page(self, request: Request) -> Response:
+        """``GET /v2/<provider>/<spec>``: a page that launches through ``/build/`` on the
+        origin it was served from (the router's, when the router proxies it)."""
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        build_path = "/build/" + raw_path.decode("latin-1").partition("/v2/")[2]
+        spec = f"{request.path_params['provider']}/{request.path_params['spec']}"
+        page = _LAUNCH_PAGE.format(
+            spec=html.escape(spec),
+            build=html.escape(build_path, quote=True),
+            member=html.escape(self.state.name),
+        )
+        return HTMLResponse(page, headers={"X-Fedredirect-Member": self.state.name})
+
+    async def user_page(self, request: Request) -> Response:
+        """``/user/<server>/``: where a ready launch points; 404 for a server never started."""
+        server = request.path_params["server"]
+        if server not in self.servers:
+            return HTMLResponse(
+                f"<h1>404: no server {html.escape(server)} on member "
+                f"{html.escape(self.state.name)}</h1>\n",
+                status_code=404,
+                headers={"X-Fedredirect-Member": self.state.name},
+            )
+        _token, image = self.servers[server]
+        body = (
+            f"<!doctype html><title>{html.escape(server)}</title>\n"
+            f"<h1>Simulated Jupyter server {html.escape(server)}</h1>\n"
+            f"<p>on member <strong id='member'>{html.escape(self.state.name)}</strong>, "
+            f"image <code>{html.escape(image)}</code></p>\n"
+        )
+        return HTMLResponse(body, headers={"X-Fedredirect-Member": self.state.name})
+
+
+# Self-contained: no external assets, so it works on a machine without network. The
+# launch reads the stream with fetch (as BinderHub's own client does), so an error answer
+# from the router (a 503 when nobody can take launches) shows with its status.
+_LAUNCH_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Launching {spec}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 48em; }}
+li {{ margin: 0.2em 0; }} .phase {{ font-weight: bold; }}
+#result[data-phase=ready] {{ color: #1a7f37; }} #result[data-phase=failed] {{ color: #b3261e; }}
+</style>
+</head>
+<body>
+<main id="launch" data-build="{build}" data-home="{member}">
+<h1>Launching <code>{spec}</code></h1>
+<p>This page comes from member <strong>{member}</strong>. The launch asks
+<code>{build}</code> on this page's own site: behind the federation's router that is
+answered with a redirect to a member, and the events below come from that member.</p>
+<ol id="phases"></ol>
+<p id="result" data-phase="">Connecting...</p>
+</main>
+<script>
+(async () => {{
+  const main = document.getElementById("launch");
+  const phases = document.getElementById("phases");
+  const result = document.getElementById("result");
+  const finish = (phase, text) => {{ result.dataset.phase = phase; result.textContent = text; }};
+  const show = (event) => {{
+    const item = document.createElement("li");
+    const name = document.createElement("span");
+    name.className = "phase";
+    name.textContent = event.phase;
+    item.dataset.phase = event.phase;
+    item.append(name, " " + (event.message || "").trim());
+    phases.append(item);
+  }};
+  let response;
+  try {{
+    response = await fetch(main.dataset.build, {{ headers: {{ accept: "text/event-stream" }} }});
+  }} catch (err) {{
+    finish("failed", "The launch got no answer: " + err);
+    return;
+  }}
+  if (!response.ok) {{
+    finish("failed", "Answered " + response.status + ": " + (await response.text()));
+    return;
+  }}
+  const origin = new URL(response.url).origin;
+  const member = response.headers.get("x-fedredirect-member") || origin;
+  result.dataset.member = member;
+  result.textContent = "Launching on member " + member + " (" + origin + ")...";
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {{
+    const {{ value, done }} = await reader.read();
+    if (done) break;
+    buffer += value.replace(/\\r\\n?/g, "\\n");
+    let end;
+    while ((end = buffer.indexOf("\\n\\n")) >= 0) {{
+      const lines = buffer.slice(0, end).split("\\n");
+      buffer = buffer.slice(end + 2);
+      const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(5)).join("\\n");
+      if (!data.trim()) continue;
+      const event = JSON.parse(data);
+      show(event);
+      if (event.phase === "ready") {{
+        reader.cancel();
+        finish("ready", "Ready on member " + member + ": ");
+        result.dataset.url = event.url;
+        const link = document.createElement("a");
+        link.href = event.url + "?token=" + encodeURIComponent(event.token);
+        link.textContent = event.url;
+        result.append(link);
+        return;
+      }}
+      if (event.phase === "failed") {{
+        reader.cancel();
+        finish("failed", "The launch failed on member " + member + ".");
+        return;
+      }}
+    }}
+  }}
+  finish("failed", "The event stream ended before the launch was ready.");
+}})();
+</script>
+</body>
+</html>
+"""
