@@ -171,8 +171,15 @@ ROUTER_ALL: Values = {
     "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
 }
 
+# The config mybinder.org-deploy renders for production, deployment keys and all.
+MYBINDER_PROD_CONFIG: Values = json.loads(
+    (REPO / "tests" / "fixtures" / "mybinder-prod-config.json").read_text(encoding="utf-8")
+)
+
 VARIANTS: dict[str, Values] = {
     "default": {},
+    # mybinder.org-deploy's `federationRedirect` block, pasted under `config` unchanged.
+    "mybinder-prod": {"config": MYBINDER_PROD_CONFIG},
     "existing-secret": {"redis": EXISTING_SECRET, "config": NATIVE_CONFIG},
     # Every option on, with the bundled Redis (with a password) and a legacy config ...
     "all-options-sentinel": {

@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,9 @@ from tests.deploy.chart import (
     HELMS,
     LEGACY_CONFIG,
     MONITORING,
+    MYBINDER_PROD_CONFIG,
     NAMESPACE,
+    NATIVE_CONFIG,
     VARIANTS,
     Manifest,
     find,
@@ -320,15 +324,33 @@ def rendered_config(manifests: list[Manifest], tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     ("variant", "given"),
-    [("all-options-sentinel", LEGACY_CONFIG), ("existing-secret", VARIANTS["existing-secret"])],
+    [("all-options-sentinel", LEGACY_CONFIG), ("existing-secret", NATIVE_CONFIG)],
 )
 def test_the_checker_reads_the_config_as_given(
     variant: str, given: dict[str, Any], tmp_path: Path
 ) -> None:
-    given = given.get("config", given)
     loaded = load_config(rendered_config(render_variant(variant), tmp_path))
     assert loaded == parse_config(json.loads(json.dumps(given)))
     assert set(loaded.members) == set(given.get("hosts", given.get("members", {})))
+
+
+def test_mybinder_values_block_is_read_as_is(tmp_path: Path) -> None:
+    """mybinder.org-deploy's block, deployment keys included, passes the checker's own
+    check (`fedredirect check-config`), which names the keys it ignores."""
+    config = rendered_config(render_variant("mybinder-prod"), tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "fedredirect.cli", "check-config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ignored keys" in done.stderr and "nodeSelector" in done.stderr
+    effective = json.loads(done.stdout)
+    # helm writes map keys sorted; nothing depends on member order (ties go by name)
+    assert set(effective["members"]) == set(MYBINDER_PROD_CONFIG["hosts"])
+    assert effective["load_balancer"] == "random"
 
 
 def test_a_config_change_restarts_the_checkers() -> None:
@@ -370,8 +392,10 @@ def native_config(members: dict[str, MemberServer]) -> dict[str, Any]:
 
 
 def legacy_config(members: dict[str, MemberServer]) -> dict[str, Any]:
-    """The mybinder.org-deploy shape: `hosts` with explicit health and versions URLs."""
+    """mybinder.org-deploy's block (deployment keys and all) with the simulated members as
+    its hosts."""
     return {
+        **MYBINDER_PROD_CONFIG,
         "check": {"period": 0.5, "jitter": 0.0, "retries": 1, "timeout": 1, "failed_period": 1},
         "load_balancer": "rendezvous",
         "hosts": {
