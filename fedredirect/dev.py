@@ -227,6 +227,11 @@ def _banner(redis_url: str, routers: list[str], members: list[MemberServer], con
         f"  router     {url}   (try {url}/build/gh/org/repo/HEAD, {url}/status)" for url in routers
     ]
     lines += [f"  member     {m.state.name:<6} {m.url}" for m in members]
+    lines += [
+        "",
+        "Open a launch in a browser and watch it go through the router to a member:",
+        f"  {routers[0]}/v2/gh/org/repo/HEAD",
+    ]
     first = members[1].url
     lines += [
         "",
