@@ -2,13 +2,17 @@
 
 No Docker engine is needed: the compose file is checked against the Compose Specification
 schema, and every command it runs is parsed by the real ``fedredirect`` argument parser.
+The file is read as Docker reads it with none of its variables set (each has a default);
+tests/deploy/test_compose_stack.py starts it for real.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import importlib
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -26,6 +30,7 @@ from shared.config import load_config
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
+DOCKERIGNORE = REPO / ".dockerignore"
 ENV_DEFAULTS = ("FEDREDIRECT_CONFIG", "FEDREDIRECT_REDIS_URL", "FEDREDIRECT_KEY_PREFIX")
 # Service -> the fedredirect subcommand it runs: the same stack as `fedredirect dev`.
 EXPECTED_COMMANDS = {
@@ -38,14 +43,29 @@ EXPECTED_COMMANDS = {
 }
 
 
+# ${NAME}, ${NAME:-default}, ${NAME-default}: compose's interpolation (no nesting used here).
+_VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+
+
 def _load_compose() -> dict[str, Any]:
     doc = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
     assert isinstance(doc, dict), "docker-compose.yml must be a mapping"
     return doc
 
 
+def _with_defaults(value: Any) -> Any:
+    """``value`` with every variable replaced by its default, as with an empty environment."""
+    if isinstance(value, dict):
+        return {key: _with_defaults(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_defaults(item) for item in value]
+    if isinstance(value, str):
+        return _VARIABLE.sub(lambda m: m.group(2) or "", value)
+    return value
+
+
 COMPOSE = _load_compose()
-SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+SERVICES: dict[str, dict[str, Any]] = _with_defaults(COMPOSE)["services"]
 
 
 def _built_from_repo(service: dict[str, Any]) -> bool:
@@ -168,8 +188,25 @@ def test_compose_validation_rejects_a_broken_file(
 
 def test_stack_has_the_dev_services() -> None:
     assert set(FEDREDIRECT_SERVICES) == set(EXPECTED_COMMANDS)
-    assert SERVICES["redis"]["image"] == "redis:7-alpine"
     assert set(SERVICES) == {*EXPECTED_COMMANDS, "redis"}
+
+
+def test_every_variable_has_a_default() -> None:
+    # `docker compose up --build` must work with nothing set.
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    variables = re.findall(r"\$\{[^}]*\}", text)
+    assert variables, "the images and ports are configurable through variables"
+    for variable in variables:
+        match = _VARIABLE.fullmatch(variable)
+        assert match and match.group(2), f"{variable} has no default"
+
+
+def test_redis_image_is_configurable_and_serves_the_stack_network() -> None:
+    assert COMPOSE["services"]["redis"]["image"] == "${REDIS_IMAGE:-redis:7-alpine}"
+    command = SERVICES["redis"]["command"]
+    assert command[0] == "redis-server"
+    # Debian's redis-server (no entrypoint turning it off) refuses other hosts otherwise.
+    assert command[command.index("--protected-mode") + 1] == "no"
 
 
 @pytest.mark.parametrize("service", FEDREDIRECT_SERVICES)
@@ -191,6 +228,14 @@ def test_members_are_named_after_their_service(parse: Parse) -> None:
         args = parse(service)
         if args.command == "member-sim":
             assert args.name == service
+
+
+def test_every_port_is_published_on_the_loopback_only() -> None:
+    # Members' POST /_sim changes what they report; the members' redirect URLs are
+    # 127.0.0.1 anyway, so the stack serves the host's own browser only.
+    for name, service in SERVICES.items():
+        for entry in service.get("ports", []):
+            assert str(entry).startswith("127.0.0.1:"), f"{name}: {entry}"
 
 
 def test_router_ports_map_to_the_router_port(parse: Parse) -> None:
@@ -246,9 +291,41 @@ def test_depends_on_names_real_services_with_the_needed_healthcheck() -> None:
 # --- The image ----------------------------------------------------------------------------
 
 
+def test_dockerfile_builds_on_any_debian_python_in_a_virtualenv() -> None:
+    instructions = _dockerfile_instructions()
+    assert instructions[:2] == [("ARG", "BASE_IMAGE=python:3.12-slim"), ("FROM", "${BASE_IMAGE}")]
+    runs = [args for keyword, args in instructions if keyword == "RUN"]
+    # A Debian base has python3 and its venv module but no `pip` command: the virtualenv
+    # comes first, and every later `pip` is the virtualenv's, first on PATH.
+    assert runs[0] == "python3 -m venv /opt/fedredirect"
+    envs = " ".join(args for keyword, args in instructions if keyword == "ENV")
+    assert "PATH=/opt/fedredirect/bin:$PATH" in envs.split()
+
+
+def test_dockerignore_lets_in_what_pip_install_reads() -> None:
+    patterns = [
+        line.strip()
+        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    def sent(path: str) -> bool:  # the last matching pattern wins, as in Docker
+        included = True
+        for pattern in patterns:
+            negated = pattern.startswith("!")
+            if fnmatch.fnmatch(path, pattern.lstrip("!")):
+                included = negated
+        return included
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    needed = ["pyproject.toml", project["project"]["readme"]]
+    needed += project["tool"]["setuptools"]["packages"]
+    assert [path for path in needed if not sent(path)] == []
+    assert not sent(".git") and not sent(".venv") and not sent("tests")
+
+
 def test_dockerfile_runs_the_fedredirect_console_script() -> None:
     instructions = _dockerfile_instructions()
-    assert instructions[0] == ("FROM", "python:3.11-slim")
     entrypoints = [args for keyword, args in instructions if keyword == "ENTRYPOINT"]
     assert entrypoints, "Dockerfile has no ENTRYPOINT"
     # Exec (JSON) form, so SIGTERM from `docker stop` reaches fedredirect, not a shell.
@@ -266,17 +343,22 @@ def test_dockerfile_runs_the_fedredirect_console_script() -> None:
 # --- The config the checker reads ---------------------------------------------------------
 
 
-def test_config_member_urls_match_compose_services(parse: Parse) -> None:
+def test_config_members_are_the_compose_members(parse: Parse) -> None:
     args = parse("checker")
     source = REPO / _bind_mounts(SERVICES["checker"])[args.config]
     config = load_config(source)
     members = {s for s in FEDREDIRECT_SERVICES if parse(s).command == "member-sim"}
     assert set(config.members) == members
     for name, member in config.members.items():
-        url = urlsplit(member.url)
-        assert url.hostname == name, f"{name}: url {member.url} is not its compose service"
-        default_port = 443 if url.scheme == "https" else 80
-        assert (url.port or default_port) == parse(name).port
+        container_port = parse(name).port
+        published = {target: host for host, target in _container_ports(SERVICES[name])}
+        # A redirect sends the host's browser to `url`: the port published on the host.
+        assert member.url == f"http://127.0.0.1:{published[container_port]}", name
+        # The checker runs in the stack's network: it reaches the member by service name.
+        assert member.health == f"http://{name}:{container_port}/health"
+        assert member.versions == f"http://{name}:{container_port}/versions"
+    # A router container cannot open the host's 127.0.0.1, so it must not proxy there.
+    assert config.other_paths == "redirect"
     assert config.prime_name == "alpha"
     assert {n: m.weight for n, m in config.members.items()} == {
         "alpha": 50,
