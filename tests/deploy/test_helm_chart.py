@@ -43,6 +43,7 @@ from tests.deploy.chart import (
     MYBINDER_PROD_CONFIG,
     NAMESPACE,
     NATIVE_CONFIG,
+    REPO,
     VARIANTS,
     Manifest,
     find,
@@ -619,3 +620,32 @@ def test_config_map_holds_json_whatever_the_format() -> None:
         config = one(render_variant(variant), "ConfigMap", name("config"))
         assert list(config["data"]) == ["config.json"]
         json.loads(config["data"]["config.json"])
+
+
+def test_docs_describe_every_value() -> None:
+    """docs/helm.md names every key of values.yaml (a map may be named as a whole)."""
+    docs = (REPO / "docs" / "helm.md").read_text(encoding="utf-8")
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+
+    def undocumented(tree: dict[str, Any], prefix: str = "") -> Iterator[str]:
+        for key, value in tree.items():
+            path = f"{prefix}{key}"
+            if f"| `{path}` |" in docs:
+                continue
+            if isinstance(value, dict) and value:
+                yield from undocumented(value, f"{path}.")
+            else:
+                yield path
+
+    assert list(undocumented(values)) == []
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/helm.md"])
+def test_documented_value_examples_render_and_load(doc: str, tmp_path: Path) -> None:
+    """Every ```yaml example of values in the docs renders, and its config loads."""
+    text = (REPO / doc).read_text(encoding="utf-8")
+    examples = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if b.startswith("config:")]
+    assert examples, f"{doc} shows no values example"
+    for example in examples:
+        config = load_config(rendered_config(render(yaml.safe_load(example)), tmp_path))
+        assert config.members
