@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 
 from fedredirect.simulator import MemberServer, MemberSimState
 from tests.support.members import running_members
@@ -135,6 +137,12 @@ def test_status_json_carries_the_whole_view(stack: dict[str, object]) -> None:
     assert beta["total_pods"] == 10 and beta["quota"] == 100
     assert beta["versions"]["binderhub"] == MemberSimState.binderhub_version
     assert beta["record_age_seconds"] < 5 and beta["effective_weight"] == 50.0
+    # the documented shape operators script against (docs/status-json.md), router keys included
+    schema_path = Path(__file__).resolve().parents[2] / "docs/status.schema.json"
+    schema = json.loads(schema_path.read_text(encoding="utf-8"))
+    errors = [e.message for e in Draft202012Validator(schema).iter_errors(doc)]
+    assert errors == []
+    assert "router" in doc and "redirects" in doc
 
 
 def test_router_health_is_ok_with_a_fresh_view(stack: dict[str, object]) -> None:

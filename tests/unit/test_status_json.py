@@ -1,0 +1,400 @@
+"""The /status.json document: every field's value, and the documented schema it keeps to.
+
+Operators script against /status.json, so its shape is a public interface: each view the
+core can evaluate must validate against docs/status.schema.json, and docs/status-json.md
+must describe exactly the fields that schema allows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
+from shared.config import parse_config
+from shared.evaluate import View, evaluate, view_to_json
+from shared.records import CheckerHeartbeat, Drain, MemberObservation
+from tests.unit.test_evaluate import FULL_PODS, NOW, V1, V2, drain, federations, make_obs, url
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+SCHEMA = json.loads((DOCS / "status.schema.json").read_text(encoding="utf-8"))
+VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def errors(doc: object) -> list[str]:
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in VALIDATOR.iter_errors(doc)
+    ]
+
+
+# --- one federation in every state, every field pinned ---------------------------------------
+
+
+def federation() -> tuple[Any, dict[str, MemberObservation], dict[str, Drain]]:
+    """alpha: the eligible prime; beta: full, with a versions error; gamma: drained and on
+    other versions; delta: never observed."""
+    config = parse_config(
+        {
+            "members": {
+                "alpha": {"url": url("alpha"), "weight": 50, "prime": True},
+                "beta": {"url": url("beta"), "weight": 40},
+                "gamma": {"url": url("gamma"), "weight": 30},
+                "delta": {"url": url("delta"), "weight": 20},
+            },
+            "outage": {"max_staleness": 40},
+        },
+        "test",
+    )
+    beta = replace(
+        make_obs("beta", pods=FULL_PODS, record_age=3, versions_age=20),
+        versions_error="versions answered HTTP 502",
+        last_error="versions: versions answered HTTP 502",
+    )
+    observations = {
+        "alpha": make_obs("alpha", pods=7, quota=80, record_age=2, versions_age=12),
+        "beta": beta,
+        "gamma": make_obs("gamma", versions=V2, record_age=4),
+    }
+    return config, observations, {"gamma": drain("gamma", "rack move")}
+
+
+EXPECTED_MEMBERS: dict[str, dict[str, Any]] = {
+    "alpha": {
+        "url": "https://alpha.example.org",
+        "health_url": "https://alpha.example.org/health",
+        "versions_url": "https://alpha.example.org/versions",
+        "weight": 50,
+        "effective_weight": 50,
+        "prime": True,
+        "state": "eligible",
+        "eligible": True,
+        "reasons": [],
+        "excluded_by": [],
+        "versions": V1,
+        "version_differences": [],
+        "total_pods": 7,
+        "quota": 80,
+        "record_age_seconds": 2.0,
+        "health_age_seconds": 2.0,
+        "versions_age_seconds": 12.0,
+        "last_error": None,
+    },
+    "beta": {
+        "url": "https://beta.example.org",
+        "health_url": "https://beta.example.org/health",
+        "versions_url": "https://beta.example.org/versions",
+        "weight": 40,
+        "effective_weight": 0.0,
+        "prime": False,
+        "state": "full",
+        "eligible": False,
+        "reasons": ["full: 95 pods + headroom 10 >= quota 100"],
+        "excluded_by": ["full"],
+        "versions": V1,
+        "version_differences": [],
+        "total_pods": FULL_PODS,
+        "quota": 100,
+        "record_age_seconds": 3.0,
+        "health_age_seconds": 3.0,
+        "versions_age_seconds": 20.0,
+        "last_error": "versions: versions answered HTTP 502",
+    },
+    "gamma": {
+        "url": "https://gamma.example.org",
+        "health_url": "https://gamma.example.org/health",
+        "versions_url": "https://gamma.example.org/versions",
+        "weight": 30,
+        "effective_weight": 0.0,
+        "prime": False,
+        "state": "drained",
+        "eligible": False,
+        "reasons": [
+            "drained by an operator: rack move",
+            "version differs from the reference (prime alpha) on: binderhub, builder",
+        ],
+        "excluded_by": ["drained", "version_mismatch"],
+        "versions": V2,
+        "version_differences": ["binderhub", "builder"],
+        "total_pods": 10,
+        "quota": 100,
+        "record_age_seconds": 4.0,
+        "health_age_seconds": 4.0,
+        "versions_age_seconds": 0.0,
+        "last_error": None,
+    },
+    "delta": {
+        "url": "https://delta.example.org",
+        "health_url": "https://delta.example.org/health",
+        "versions_url": "https://delta.example.org/versions",
+        "weight": 20,
+        "effective_weight": 0.0,
+        "prime": False,
+        "state": "stale",
+        "eligible": False,
+        "reasons": [
+            "no observation published yet",
+            "versions not observed recently; cannot compare with the reference",
+        ],
+        "excluded_by": ["stale", "version_mismatch"],
+        "versions": None,
+        "version_differences": ["*"],
+        "total_pods": None,
+        "quota": None,
+        "record_age_seconds": None,
+        "health_age_seconds": None,
+        "versions_age_seconds": None,
+        "last_error": None,
+    },
+}
+
+
+def test_every_field_of_a_federation_in_every_state() -> None:
+    config, observations, drains = federation()
+    heartbeat = CheckerHeartbeat("checker-1", NOW - 5, NOW - 500)
+    doc = evaluate(config, observations, drains, heartbeat, NOW).to_json()
+    assert doc == {
+        "evaluated_at": NOW,
+        "reference": {
+            "policy": "prime",
+            "versions": V1,
+            "compared_keys": ["binderhub", "builder"],
+            "source": "prime alpha",
+            "observed_at": NOW - 12,
+            "age_seconds": 12.0,
+            "max_age_seconds": 30.0,
+            "stale": False,
+            "stale_reason": None,
+        },
+        "version_gate": {"suspended": False, "reason": None},
+        "fallback": {"policy": "prime", "active": False, "reason": None},
+        "outage": {
+            "policy": "keep",
+            "max_staleness_seconds": 40.0,
+            "active": False,
+            "reason": None,
+        },
+        "targets": ["alpha"],
+        "checker": {"checker_id": "checker-1", "heartbeat_age_seconds": 5.0},
+        "members": EXPECTED_MEMBERS,
+    }
+    assert list(doc["members"]) == ["alpha", "beta", "gamma", "delta"]  # config order
+    assert json.loads(json.dumps(doc)) == doc  # nothing but JSON types (no tuples)
+    assert errors(doc) == []
+
+
+def test_a_degraded_federation_reports_stale_reference_fallback_and_outage() -> None:
+    """The prime's versions are old (stale reference, gate suspended), nobody is eligible
+    (fallback to the prime), and the checker went silent (outage, policy keep)."""
+    config, observations, drains = federation()
+    observations = {
+        "alpha": make_obs("alpha", pods=FULL_PODS, versions_age=100, now=NOW - 50),
+        "beta": make_obs("beta", status="unreachable", now=NOW - 50),
+    }
+    heartbeat = CheckerHeartbeat("checker-2", NOW - 50, NOW - 500)
+    doc = evaluate(config, observations, drains, heartbeat, NOW).to_json()
+    assert doc["reference"] == {
+        "policy": "prime",
+        "versions": V1,
+        "compared_keys": ["binderhub", "builder"],
+        "source": "prime alpha",
+        "observed_at": NOW - 150,
+        "age_seconds": 150.0,
+        "max_age_seconds": 30.0,
+        "stale": True,
+        "stale_reason": "the prime's versions were last observed 100s ago (max 30s)",
+    }
+    assert doc["version_gate"] == {
+        "suspended": True,
+        "reason": "reference version is stale: "
+        "the prime's versions were last observed 100s ago (max 30s)",
+    }
+    assert doc["fallback"] == {
+        "policy": "prime",
+        "active": True,
+        "reason": "no member is eligible; fallback 'prime' sends launches to alpha",
+    }
+    assert doc["outage"] == {
+        "policy": "keep",
+        "max_staleness_seconds": 40.0,
+        "active": True,
+        "reason": "checker heartbeat is 50s old (max 40s): serving the last known good view",
+    }
+    assert doc["targets"] == ["alpha"]
+    assert doc["checker"] == {"checker_id": "checker-2", "heartbeat_age_seconds": 50.0}
+    assert doc["members"]["alpha"]["state"] == "full"
+    assert doc["members"]["beta"]["state"] == "unreachable"
+    assert doc["members"]["beta"]["reasons"] == ["refused"]
+    assert doc["members"]["alpha"]["record_age_seconds"] == 50.0
+    assert errors(doc) == []
+
+
+def test_a_moved_member_shows_the_urls_that_answered() -> None:
+    config, observations, drains = federation()
+    moved = "https://alpha-2.example.org"
+    observations["alpha"] = replace(
+        observations["alpha"], health_url=f"{moved}/health", versions_url=f"{moved}/versions"
+    )
+    observations["beta"] = replace(observations["beta"], versions_url=f"{moved}/beta/versions")
+    members = evaluate(config, observations, drains, None, NOW).to_json()["members"]
+    assert (members["alpha"]["health_url"], members["alpha"]["versions_url"]) == (
+        f"{moved}/health",
+        f"{moved}/versions",
+    )
+    assert (members["beta"]["health_url"], members["beta"]["versions_url"]) == (
+        url("beta") + "/health",
+        f"{moved}/beta/versions",
+    )
+    assert members["alpha"]["url"] == url("alpha")  # redirects still go to the configured URL
+    assert members["delta"]["health_url"] == url("delta") + "/health"  # no record yet
+
+
+def test_a_view_without_heartbeat_has_no_checker() -> None:
+    config, observations, drains = federation()
+    doc = evaluate(config, observations, drains, None, NOW).to_json()
+    assert doc["checker"] == {"checker_id": None, "heartbeat_age_seconds": None}
+    assert errors(doc) == []
+
+
+def test_pinned_reference_has_no_age() -> None:
+    config = parse_config(
+        {
+            "members": {"a": {"url": url("a"), "weight": 1}},
+            "versions": {"reference": "pinned", "pinned": V2, "keys": ["binderhub"]},
+        }
+    )
+    doc = evaluate(config, {"a": make_obs("a", versions=V2)}, {}, None, NOW).to_json()
+    assert doc["reference"] == {
+        "policy": "pinned",
+        "versions": V2,
+        "compared_keys": ["binderhub"],
+        "source": "pinned in config",
+        "observed_at": None,
+        "age_seconds": None,
+        "max_age_seconds": 30.0,
+        "stale": False,
+        "stale_reason": None,
+    }
+    assert errors(doc) == []
+
+
+# --- every view keeps to the schema ------------------------------------------------------------
+
+heartbeats = st.none() | st.builds(
+    lambda age, checker: CheckerHeartbeat(checker, NOW - age, NOW - 1000),
+    st.sampled_from([0.0, 29.0, 30.0, 31.0, 200.0]) | st.floats(0, 500),
+    st.sampled_from(["checker-a", "host-1:42"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(fed=federations(), heartbeat=heartbeats, policy=st.sampled_from(["keep", "all"]))
+def test_every_evaluated_view_matches_the_documented_schema(
+    fed: tuple[dict[str, Any], dict[str, MemberObservation], dict[str, Drain]],
+    heartbeat: CheckerHeartbeat | None,
+    policy: str,
+) -> None:
+    raw, observations, drains = fed
+    config = parse_config(raw | {"outage": {"policy": policy}}, "hypothesis")
+    view = evaluate(config, observations, drains, heartbeat, NOW)
+    doc = view_to_json(view)
+    assert errors(doc) == []
+    assert json.loads(json.dumps(doc)) == doc
+    assert_document_is_the_view(doc, view)
+
+
+def assert_document_is_the_view(doc: dict[str, Any], view: View) -> None:
+    """Each field says what the view decided (the router redirects from the same view)."""
+    assert doc["targets"] == [t.name for t in view.targets]
+    assert doc["fallback"]["active"] == view.fallback_active
+    assert doc["outage"]["active"] == view.outage_active
+    assert doc["version_gate"]["suspended"] == view.gate_suspended
+    assert doc["reference"]["stale"] == view.reference.stale
+    assert list(doc["members"]) == [m.name for m in view.members]
+    for m in view.members:
+        row = doc["members"][m.name]
+        assert row["state"] == m.state
+        assert row["eligible"] == m.eligible
+        assert row["excluded_by"] == list(m.excluded_by)
+        assert row["reasons"] == list(m.reasons)
+        assert row["effective_weight"] == m.effective_weight
+
+
+# --- the schema is strict, and documented field by field --------------------------------------
+
+
+def known_document() -> dict[str, Any]:
+    config, observations, drains = federation()
+    return evaluate(config, observations, drains, None, NOW).to_json()
+
+
+@pytest.mark.parametrize(
+    ("where", "change"),
+    [
+        ("top level", lambda d: d.update(extra=1)),
+        ("top level", lambda d: d.pop("targets")),
+        ("reference", lambda d: d["reference"].update(version="1")),
+        ("reference", lambda d: d["reference"].update(policy="latest")),
+        ("member", lambda d: d["members"]["alpha"].update(healthy=True)),
+        ("member", lambda d: d["members"]["alpha"].pop("quota")),
+        ("member", lambda d: d["members"]["alpha"].update(state="up")),
+        ("member", lambda d: d["members"]["alpha"].update(total_pods=-1)),
+        ("member", lambda d: d["members"]["alpha"].update(record_age_seconds=-1)),
+        ("member", lambda d: d["members"]["alpha"].update(excluded_by=["eligible"])),
+        ("member", lambda d: d["members"]["alpha"].update(url="alpha.example.org")),
+        ("fallback", lambda d: d["fallback"].update(policy="random")),
+        ("outage", lambda d: d["outage"].update(active="no")),
+        ("redirects", lambda d: d.update(redirects=[{"member": "a", "reason": "x", "count": 1}])),
+    ],
+)
+def test_the_schema_rejects_a_changed_shape(where: str, change: Any) -> None:
+    doc = known_document()
+    change(doc)
+    assert errors(doc), f"{where}: the schema accepted a changed document"
+
+
+def test_the_router_keys_and_the_no_view_answer_keep_to_the_schema() -> None:
+    router = {
+        "view_age_seconds": 0.4,
+        "max_view_age_seconds": 30.0,
+        "store_error": None,
+        "generation": 12,
+        "checker_heartbeat_age_seconds": 1.5,
+        "reason": None,
+    }
+    redirects = [{"member": "alpha", "reason": "balancer", "count": 3}]
+    assert errors(known_document() | {"router": router, "redirects": redirects}) == []
+    no_view = {"error": "no snapshot in the store yet (is the checker up?)", "router": router}
+    assert errors(no_view) == []
+    assert errors({"error": "x"})  # the router's state is part of the answer
+
+
+def schema_fields(node: dict[str, Any], prefix: str = "") -> set[str]:
+    """The dotted names of every field the schema allows (NAME for a member's name)."""
+    if "$ref" in node:
+        node = SCHEMA["$defs"][node["$ref"].rsplit("/", 1)[1]]
+    fields: set[str] = set()
+    for name, sub in node.get("properties", {}).items():
+        path = f"{prefix}{name}"
+        fields.add(path)
+        fields |= schema_fields(sub, path + ".")
+    if isinstance(node.get("additionalProperties"), dict):
+        fields |= schema_fields(node["additionalProperties"], prefix + "NAME.")
+    if isinstance(node.get("items"), dict):
+        fields |= schema_fields(node["items"], prefix.rstrip(".") + "[].")
+    return fields
+
+
+def test_docs_describe_exactly_the_fields_of_the_schema() -> None:
+    text = (DOCS / "status-json.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^- `([^`]+)`: \S", text, re.MULTILINE))
+    view_fields = schema_fields(SCHEMA["$defs"]["view"])
+    unavailable_fields = schema_fields(SCHEMA["$defs"]["unavailable"])
+    assert "members.NAME.state" in view_fields  # the walk reaches the member rows
+    assert documented == view_fields | unavailable_fields
