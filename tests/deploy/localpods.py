@@ -216,6 +216,16 @@ class LocalCluster:
         """Start a container's command + args; stop it (SIGTERM, then SIGKILL) on exit."""
         self._mount(pod, fresh)
         container = pod.container(container_name)
+        for port in container.get("ports", []):
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do
+                try:
+                    probe.bind((pod.ip, port["containerPort"]))
+                except OSError as exc:
+                    raise AssertionError(
+                        f"{pod.name}: cannot listen on {pod.ip}:{port['containerPort']} "
+                        f"(does something listen on 0.0.0.0 at that port?): {exc}"
+                    ) from None
         argv = [*container.get("command", []), *container.get("args", [])]
         assert argv, f"{pod.name}: the manifest must name the command (image defaults unseen)"
         log = pod.root / f"{container['name']}.log"

@@ -521,7 +521,8 @@ def test_rendered_pods_serve_with_the_bundled_sentinel_and_survive_a_failover(
     """The chart's own 3 redis + 3 sentinel pods, with a password, then a legacy config's
     checkers and routers on them; the master pod dies and comes back empty at once: its
     start-up script waits for the sentinels to promote a replica and joins it as a replica,
-    so nothing is lost (a drain set before survives) and everyone follows the new master."""
+    so nothing is lost (a drain set before survives) and everyone follows the new master.
+    Last, all of Redis goes: the routers stay ready (probes on /livez) and keep serving."""
     with (
         running_members(MemberSimState("alpha"), MemberSimState("beta")) as (alpha, beta),
         contextlib.ExitStack() as stack,
@@ -608,6 +609,19 @@ def test_rendered_pods_serve_with_the_bundled_sentinel_and_survive_a_failover(
             wait_for(publishing_again, 30, "the checker publishing to the new master")
             for pod in routers:
                 assert httpx.get(pod.url("http", "/health")).status_code == 200
+            assert_alive(cluster, procs)
+
+            # Redis is gone altogether: /health turns 503 on every router, yet the probes
+            # keep them ready and live, and they go on redirecting (the readiness decision).
+            for pod in redis_pods:
+                procs.pop(pod.name).kill()
+            for pod in routers:
+                url = pod.url("http", "/health")
+                wait_for(lambda u=url: httpx.get(u).status_code == 503, 20, "a stale view")
+                assert cluster.probe(pod, "readinessProbe"), pod.name
+                assert cluster.probe(pod, "livenessProbe"), pod.name
+                launch = httpx.get(pod.url("http", "/build/gh/org/repo/HEAD"))
+                assert launch.status_code == 307
             assert_alive(cluster, procs)
         except AssertionError:
             for pod_name in procs:
