@@ -151,7 +151,9 @@ def test_keep_serves_the_view_as_it_was_at_the_last_heartbeat(silence: float) ->
     assert later.targets == then.targets  # beta stays out, nobody is judged stale
     assert [m.state for m in later.members] == [m.state for m in then.members]
     assert later.heartbeat_age == pytest.approx(silence)
-    assert later.pick("/build/gh/a/b/c").reason == "outage"
+    before, after = then.pick("/build/gh/a/b/c"), later.pick("/build/gh/a/b/c")
+    assert (after.member, after.url, after.reason) == (before.member, before.url, "outage")
+    assert after.url == cfg.members[after.member or ""].url
 
 
 @given(silence=st.floats(31, 10_000), drained=st.sampled_from(["alpha", "beta", "gamma"]))
@@ -161,8 +163,13 @@ def test_all_sends_to_every_undrained_member_by_weight(silence: float, drained: 
     drains = {drained: Drain(drained, "maintenance", 900.0)}
     view = evaluate(cfg, obs, drains, CheckerHeartbeat("c", 1000.0, 0.0), 1000.0 + silence)
     assert view.outage_active and not view.fallback_active
-    assert {t.name for t in view.targets} == {"alpha", "beta", "gamma"} - {drained}
-    assert all(t.weight == cfg.members[t.name].weight for t in view.targets)
+    assert [t.name for t in view.targets] == [n for n in cfg.members if n != drained]
+    for t in view.targets:  # the configured URL and weight: where the redirects go
+        assert (t.url, t.weight) == (cfg.members[t.name].url, cfg.members[t.name].weight)
+    decision = view.pick("/build/gh/a/b/c")
+    assert decision.reason == "outage"
+    assert decision.member != drained
+    assert decision.url == cfg.members[decision.member or ""].url
 
 
 # --- explain ------------------------------------------------------------------------------
