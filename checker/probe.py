@@ -6,6 +6,7 @@ Every failure comes back as a value with a reason; nothing here raises into the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,9 +63,21 @@ class TooManyRedirects(PayloadError):
     """More than MAX_REDIRECTS redirects: the member answers, but never with a result."""
 
 
-async def fetch(client: httpx.AsyncClient, url: str, timeout: float, max_bytes: int) -> Answer:
+async def fetch(
+    client: httpx.AsyncClient,
+    url: str,
+    timeout: float,
+    max_bytes: int,
+    gate: asyncio.Semaphore | None = None,
+) -> Answer:
     """GET ``url`` within ``timeout`` seconds overall, reading at most ``max_bytes``,
-    following at most MAX_REDIRECTS redirects (the client's ``max_redirects``)."""
+    following at most MAX_REDIRECTS redirects (the client's ``max_redirects``). ``gate``
+    bounds the requests in flight; waiting for it does not count against ``timeout``."""
+    async with gate or contextlib.nullcontext():
+        return await _fetch(client, url, timeout, max_bytes)
+
+
+async def _fetch(client: httpx.AsyncClient, url: str, timeout: float, max_bytes: int) -> Answer:
     try:
         async with asyncio.timeout(timeout):
             async with client.stream("GET", url) as response:
@@ -100,6 +113,7 @@ async def fetch_parsed(
     deadline: float,
     clock: Callable[[], float] = time.monotonic,
     backoff: float = 0.2,
+    gate: asyncio.Semaphore | None = None,
 ) -> Outcome[T]:
     """Fetch and parse, retrying transport errors and 5xx answers without a parsable body.
 
@@ -113,7 +127,7 @@ async def fetch_parsed(
     while True:
         attempt += 1
         try:
-            answer = await fetch(client, url, timeout, max_bytes)
+            answer = await fetch(client, url, timeout, max_bytes, gate)
         except TransportError as exc:
             error, transport, retryable, kind = str(exc), True, True, exc.kind
         except TooLarge as exc:  # an answer we refuse to read

@@ -1,8 +1,9 @@
-"""The checker process: poll every member, publish whole snapshots to the store.
+"""The checker process: poll every member, publish what changed to the store.
 
-Each member has its own loop (a slow member never delays another's checks); a single
-publisher writes the complete snapshot after any change and at least once a period as
-the heartbeat. The thinking is in ``shared``: this module only moves data.
+Each member has its own loop (a slow member never delays another's checks), with its own
+connection pool (see checker.pool). A single publisher writes the members whose records
+changed, coalesced (at most once per PUBLISH_INTERVAL) and at least once a period as the
+heartbeat. The thinking is in ``shared``: this module only moves data.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 from checker.metrics import CheckerMetrics
-from checker.probe import MAX_REDIRECTS, Answer, Outcome, fetch_parsed
+from checker.pool import OriginClients
+from checker.probe import Answer, Outcome, fetch_parsed
 from shared.changes import view_changes
 from shared.config import FederationConfig, MemberConfig
 from shared.evaluate import View, evaluate
@@ -30,6 +30,10 @@ from shared.records import CheckerHeartbeat, Drain, HealthObservation, MemberObs
 from shared.store import Store
 
 log = logging.getLogger("fedredirect.checker")
+
+#: Publishes are at least this far apart (seconds), so results that finish together go out
+#: in one write; a change after a quiet spell goes out at once.
+PUBLISH_INTERVAL = 0.1
 
 
 class Checker:
@@ -56,27 +60,33 @@ class Checker:
         self.metrics = CheckerMetrics(self.current_view, lambda: self.last_published_at)
         self._changed = asyncio.Event()
         self._next_health: dict[str, float] = {}
+        self._dirty: set[str] = set()  # members whose records changed since the last publish
+        self._meaningful = True  # a change that can move a state (not just checked_at)
+        self._evaluated_at = 0.0
+        self._full_publish = True  # the next publish rewrites everything (new writer)
+        self.clients = OriginClients()
 
     # --- one round for one member -------------------------------------------------------
 
-    async def check_member(self, client: httpx.AsyncClient, name: str) -> None:
+    async def check_member(self, name: str) -> None:
         member = self.config.members[name]
         check = self.config.check
         mono = time.monotonic()
         deadline = mono + check.period
         health_due = mono >= self._next_health.get(name, 0.0)
         versions_task = fetch_parsed(
-            client,
+            self.clients.for_url(member.versions),
             member.versions,
             _parse_versions,
             timeout=check.timeout,
             max_bytes=check.max_body_bytes,
             retries=check.retries,
             deadline=deadline,
+            gate=self.clients.gate,
         )
         if health_due:
             health_outcome, versions_outcome = await asyncio.gather(
-                self._fetch_health(client, member, deadline), versions_task
+                self._fetch_health(member, deadline), versions_task
             )
         else:
             health_outcome, versions_outcome = None, await versions_task
@@ -98,7 +108,11 @@ class Checker:
             fall=check.fall,
             min_dwell=self.config.versions_min_dwell,
         )
+        previous = self.observations.get(name)
         self.observations[name] = obs
+        self._dirty.add(name)
+        if _state_may_change(previous, obs):
+            self._meaningful = True
         if health_due:
             wait = check.failed_period if health_is_failing(obs) else 0.0
             self._next_health[name] = time.monotonic() + wait
@@ -123,25 +137,26 @@ class Checker:
         return evaluate(self.config, self.observations, self.drains, heartbeat, self.clock())
 
     async def _fetch_health(
-        self, client: httpx.AsyncClient, member: MemberConfig, deadline: float
+        self, member: MemberConfig, deadline: float
     ) -> Outcome[HealthObservation]:
         check = self.config.check
         now = self.clock()
         return await fetch_parsed(
-            client,
+            self.clients.for_url(member.health),
             member.health,
             lambda a: parse_health(a.status, a.body, now),
             timeout=check.timeout,
             max_bytes=check.max_body_bytes,
             retries=check.retries,
             deadline=deadline,
+            gate=self.clients.gate,
         )
 
-    async def member_loop(self, client: httpx.AsyncClient, name: str) -> None:
+    async def member_loop(self, name: str) -> None:
         check = self.config.check
         while True:
             try:
-                await self.check_member(client, name)
+                await self.check_member(name)
             except Exception:  # a bug here must not stop the other members' checks
                 log.exception("check of member %s failed unexpectedly", name)
             jitter = self.rng.uniform(-check.jitter, check.jitter)
@@ -150,21 +165,39 @@ class Checker:
     # --- publishing ---------------------------------------------------------------------
 
     async def publish(self) -> None:
-        """Publish the whole snapshot if this checker holds the writer lease."""
+        """Publish what changed (everything, for a new writer) if this checker holds the
+        writer lease; then log the state changes it makes, when something could have
+        changed a state (and at least once a period, as time alone can)."""
         if self.fence is None:
             return
         now = self.clock()
         heartbeat = CheckerHeartbeat(self.checker_id, now, self.started_at, self.fence)
         observations = dict(self.observations)
-        if await self.store.publish(self.config, observations, heartbeat) is None:
+        dirty, self._dirty = self._dirty, set()
+        changed = None if self._full_publish else dirty
+        try:
+            published = await self.store.publish(
+                self.config, observations, heartbeat, changed=changed
+            )
+        except Exception:
+            self._dirty |= dirty  # not written: the next publish carries them
+            raise
+        if published is None:
             self._lose_lease("the store refused the write: a newer writer holds the lease")
             return
+        self._full_publish = False
         self.last_published_at = now
-        self.drains = await self.store.read_drains()
-        view = evaluate(self.config, observations, self.drains, heartbeat, now)
-        for event in view_changes(self.view, view):
-            log.info("%s", _describe_event(event), extra=event)
-        self.view = view
+        drains = await self.store.read_drains()
+        if drains != self.drains:
+            self._meaningful = True
+        self.drains = drains
+        if self._meaningful or now - self._evaluated_at >= self.config.check.period:
+            self._meaningful = False
+            self._evaluated_at = now
+            view = evaluate(self.config, observations, self.drains, heartbeat, now)
+            for event in view_changes(self.view, view):
+                log.info("%s", _describe_event(event), extra=event)
+            self.view = view
 
     def _lose_lease(self, why: str) -> None:
         if self.fence is not None:
@@ -195,21 +228,26 @@ class Checker:
                         extra={"event": "lease_acquired", "fence": fence},
                     )
                     self.fence = fence
+                    self._full_publish = True
                     self._changed.set()  # publish at once
             await asyncio.sleep(lease / 3)
 
     async def publisher_loop(self) -> None:
-        """Publish now, then after every change, and at least once a period (heartbeat)."""
+        """Publish now, then after every change, and at least once a period (heartbeat);
+        publishes are PUBLISH_INTERVAL apart at least, so changes that come together go
+        out together."""
         period = self.config.check.period
         while True:
             self._changed.clear()
+            started = time.monotonic()
             try:
                 await self.publish()
             except Exception as exc:  # Redis down: keep checking, publish when it returns
                 log.warning("publishing to the store failed: %s", exc)
+                self._full_publish = True  # Redis may come back empty
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=period)
-            await asyncio.sleep(0.05)  # coalesce results that finish together
+            await asyncio.sleep(max(0.0, started + PUBLISH_INTERVAL - time.monotonic()))
 
     async def run(self) -> None:
         """Check every member forever; publish while this checker holds the writer lease.
@@ -217,22 +255,17 @@ class Checker:
         Standby checkers keep checking too (hot standby), so a takeover publishes fresh
         observations at once.
         """
-        limits = httpx.Limits(max_connections=8 * len(self.config.members) + 8)
-        # A member that moved (http -> https, a new host) is followed a few hops, so it is
-        # checked where it really is; the status view shows the URL that answered.
-        async with httpx.AsyncClient(
-            follow_redirects=True, max_redirects=MAX_REDIRECTS, limits=limits
-        ) as client:
+        async with self.clients:
             # The first round is bounded by one period (see fetch_parsed's deadline), so the
             # first snapshot routers see already has an observation of every member.
             await asyncio.gather(
-                *(self.check_member(client, name) for name in self.config.members),
+                *(self.check_member(name) for name in self.config.members),
                 return_exceptions=True,
             )
             tasks = [
                 asyncio.create_task(self.lease_loop()),
                 asyncio.create_task(self.publisher_loop()),
-                *(asyncio.create_task(self._later_loop(client, n)) for n in self.config.members),
+                *(asyncio.create_task(self._later_loop(n)) for n in self.config.members),
             ]
             try:
                 await asyncio.gather(*tasks)
@@ -245,10 +278,28 @@ class Checker:
                             self.store.release_lease(self.checker_id, self.fence), 1.0
                         )
 
-    async def _later_loop(self, client: httpx.AsyncClient, name: str) -> None:
+    async def _later_loop(self, name: str) -> None:
         check = self.config.check
         await asyncio.sleep(check.period * (1 + self.rng.uniform(-check.jitter, check.jitter)))
-        await self.member_loop(client, name)
+        await self.member_loop(name)
+
+
+def _state_may_change(old: MemberObservation | None, new: MemberObservation) -> bool:
+    """Whether ``new`` differs from ``old`` in anything but the time of the check: only
+    then can a member's state or the reference have moved."""
+    if old is None or old.versions != new.versions:
+        return True
+    if old.settled_versions != new.settled_versions or old.last_error != new.last_error:
+        return True
+    before, after = old.health, new.health
+    if before is None or after is None:
+        return before is not after
+    return (before.status, before.reasons, before.total_pods, before.quota) != (
+        after.status,
+        after.reasons,
+        after.total_pods,
+        after.quota,
+    )
 
 
 def _parse_versions(answer: Answer) -> dict[str, str]:

@@ -2,8 +2,10 @@
 
 Requests never touch Redis: they read ``holder.view``, which a background task replaces
 when the store announces a new generation (pub/sub, plus polling as a safety net) and
-re-evaluates on a short timer so that ages and staleness move with the clock. When the
-store cannot be read, the last good snapshot is kept.
+re-evaluates on a short timer so that ages and staleness move with the clock. An
+announcement that follows the snapshot held is applied by reading just the members it
+names; anything else (a gap, a new config, a whole rewrite) is a full read. When the store
+cannot be read, the last good snapshot is kept.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.evaluate import View, evaluate
-from shared.store import Snapshot, Store
+from shared.store import Change, Snapshot, Store
 
 log = logging.getLogger("fedredirect.router")
 
@@ -45,8 +47,16 @@ class SnapshotHolder:
                 snap.config, snap.observations, snap.drains, snap.heartbeat, self.clock()
             )
 
-    async def sync_once(self) -> bool:
-        """Read the store if its generation moved; True when something new was loaded."""
+    async def sync_once(self, change: Change | None = None) -> bool:
+        """Bring the snapshot up to date: apply ``change`` if it follows the snapshot held,
+        else read everything if the store's generation moved. True when something new was
+        loaded."""
+        if change is not None and self.snapshot is not None:
+            updated = await self.store.read_change(self.snapshot, change)
+            if updated is not None:
+                self.snapshot = updated
+                self.synced_at = self.clock()
+                return True
         generation = await self.store.generation()
         if self.snapshot is not None and generation == self.snapshot.generation:
             self.synced_at = self.clock()
@@ -68,8 +78,10 @@ class SnapshotHolder:
                 if pubsub is None:
                     pubsub = self.store.client.pubsub()
                     await pubsub.subscribe(self.store.channel)
-                await pubsub.get_message(ignore_subscribe_messages=True, timeout=self.poll_interval)
-                await self.sync_once()
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=self.poll_interval
+                )
+                await self.sync_once(Change.parse(message["data"]) if message else None)
                 if self.sync_error is not None:
                     log.info("store reachable again; view resynced")
                 self.sync_error = None

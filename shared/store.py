@@ -1,14 +1,20 @@
 """The Redis store adapter: the only place that knows the key layout.
 
 Layout under a key prefix (default ``fedredirect``), so several federations can share one
-Redis:
+Redis. Writes carry only what changed, so the cost of a publish does not grow with the
+federation:
 
-- ``PREFIX:snapshot``: JSON of the config, every member's observation and the checker
-  heartbeat, written whole in one transaction, so a reader never sees half a cycle;
+- ``PREFIX:config``: hash ``schema``, ``hash`` (SHA-256 of the canonical JSON) and
+  ``json`` of the federation config, written when it changes (a checker's first publish);
+  readers re-validate it only when the hash changes;
+- ``PREFIX:members``: hash member -> JSON observation record, written member by member;
+- ``PREFIX:heartbeat``: JSON of the checker heartbeat, written by every publish;
 - ``PREFIX:drains``: hash member -> JSON drain record, written by ``fedredirect drain``;
 - ``PREFIX:generation``: counter bumped by every write above; readers poll it cheaply;
-- channel ``PREFIX:changed``: the new generation, published on every write, so readers
-  learn of a change at once;
+- channel ``PREFIX:changed``: ``GENERATION CONFIG_HASH NAMES`` on every write, NAMES the
+  members written (comma-separated), ``*`` for a whole rewrite, ``-`` for none, so a
+  reader one generation behind reads just those members; any gap means a full read.
+  Each publish is one fenced Lua script, so a reader never sees half of one;
 - ``PREFIX:leader`` (``CHECKER_ID|FENCE``, with a TTL) and ``PREFIX:fence``: the writer
   lease of highly available checkers. Only the holder of the lease, with the newest fencing
   token, can publish a snapshot: a paused old leader that wakes up is refused.
@@ -16,8 +22,9 @@ Redis:
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -28,7 +35,7 @@ from redis.asyncio.sentinel import Sentinel
 from shared.config import FederationConfig, config_from_json, config_to_json
 from shared.records import CheckerHeartbeat, Drain, MemberObservation
 
-SCHEMA = 1
+SCHEMA = 2
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_PREFIX = "fedredirect"
 
@@ -49,13 +56,32 @@ redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'NX', 'PX', ARGV[2])
 return token
 """
 
-# Publish only under the current lease and the newest fencing token.
+# Publish only under the current lease and the newest fencing token. ARGV[5] is "full"
+# (config and every member rewritten) or "delta" (the members given, if the stored config
+# is the one named by hash ARGV[6]; else -2: the caller must publish in full).
 _FENCED_PUBLISH = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] .. '|' .. ARGV[2] then return -1 end
 if tonumber(redis.call('GET', KEYS[2])) ~= tonumber(ARGV[2]) then return -1 end
-redis.call('SET', KEYS[3], ARGV[3])
-local generation = redis.call('INCR', KEYS[4])
-redis.call('PUBLISH', ARGV[4], generation)
+local names = {}
+if ARGV[5] == 'delta' then
+  if redis.call('HGET', KEYS[3], 'hash') ~= ARGV[6] then return -2 end
+else
+  redis.call('DEL', KEYS[3], KEYS[4])
+  redis.call('HSET', KEYS[3], 'schema', ARGV[8], 'hash', ARGV[6], 'json', ARGV[7])
+end
+for i = 9, #ARGV, 2 do
+  redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
+  names[#names + 1] = ARGV[i]
+end
+redis.call('SET', KEYS[5], ARGV[4])
+local generation = redis.call('INCR', KEYS[6])
+local changed = '-'
+if ARGV[5] == 'full' then
+  changed = '*'
+elseif #names > 0 then
+  changed = table.concat(names, ',')
+end
+redis.call('PUBLISH', ARGV[3], generation .. ' ' .. ARGV[6] .. ' ' .. changed)
 return generation
 """
 
@@ -74,6 +100,33 @@ class Snapshot:
     heartbeat: CheckerHeartbeat | None
     drains: dict[str, Drain] = field(default_factory=dict)
     generation: int = 0
+    config_hash: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One publish as announced on the channel: what a reader one generation behind needs."""
+
+    generation: int
+    config_hash: str
+    members: tuple[str, ...] | None  # None: everything was rewritten (read it all)
+
+    @classmethod
+    def parse(cls, message: bytes | str) -> Change | None:
+        """The channel message, or None if it is not one (a reader then reads everything)."""
+        text = message.decode() if isinstance(message, bytes) else message
+        parts = text.split(" ")
+        if len(parts) != 3 or not parts[0].isdigit():
+            return None
+        names = parts[2]
+        members = None if names == "*" else () if names == "-" else tuple(names.split(","))
+        return cls(int(parts[0]), parts[1], members)
+
+
+def canonical_config(config: FederationConfig) -> tuple[str, str]:
+    """The config's canonical JSON and its SHA-256, which names it in the store."""
+    text = json.dumps(config_to_json(config), sort_keys=True, separators=(",", ":"))
+    return text, hashlib.sha256(text.encode()).hexdigest()
 
 
 def connect(url: str, timeout: float = 2.0) -> aioredis.Redis:
@@ -136,7 +189,9 @@ class Store:
     def __init__(self, client: aioredis.Redis, prefix: str = DEFAULT_PREFIX) -> None:
         self.client = client
         self.prefix = prefix
-        self.snapshot_key = f"{prefix}:snapshot"
+        self.config_key = f"{prefix}:config"
+        self.members_key = f"{prefix}:members"
+        self.heartbeat_key = f"{prefix}:heartbeat"
         self.drains_key = f"{prefix}:drains"
         self.generation_key = f"{prefix}:generation"
         self.channel = f"{prefix}:changed"
@@ -146,26 +201,55 @@ class Store:
     async def publish(
         self,
         config: FederationConfig,
-        observations: dict[str, MemberObservation],
+        observations: Mapping[str, MemberObservation],
         heartbeat: CheckerHeartbeat,
+        *,
+        changed: Collection[str] | None = None,
     ) -> int | None:
-        """Write the whole snapshot, bump the generation and notify, atomically, if the
-        lease ``heartbeat.checker_id|heartbeat.fence`` is still current; else None."""
-        doc = {
-            "schema": SCHEMA,
-            "config": config_to_json(config),
-            "observations": {name: obs.to_json() for name, obs in observations.items()},
-            "heartbeat": heartbeat.to_json(),
-        }
-        keys = [self.leader_key, self.fence_key, self.snapshot_key, self.generation_key]
+        """Publish, bump the generation and announce it, atomically, if the lease
+        ``heartbeat.checker_id|heartbeat.fence`` is still current; else None.
+
+        ``changed`` None rewrites the config and every member; otherwise only the members
+        named are written (with the heartbeat). If the store does not hold this config
+        (a new writer, Redis restarted empty), the delta becomes a full rewrite."""
+        text, digest = canonical_config(config)
+        if changed is not None:
+            members = {name: observations[name] for name in changed if name in observations}
+            result = await self._publish(heartbeat, "delta", digest, "", members)
+            if result != -2:
+                return None if result < 0 else result
+        result = await self._publish(heartbeat, "full", digest, text, observations)
+        return None if result < 0 else result
+
+    async def _publish(
+        self,
+        heartbeat: CheckerHeartbeat,
+        mode: str,
+        digest: str,
+        config_text: str,
+        members: Mapping[str, MemberObservation],
+    ) -> int:
+        keys = [
+            self.leader_key,
+            self.fence_key,
+            self.config_key,
+            self.members_key,
+            self.heartbeat_key,
+            self.generation_key,
+        ]
         args: list[str | int] = [
             heartbeat.checker_id,
             heartbeat.fence,
-            json.dumps(doc, separators=(",", ":")),
             self.channel,
+            json.dumps(heartbeat.to_json(), separators=(",", ":")),
+            mode,
+            digest,
+            config_text,
+            SCHEMA,
         ]
-        result = await self.client.eval(_FENCED_PUBLISH, len(keys), *keys, *args)
-        return None if int(result) < 0 else int(result)
+        for name, obs in members.items():
+            args += [name, json.dumps(obs.to_json(), separators=(",", ":"))]
+        return int(await self.client.eval(_FENCED_PUBLISH, len(keys), *keys, *args))
 
     async def hold_lease(self, checker_id: str, ttl: float) -> int | None:
         """Take or renew the writer lease; the fencing token if held, else None."""
@@ -185,12 +269,15 @@ class Store:
         return await self._write_and_bump(lambda pipe: pipe.hdel(self.drains_key, member))
 
     async def _write_and_bump(self, write: Any) -> int:
+        """A drain change: announced as a change of no member, so readers one generation
+        behind read just the drains."""
         async with self.client.pipeline(transaction=True) as pipe:
             write(pipe)
             pipe.incr(self.generation_key)
+            pipe.hget(self.config_key, "hash")
             results = await pipe.execute()
-        generation = int(results[-1])
-        await self.client.publish(self.channel, str(generation))
+        generation, digest = int(results[-2]), _text(results[-1] or b"none")
+        await self.client.publish(self.channel, f"{generation} {digest} -")
         return generation
 
     async def read_drains(self) -> dict[str, Drain]:
@@ -201,38 +288,71 @@ class Store:
         return int(value) if value is not None else 0
 
     async def read(self) -> Snapshot | None:
-        """One consistent read of snapshot, drains and generation; None if never published."""
+        """One consistent read of everything; None if nothing was ever published."""
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.get(self.generation_key)
-            pipe.get(self.snapshot_key)
+            pipe.hgetall(self.config_key)
+            pipe.hgetall(self.members_key)
+            pipe.get(self.heartbeat_key)
             pipe.hgetall(self.drains_key)
-            generation, raw, drains_raw = await pipe.execute()
-        if raw is None:
+            generation, config_raw, members_raw, heartbeat_raw, drains_raw = await pipe.execute()
+        if not config_raw:
             return None
-        return decode_snapshot(raw, drains_raw, int(generation or 0))
+        fields = {_text(k): v for k, v in config_raw.items()}
+        if _text(fields.get("schema", b"")) != str(SCHEMA):
+            raise ValueError(f"store schema {fields.get('schema')!r} is not {SCHEMA}")
+        return Snapshot(
+            config=config_from_json(json.loads(fields["json"])),
+            observations=_decode_members(members_raw),
+            heartbeat=_decode_heartbeat(heartbeat_raw),
+            drains=_decode_drains(drains_raw),
+            generation=int(generation or 0),
+            config_hash=_text(fields["hash"]),
+        )
+
+    async def read_change(self, snapshot: Snapshot, change: Change) -> Snapshot | None:
+        """``snapshot`` with ``change`` applied, reading only the members it names (and the
+        heartbeat and drains); None when a full read is needed instead (a gap, another
+        config, a whole rewrite)."""
+        if (
+            change.members is None
+            or change.generation != snapshot.generation + 1
+            or change.config_hash != snapshot.config_hash
+        ):
+            return None
+        names = list(change.members)
+        async with self.client.pipeline(transaction=True) as pipe:
+            if names:
+                pipe.hmget(self.members_key, names)
+            pipe.get(self.heartbeat_key)
+            pipe.hgetall(self.drains_key)
+            results = await pipe.execute()
+        values = results[0] if names else []
+        observations = dict(snapshot.observations)
+        for name, raw in zip(names, values, strict=True):
+            if raw is not None:
+                observations[name] = MemberObservation.from_json(json.loads(raw))
+        return Snapshot(
+            config=snapshot.config,
+            observations=observations,
+            heartbeat=_decode_heartbeat(results[-2]),
+            drains=_decode_drains(results[-1]),
+            generation=change.generation,
+            config_hash=snapshot.config_hash,
+        )
 
 
-def decode_snapshot(
-    raw: bytes, drains_raw: Mapping[bytes | str, bytes | str], generation: int
-) -> Snapshot:
-    doc = json.loads(raw)
-    if doc.get("schema") != SCHEMA:
-        raise ValueError(f"snapshot schema {doc.get('schema')!r} is not {SCHEMA}")
-    heartbeat = doc.get("heartbeat")
-    drains = _decode_drains(drains_raw)
-    return Snapshot(
-        config=config_from_json(doc["config"]),
-        observations={
-            name: MemberObservation.from_json(obs) for name, obs in doc["observations"].items()
-        },
-        heartbeat=CheckerHeartbeat.from_json(heartbeat) if heartbeat else None,
-        drains=drains,
-        generation=generation,
-    )
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _decode_members(raw: Mapping[bytes | str, bytes | str]) -> dict[str, MemberObservation]:
+    return {_text(k): MemberObservation.from_json(json.loads(v)) for k, v in raw.items()}
+
+
+def _decode_heartbeat(raw: bytes | str | None) -> CheckerHeartbeat | None:
+    return CheckerHeartbeat.from_json(json.loads(raw)) if raw else None
 
 
 def _decode_drains(raw: Mapping[bytes | str, bytes | str]) -> dict[str, Drain]:
-    return {
-        key.decode() if isinstance(key, bytes) else key: Drain.from_json(json.loads(value))
-        for key, value in raw.items()
-    }
+    return {_text(key): Drain.from_json(json.loads(value)) for key, value in raw.items()}

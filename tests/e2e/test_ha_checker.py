@@ -40,9 +40,9 @@ class SnapshotWatcher:
             message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
             if message is None:
                 continue
-            raw = self.client.get(f"{self.prefix}:snapshot")
+            raw = self.client.get(f"{self.prefix}:heartbeat")
             if raw:
-                heartbeat = json.loads(raw)["heartbeat"]
+                heartbeat = json.loads(raw)
                 self.seen.append((time.monotonic(), heartbeat["checker_id"], heartbeat["fence"]))
         pubsub.close()
 

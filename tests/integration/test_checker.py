@@ -16,7 +16,7 @@ from fedredirect.simulator import MemberServer, MemberSimState
 from shared.config import parse_config
 from shared.payloads import parse_versions
 from shared.records import MemberObservation
-from shared.store import Store, connect
+from shared.store import Change, Store, connect
 from tests.support.members import running_members
 
 pytestmark = pytest.mark.anyio
@@ -224,7 +224,9 @@ async def test_versions_are_observed_while_full(redis_url: str, key_prefix: str)
             )
 
 
-async def test_snapshot_is_published_whole_with_heartbeat(redis_url: str, key_prefix: str) -> None:
+async def test_first_snapshot_is_whole_then_changes_are_announced(
+    redis_url: str, key_prefix: str
+) -> None:
     with _members(MemberSimState("a"), MemberSimState("b")) as (a, b):
         async with run_checker({"a": a, "b": b}, redis_url, key_prefix) as run:
             snap = None
@@ -248,7 +250,11 @@ async def test_snapshot_is_published_whole_with_heartbeat(redis_url: str, key_pr
             while message is None and time.monotonic() < deadline:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
             await pubsub.aclose()
-            assert message is not None and int(message["data"]) > first
+            assert message is not None
+            change = Change.parse(message["data"])
+            assert change is not None and change.generation > first
+            assert change.config_hash == snap.config_hash
+            assert change.members is not None and set(change.members) <= {"a", "b"}
 
 
 async def test_tls_failure_is_unreachable_with_the_reason(redis_url: str, key_prefix: str) -> None:
@@ -259,10 +265,8 @@ async def test_tls_failure_is_unreachable_with_the_reason(redis_url: str, key_pr
             {"members": {"plain": {"url": url, "weight": 1}}, "check": {"timeout": 1, "retries": 0}}
         )
         checker = Checker(config, store)
-        import httpx
-
-        async with httpx.AsyncClient() as client:
-            await checker.check_member(client, "plain")
+        async with checker.clients:
+            await checker.check_member("plain")
         await store.client.aclose()
         obs = checker.observations["plain"]
         assert obs.health is not None and obs.health.status == "unreachable"
@@ -271,7 +275,7 @@ async def test_tls_failure_is_unreachable_with_the_reason(redis_url: str, key_pr
 
 
 _DNS_PROBE = """
-import asyncio, httpx
+import asyncio
 from checker.service import Checker
 from shared.config import parse_config
 from shared.payloads import parse_versions
@@ -282,8 +286,8 @@ config = parse_config({"members": {"ghost": {"url": "http://member.does-not-exis
 checker = Checker(config, Store(connect("redis://127.0.0.1:1/0")))
 
 async def main():
-    async with httpx.AsyncClient() as client:
-        await checker.check_member(client, "ghost")
+    async with checker.clients:
+        await checker.check_member("ghost")
     obs = checker.observations["ghost"]
     print(obs.health.status, "|", obs.health.reasons[0])
 
