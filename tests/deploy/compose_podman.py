@@ -154,7 +154,7 @@ def base_image(env: dict[str, str]) -> str:
         return tag
     with tempfile.TemporaryDirectory(dir=CACHE_DIR, prefix="rootfs-") as tmp:
         root = Path(tmp) / "rootfs"
-        run([*DEBOOTSTRAP, str(root), MIRROR], timeout=900)
+        run([*DEBOOTSTRAP, str(root), MIRROR], timeout=600)
         with subprocess.Popen(
             ["tar", "-C", str(root), *TAR_EXCLUDES, "-c", "."], stdout=subprocess.PIPE
         ) as tar:
