@@ -522,7 +522,8 @@ def test_rendered_pods_serve_with_the_bundled_sentinel_and_survive_a_failover(
     checkers and routers on them; the master pod dies and comes back empty at once: its
     start-up script waits for the sentinels to promote a replica and joins it as a replica,
     so nothing is lost (a drain set before survives) and everyone follows the new master.
-    Last, all of Redis goes: the routers stay ready (probes on /livez) and keep serving."""
+    Then every sentinel restarts at once and finds that master. Last, all of Redis goes:
+    the routers stay ready (probes on /livez) and keep serving."""
     with (
         running_members(MemberSimState("alpha"), MemberSimState("beta")) as (alpha, beta),
         contextlib.ExitStack() as stack,
@@ -596,6 +597,19 @@ def test_rendered_pods_serve_with_the_bundled_sentinel_and_survive_a_failover(
                 "helm-sentinel:drains", "beta",
             )  # fmt: skip
             assert held.stdout.strip() == "1", "the drain was lost in the failover"
+
+            # Every sentinel restarts at once (a node pool upgrade, say): with no sentinel
+            # left to ask, the new ones find the promoted master among the redis pods.
+            promoted = master()
+            for pod in sentinels:
+                gone = procs.pop(pod.name)
+                gone.kill()
+                gone.wait()
+            for pod in sentinels:
+                procs[pod.name] = cluster.start(pod)
+            for pod in sentinels:
+                wait_for(lambda p=pod: cluster.probe(p, "readinessProbe"), 30, f"{pod.name} back")
+            assert master() == promoted
 
             def publishing_again() -> bool:
                 doc = status(cluster, routers[0])

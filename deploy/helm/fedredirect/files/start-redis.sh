@@ -1,11 +1,12 @@
 #!/bin/sh
 # Start one redis pod of the bundled Sentinel set. Everything comes from the environment
 # the StatefulSet sets: MY_HOST (this pod's DNS name), REDIS_PORT, BIND_ADDRESS, DATA_DIR,
-# MASTER_NAME, INITIAL_MASTER_HOST, SENTINELS ("HOST:PORT ..."), DOWN_AFTER_MS and
-# REDIS_PASSWORD (optional).
-#  - No sentinel knows a master (the set's first start): pod 0 is the master, the others
-#    its replicas.
-#  - The sentinels name another pod: start as its replica.
+# MASTER_NAME, INITIAL_MASTER_HOST, SENTINELS and REDIS_NODES ("HOST:PORT ..."),
+# DOWN_AFTER_MS and REDIS_PASSWORD (optional).
+#  - The sentinels (or, when none answers, the other redis pods) name another pod as the
+#    master: start as its replica.
+#  - Nobody knows a master (the set's first start): pod 0 is the master, the others its
+#    replicas.
 #  - The sentinels still name this pod, which has just restarted with no data: wait for
 #    them to promote a replica (which kept the data) and join it, instead of serving empty
 #    and having the replicas copy the empty data set. With no replica to promote, start

@@ -1,9 +1,10 @@
 #!/bin/sh
 # Start one sentinel of the bundled set, monitoring the master the other sentinels name
-# now, or on the set's first start the initial master (redis pod 0). Everything comes from
-# the environment the StatefulSet sets: MY_HOST (this pod's DNS name), SENTINEL_PORT,
-# BIND_ADDRESS, DATA_DIR, MASTER_NAME, INITIAL_MASTER_HOST, REDIS_PORT, SENTINELS, QUORUM,
-# DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS, REDIS_PASSWORD (optional).
+# now (or, when none answers, the redis pod that is a master), or on the set's first start
+# the initial master (redis pod 0). Everything comes from the environment the StatefulSet
+# sets: MY_HOST (this pod's DNS name), SENTINEL_PORT, BIND_ADDRESS, DATA_DIR, MASTER_NAME,
+# INITIAL_MASTER_HOST, REDIS_PORT, SENTINELS, REDIS_NODES, QUORUM, DOWN_AFTER_MS,
+# FAILOVER_TIMEOUT_MS, REDIS_PASSWORD (optional).
 set -eu
 
 . "$(dirname "$0")/sentinel-lib.sh"

@@ -64,6 +64,15 @@ app.kubernetes.io/component: {{ .component }}
 {{- join .sep $hosts -}}
 {{- end -}}
 
+{{/* Every redis pod as HOST:PORT, separated by spaces. */}}
+{{- define "fedredirect.redisAddresses" -}}
+{{- $hosts := list -}}
+{{- range $i := until 3 -}}
+{{- $hosts = append $hosts (printf "%s:6379" (include "fedredirect.podHost" (dict "ctx" $ "set" "redis" "ordinal" $i))) -}}
+{{- end -}}
+{{- join " " $hosts -}}
+{{- end -}}
+
 {{/* Refuse value combinations that cannot work, with the fix in the message. */}}
 {{- define "fedredirect.validate" -}}
 {{- $r := .Values.redis -}}
