@@ -8,9 +8,10 @@ Prometheus Operator's kinds (ServiceMonitor, PrometheusRule) are custom resource
 those schemas do not include: they are checked against what they must point at instead
 (the rendered Services and ports, deploy/prometheus/alerts.yml).
 
-Then the pods of a rendered release are run on 127.0.0.1 by tests/deploy/localpods.py,
-command, arguments, environment and probes as rendered, against a real redis-server or
-against the chart's own redis and sentinel pods, checking simulated members.
+Then the pods of a rendered release are run on loopback addresses (127.X.Y.Z, one a pod)
+by tests/deploy/localpods.py, command, arguments, environment and probes as rendered,
+against a real redis-server or against the chart's own redis and sentinel pods, checking
+simulated members.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,7 +56,7 @@ from tests.deploy.chart import (
 )
 from tests.deploy.localpods import LocalCluster, Pod
 from tests.support.members import running_members
-from tests.support.procs import wait_for
+from tests.support.procs import run_cli, wait_for
 
 # The oldest Kubernetes the chart declares (Chart.yaml kubeVersion) and the newest known.
 MIN_KUBE = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))["kubeVersion"]
@@ -339,13 +338,7 @@ def test_mybinder_values_block_is_read_as_is(tmp_path: Path) -> None:
     """mybinder.org-deploy's block, deployment keys included, passes the checker's own
     check (`fedredirect check-config`), which names the keys it ignores."""
     config = rendered_config(render_variant("mybinder-prod"), tmp_path)
-    done = subprocess.run(
-        [sys.executable, "-m", "fedredirect.cli", "check-config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = run_cli("check-config", str(config))
     assert done.returncode == 0, done.stderr
     assert "ignored keys" in done.stderr and "nodeSelector" in done.stderr
     effective = json.loads(done.stdout)
