@@ -207,6 +207,8 @@ def run_checker(args: argparse.Namespace) -> int:
     config = loaded.config
     from checker.service import Checker
 
+    _raise_open_files_limit()
+
     async def run() -> None:
         store = Store(connect(args.redis_url), args.key_prefix)
         checker = Checker(config, store)
@@ -242,6 +244,16 @@ def run_checker(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
     return 0
+
+
+def _raise_open_files_limit() -> None:
+    """Up to the hard limit: a checker holds a connection or two per member origin."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def run_router(args: argparse.Namespace) -> int:
