@@ -25,8 +25,9 @@ DEFAULT_MAX_IN_FLIGHT = 256
 class OriginClients:
     """``for_url(url)``: the client of ``url``'s origin, created on first use."""
 
-    def __init__(self, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> None:
+    def __init__(self, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, keepalive: float = 60.0) -> None:
         self.gate = asyncio.Semaphore(max_in_flight)
+        self.keepalive = keepalive  # idle seconds a connection is kept for the next check
         self._tls = httpx.create_ssl_context()
         self._clients: dict[str, httpx.AsyncClient] = {}
 
@@ -41,7 +42,9 @@ class OriginClients:
                 verify=self._tls,
                 follow_redirects=True,
                 max_redirects=MAX_REDIRECTS,
-                limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
+                limits=httpx.Limits(
+                    max_connections=4, max_keepalive_connections=2, keepalive_expiry=self.keepalive
+                ),
             )
             self._clients[origin] = client
         return client

@@ -64,7 +64,9 @@ class Checker:
         self._meaningful = True  # a change that can move a state (not just checked_at)
         self._evaluated_at = 0.0
         self._full_publish = True  # the next publish rewrites everything (new writer)
-        self.clients = OriginClients()
+        # Connections outlive the wait for the next check (httpx drops idle ones after 5 s
+        # by default, so every check of every member opened a new one, TLS included).
+        self.clients = OriginClients(keepalive=3 * config.check.period + 5)
 
     # --- one round for one member -------------------------------------------------------
 
@@ -153,14 +155,18 @@ class Checker:
         )
 
     async def member_loop(self, name: str) -> None:
+        """Check one member every period (± jitter), start to start: a slow check does not
+        push the next one later, and members keep the phases their first checks had, so a
+        large federation's checks stay spread over the period instead of coming in waves."""
         check = self.config.check
         while True:
+            started = time.monotonic()
             try:
                 await self.check_member(name)
             except Exception:  # a bug here must not stop the other members' checks
                 log.exception("check of member %s failed unexpectedly", name)
-            jitter = self.rng.uniform(-check.jitter, check.jitter)
-            await asyncio.sleep(check.period * (1 + jitter))
+            interval = check.period * (1 + self.rng.uniform(-check.jitter, check.jitter))
+            await asyncio.sleep(max(0.0, started + interval - time.monotonic()))
 
     # --- publishing ---------------------------------------------------------------------
 
@@ -237,6 +243,17 @@ class Checker:
         publishes are PUBLISH_INTERVAL apart at least, so changes that come together go
         out together."""
         period = self.config.check.period
+        # The first snapshot routers see has an observation of every member (the first
+        # round is bounded by one period, see fetch_parsed's deadline), unless the
+        # federation is too large to check in one period: then what is there after one.
+        first_round_ends = time.monotonic() + period
+        while len(self.observations) < len(self.config.members):
+            left = first_round_ends - time.monotonic()
+            if left <= 0:
+                break
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=left)
         while True:
             self._changed.clear()
             started = time.monotonic()
@@ -256,16 +273,10 @@ class Checker:
         observations at once.
         """
         async with self.clients:
-            # The first round is bounded by one period (see fetch_parsed's deadline), so the
-            # first snapshot routers see already has an observation of every member.
-            await asyncio.gather(
-                *(self.check_member(name) for name in self.config.members),
-                return_exceptions=True,
-            )
             tasks = [
                 asyncio.create_task(self.lease_loop()),
                 asyncio.create_task(self.publisher_loop()),
-                *(asyncio.create_task(self._later_loop(n)) for n in self.config.members),
+                *(asyncio.create_task(self.member_loop(n)) for n in self.config.members),
             ]
             try:
                 await asyncio.gather(*tasks)
@@ -277,11 +288,6 @@ class Checker:
                         await asyncio.wait_for(
                             self.store.release_lease(self.checker_id, self.fence), 1.0
                         )
-
-    async def _later_loop(self, name: str) -> None:
-        check = self.config.check
-        await asyncio.sleep(check.period * (1 + self.rng.uniform(-check.jitter, check.jitter)))
-        await self.member_loop(name)
 
 
 def _state_may_change(old: MemberObservation | None, new: MemberObservation) -> bool:

@@ -197,6 +197,7 @@ class Store:
         self.channel = f"{prefix}:changed"
         self.leader_key = f"{prefix}:leader"
         self.fence_key = f"{prefix}:fence"
+        self._canonical: tuple[FederationConfig, str, str] | None = None  # config, text, hash
 
     async def publish(
         self,
@@ -212,7 +213,9 @@ class Store:
         ``changed`` None rewrites the config and every member; otherwise only the members
         named are written (with the heartbeat). If the store does not hold this config
         (a new writer, Redis restarted empty), the delta becomes a full rewrite."""
-        text, digest = canonical_config(config)
+        if self._canonical is None or self._canonical[0] is not config:
+            self._canonical = (config, *canonical_config(config))
+        _, text, digest = self._canonical
         if changed is not None:
             members = {name: observations[name] for name in changed if name in observations}
             result = await self._publish(heartbeat, "delta", digest, "", members)
