@@ -23,7 +23,7 @@ from checker.pool import OriginClients
 from checker.probe import Answer, Outcome, fetch_parsed
 from shared.changes import view_changes
 from shared.config import FederationConfig, MemberConfig
-from shared.evaluate import View, evaluate
+from shared.evaluate import View, evaluate, full_reason
 from shared.observe import health_failure, health_is_failing, next_observation
 from shared.payloads import parse_health, parse_versions
 from shared.records import CheckerHeartbeat, Drain, HealthObservation, MemberObservation
@@ -31,9 +31,13 @@ from shared.store import Store
 
 log = logging.getLogger("fedredirect.checker")
 
-#: Publishes are at least this far apart (seconds), so results that finish together go out
-#: in one write; a change after a quiet spell goes out at once.
+#: Routine publishes (records that changed only in their check time, or in pod counts that
+#: move no state) are at least this far apart (seconds), so results that finish together go
+#: out in one write.
 PUBLISH_INTERVAL = 0.1
+#: A change that can move a member's state goes out at once, but publishes are never closer
+#: than this, so a burst of them is still coalesced.
+URGENT_SPACING = 0.01
 
 
 class Checker:
@@ -59,6 +63,7 @@ class Checker:
         self.fence: int | None = None  # the writer lease's fencing token while we hold it
         self.metrics = CheckerMetrics(self.current_view, lambda: self.last_published_at)
         self._changed = asyncio.Event()
+        self._urgent = asyncio.Event()  # a change that can move a state waits to be published
         self._next_health: dict[str, float] = {}
         self._dirty: set[str] = set()  # members whose records changed since the last publish
         self._meaningful = True  # a change that can move a state (not just checked_at)
@@ -113,8 +118,9 @@ class Checker:
         previous = self.observations.get(name)
         self.observations[name] = obs
         self._dirty.add(name)
-        if _state_may_change(previous, obs):
+        if _state_may_change(previous, obs, self.config.pod_headroom):
             self._meaningful = True
+            self._urgent.set()
         if health_due:
             wait = check.failed_period if health_is_failing(obs) else 0.0
             self._next_health[name] = time.monotonic() + wait
@@ -256,6 +262,7 @@ class Checker:
                 await asyncio.wait_for(self._changed.wait(), timeout=left)
         while True:
             self._changed.clear()
+            self._urgent.clear()
             started = time.monotonic()
             try:
                 await self.publish()
@@ -264,7 +271,12 @@ class Checker:
                 self._full_publish = True  # Redis may come back empty
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=period)
-            await asyncio.sleep(max(0.0, started + PUBLISH_INTERVAL - time.monotonic()))
+            # Routine changes wait out the interval; one that can move a state ends the wait.
+            routine = started + PUBLISH_INTERVAL - time.monotonic()
+            if routine > 0 and not self._urgent.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), timeout=routine)
+            await asyncio.sleep(max(0.0, started + URGENT_SPACING - time.monotonic()))
 
     async def run(self) -> None:
         """Check every member forever; publish while this checker holds the writer lease.
@@ -290,9 +302,11 @@ class Checker:
                         )
 
 
-def _state_may_change(old: MemberObservation | None, new: MemberObservation) -> bool:
-    """Whether ``new`` differs from ``old`` in anything but the time of the check: only
-    then can a member's state or the reference have moved."""
+def _state_may_change(old: MemberObservation | None, new: MemberObservation, headroom: int) -> bool:
+    """Whether ``new`` differs from ``old`` in anything that can move a member's state or
+    the reference: health verdict and reasons, fullness (not the pod count itself, which
+    changes with nearly every check of a busy member), versions, errors. A change only in
+    the time of the check cannot."""
     if old is None or old.versions != new.versions:
         return True
     if old.settled_versions != new.settled_versions or old.last_error != new.last_error:
@@ -300,12 +314,9 @@ def _state_may_change(old: MemberObservation | None, new: MemberObservation) -> 
     before, after = old.health, new.health
     if before is None or after is None:
         return before is not after
-    return (before.status, before.reasons, before.total_pods, before.quota) != (
-        after.status,
-        after.reasons,
-        after.total_pods,
-        after.quota,
-    )
+    if (before.status, before.reasons) != (after.status, after.reasons):
+        return True
+    return (full_reason(old, headroom) is None) != (full_reason(new, headroom) is None)
 
 
 def _parse_versions(answer: Answer) -> dict[str, str]:
