@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     p.add_argument("--port", type=int, default=8080, help="port to listen on (default %(default)s)")
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="processes serving the port, each with its own view of the store; their "
+        "redirect counts add up on /metrics (default %(default)s)",
+    )
     _add_log_args(p)
 
     p = sub.add_parser("status", help="print what the routers consider now")
@@ -258,24 +265,33 @@ def _raise_open_files_limit() -> None:
 
 def run_router(args: argparse.Namespace) -> int:
     _setup_logs(args)
-    import uvicorn
-
-    from router.app import create_app
+    from router.serve import serve
 
     sock = listen(args.host, args.port, "--port")
-    app = create_app(Store(connect(args.redis_url), args.key_prefix))
     log.info(
-        "router listening on http://%s:%d, reading %s (prefix %s)",
+        "router listening on http://%s:%d (%d worker%s), reading %s (prefix %s)",
         args.host,
         args.port,
+        args.workers,
+        "" if args.workers == 1 else "s",
         _redacted(args.redis_url),
         args.key_prefix,
     )
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", server_header=False
+    return serve(
+        sock,
+        redis_url=args.redis_url,
+        key_prefix=args.key_prefix,
+        workers=args.workers,
+        log_format=args.log_format,
+        log_level=args.log_level.upper(),
     )
-    uvicorn.Server(config).run(sockets=[sock])
-    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
 
 
 async def run_status(args: argparse.Namespace) -> int:

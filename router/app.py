@@ -17,7 +17,7 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
-from router.metrics import instrument
+from router.metrics import RouterMetrics
 from router.pages import render_status_page
 from router.proxy import proxy, target_url
 from router.redirect import RedirectApp, printable_ascii
@@ -42,13 +42,16 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(holder.run())
+        tasks = [asyncio.create_task(holder.run())]
+        if metrics.shared is not None:  # a worker of several: share its redirect counts
+            tasks.append(asyncio.create_task(metrics.shared.run()))
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await proxy_client.aclose()
             await store.client.aclose()
 
@@ -64,7 +67,7 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
     redirect = RedirectApp(holder, api)
     api.state.holder = holder
     api.state.redirect = redirect
-    instrument(api, holder, redirect)
+    metrics = RouterMetrics(api, holder, redirect)
 
     @api.get("/health")
     async def health() -> JSONResponse:

@@ -1,37 +1,59 @@
 """The router's Prometheus metrics: HTTP metrics for the FastAPI endpoints, plus redirects.
 
-Redirects are counted in a plain dict on the hot path and turned into
-``fedredirect_redirects_total`` only at scrape time, so counting costs a dict increment.
+Redirects are counted on the hot path by an integer increment on their route
+(:mod:`router.routes`) and turned into ``fedredirect_redirects_total`` only at scrape time.
+
+With several worker processes (``fedredirect router --workers N``) prometheus-client's
+multiprocess mode is on (``PROMETHEUS_MULTIPROC_DIR``): each worker copies its redirect
+counts into its own file every second and just before it answers a scrape, the HTTP metrics
+go to the same files, and a scrape sums the files of every worker that ever ran, so whichever
+worker answers gives the same totals and a restarted worker's counts are kept. The gauges
+(view age, fallback, outage, store) are those of the worker that answers: each keeps its own
+view of the same store.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Iterator
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import Counter as PromCounter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_fastapi_instrumentator import Instrumentator
+from starlette.responses import Response
 
 from router.redirect import RedirectApp
 from router.snapshot import SnapshotHolder
 
+#: Set (to a directory) when the router runs as several workers; see the module docstring.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: How often a worker copies its redirect counts to its file (it also does before a scrape).
+SHARE_INTERVAL = 1.0
+
 
 class RouterCollector(Collector):
-    def __init__(self, holder: SnapshotHolder, redirect: RedirectApp) -> None:
+    """This process's view gauges, and its redirect counts unless they are shared in files."""
+
+    def __init__(self, holder: SnapshotHolder, redirect: RedirectApp, *, redirects: bool) -> None:
         self.holder = holder
         self.redirect = redirect
+        self.redirects = redirects
 
     def collect(self) -> Iterator[Metric]:
-        redirects = CounterMetricFamily(
-            "fedredirect_redirects",
-            "launches redirected to a member, by why that member was chosen",
-            labels=["member", "reason"],
-        )
-        for (member, reason), count in sorted(self.redirect.counts.items()):
-            redirects.add_metric([member, reason], count)
-        yield redirects
+        if self.redirects:
+            redirects = CounterMetricFamily(
+                "fedredirect_redirects",
+                "launches redirected to a member, by why that member was chosen",
+                labels=["member", "reason"],
+            )
+            for (member, reason), count in sorted(self.redirect.counts.items()):
+                redirects.add_metric([member, reason], count)
+            yield redirects
         age = GaugeMetricFamily(
             "fedredirect_router_view_age_seconds",
             "seconds since this router last read the store successfully",
@@ -68,11 +90,59 @@ class RouterCollector(Collector):
         yield store_up
 
 
-def instrument(api: FastAPI, holder: SnapshotHolder, redirect: RedirectApp) -> CollectorRegistry:
-    """Expose /metrics on ``api`` with a registry of this router's own."""
-    registry = CollectorRegistry()
-    registry.register(RouterCollector(holder, redirect))
-    Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(api).expose(
-        api, include_in_schema=False
-    )
-    return registry
+class SharedRedirectCounts:
+    """Copies one worker's redirect counts into its prometheus-client multiprocess file."""
+
+    def __init__(self, redirect: RedirectApp) -> None:
+        self.redirect = redirect
+        self.counter = PromCounter(
+            "fedredirect_redirects",
+            "launches redirected to a member, by why that member was chosen",
+            ["member", "reason"],
+            registry=None,
+        )
+        self.shared: dict[tuple[str, str], int] = {}  # what the file holds already
+
+    def share(self) -> None:
+        """Add what was counted since the last call to the file (never twice, never lost)."""
+        for key, count in self.redirect.counts.items():
+            delta = count - self.shared.get(key, 0)
+            if delta > 0:
+                self.counter.labels(*key).inc(delta)
+                self.shared[key] = count
+
+    async def run(self, interval: float = SHARE_INTERVAL) -> None:
+        """Forever: share every ``interval`` seconds (and once more when cancelled)."""
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                self.share()
+        finally:
+            self.share()
+
+
+class RouterMetrics:
+    """``/metrics`` of one router process, in either mode (see the module docstring)."""
+
+    def __init__(self, api: FastAPI, holder: SnapshotHolder, redirect: RedirectApp) -> None:
+        self.registry = CollectorRegistry()
+        Instrumentator(registry=self.registry, excluded_handlers=["/metrics"]).instrument(api)
+        multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        self.shared = SharedRedirectCounts(redirect) if multiprocess else None
+        self.collector = RouterCollector(holder, redirect, redirects=not multiprocess)
+        if not multiprocess:
+            self.registry.register(self.collector)
+        api.add_api_route("/metrics", self.scrape, methods=["GET"], include_in_schema=False)
+
+    def exposition(self) -> bytes:
+        """The text a scrape gets: every worker's counters when they share files."""
+        if self.shared is None:
+            return generate_latest(self.registry)
+        self.shared.share()
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        registry.register(self.collector)
+        return generate_latest(registry)
+
+    async def scrape(self) -> Response:
+        return Response(self.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -1,56 +1,85 @@
 """The hot path: ``GET|HEAD /build/...`` answered with a 307 to a member, as plain ASGI.
 
-It does only what a redirect needs: read the in-memory view, parse one cookie, ask the
-core for a decision, and send headers. The Location is always a configured member URL
-followed by the request's own path and query, which are checked to be printable ASCII,
-so no request can steer the redirect to another host. Like BinderHub's build API, every
-/build/ answer allows any origin (CORS) and a preflight (``OPTIONS /build/...``) gets 200.
+It does only what a redirect needs: look up the launch path in the routing table of the
+current view (:mod:`router.routes`, where the balancer's decision is kept per generation),
+read the ``host`` cookie (a dict lookup of its value), and send headers. The Location is
+always a configured member URL followed by the request's own path and query, which are
+checked to be printable ASCII, so no request can steer the redirect to another host.
+Like BinderHub's build API, every /build/ answer allows any origin (CORS) and a preflight
+(``OPTIONS /build/...``) gets 200.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from collections.abc import Callable
-from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import unquote
 
+from router.routes import RoutingTable
 from router.snapshot import SnapshotHolder
-from shared.balance import repo_path
 
 Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Any]
 
-_UNSAFE_COOKIE_PATH = frozenset(';,"\\')
 #: Longer launch targets are refused: no repository spec needs them, and the Location and
 #: cookie would carry them whole.
 MAX_TARGET_BYTES = 8192
+#: Longer Cookie headers are not read (the browser sends the sticky cookie in far less).
+MAX_COOKIE_BYTES = 8192
 #: Every /build/ answer says any origin may read it, as BinderHub's build API does, so a
 #: launch page on another site sees the real status (a 503, say) instead of a network error.
-_CORS = [(b"access-control-allow-origin", b"*")]
+_ALLOW_ANY_ORIGIN = (b"access-control-allow-origin", b"*")
+_CORS = [_ALLOW_ANY_ORIGIN]
 #: The answer to a CORS preflight of a launch (OPTIONS), as BinderHub gives it.
 _PREFLIGHT = [*_CORS, (b"access-control-allow-headers", b"cache-control")]
+_NO_STORE = (b"cache-control", b"no-store")
+_TEXT = (b"content-type", b"text/plain; charset=utf-8")
+_EMPTY = (b"content-length", b"0")
+#: Servers only read the messages they are sent, so the empty body can be one constant.
+_EMPTY_BODY = {"type": "http.response.body", "body": b""}
+_LAUNCH_METHODS = frozenset(("GET", "HEAD"))
+_not_printable = re.compile(rb"[^\x21-\x7e]").search
 
 
 def printable_ascii(data: bytes) -> bool:
-    return all(0x21 <= b <= 0x7E for b in data)
+    """Only visible ASCII (no space, no control, nothing above 0x7E)."""
+    return _not_printable(data) is None
 
 
 def _has_control(path: str) -> bool:
     return any(c < " " or c == "\x7f" for c in path)
 
 
-def _sticky_url(headers: list[tuple[bytes, bytes]]) -> str | None:
-    for name, value in headers:
-        if name == b"cookie" and len(value) <= 8192:
-            jar: SimpleCookie = SimpleCookie()
-            try:
-                jar.load(value.decode("latin-1"))
-            except Exception:  # a malformed cookie header is simply ignored
-                return None
-            morsel = jar.get("host")
-            return morsel.value if morsel is not None else None
+def _malformed(scope: Scope) -> bool:
+    """A request the HTTP parser let through that no client sends: an HTTP/0.9 request line
+    followed by headers (``GET /p\\r\\nSet-Cookie: x HTTP/1.1``: a CR or LF in a target, as
+    httptools reads it), or HTTP/1.1 without Host (RFC 9112 3.2: a server must answer 400).
+    """
+    version = scope.get("http_version")
+    if version == "0.9":
+        return True
+    return version == "1.1" and not any(name == b"host" for name, _ in scope["headers"])
+
+
+def host_cookie(header: bytes) -> bytes | None:
+    """The value of the first ``host`` cookie in a Cookie header, unquoted, as sent.
+
+    Cookie pairs are split at ``;`` and trimmed (RFC 6265 5.4, as browsers send them); a
+    browser sends the cookie with the longest path first, so the first ``host`` is the
+    repository's own. No character is interpreted: the value is only ever compared with
+    member URLs, so anything else (quotes, escapes, binary) simply matches no member."""
+    if b"host" not in header:
+        return None
+    for pair in header.split(b";"):
+        name, eq, value = pair.partition(b"=")
+        if eq and name.strip(b" \t") == b"host":
+            value = value.strip(b" \t")
+            if len(value) >= 2 and value[0] == 0x22 and value[-1] == 0x22:  # "quoted"
+                value = value[1:-1]
+            return value
     return None
 
 
@@ -64,66 +93,122 @@ def _origin_form(scope: Scope) -> Scope:
     return {**scope, "raw_path": path, "path": unquote(path.decode("latin-1"))}
 
 
-def _is_https(scope: Scope) -> bool:
-    for name, value in scope["headers"]:
-        if name == b"x-forwarded-proto":
-            return value.split(b",")[0].strip().lower() == b"https"
-    return bool(scope.get("scheme") == "https")
-
-
 class RedirectApp:
     """ASGI app: /build/ launches here, everything else to ``fallthrough`` (FastAPI)."""
 
     def __init__(self, holder: SnapshotHolder, fallthrough: ASGIApp) -> None:
         self.holder = holder
         self.fallthrough = fallthrough
-        self.counts: Counter[tuple[str, str]] = Counter()  # (member, reason) -> redirects
         self.random = random.random
+        self.table: RoutingTable | None = None  # of the view last served
+        self._retired: Counter[tuple[str, str]] = Counter()  # counts of replaced tables
+
+    @property
+    def counts(self) -> Counter[tuple[str, str]]:
+        """Redirects by (member, reason) since this process started."""
+        total = Counter(self._retired)
+        if self.table is not None:
+            total.update(self.table.counts())
+        return total
+
+    def routing(self) -> RoutingTable | None:
+        """The routing table of the holder's current view (kept while its identity is)."""
+        view = self.holder.view
+        table = self.table
+        if view is None:
+            return None
+        if table is None:
+            table = self.table = RoutingTable(view)
+        elif table.view is not view:
+            table = table.for_view(view)
+            if table is not self.table:  # a new generation: keep what the old one counted
+                assert self.table is not None
+                self._retired.update(self.table.counts())
+                self.table = table
+        return table
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         """Redirect a launch to a member, decided on one view; anything else goes on."""
         if (
             scope["type"] != "http"
-            or scope["method"] not in ("GET", "HEAD")
+            or scope["method"] not in _LAUNCH_METHODS
             or not scope["path"].startswith("/build/")
         ):
             await self._not_a_launch(scope, receive, send)
             return
         head = scope["method"] == "HEAD"
-        raw_path, query = request_target(scope)
-        if len(raw_path) + len(query) > MAX_TARGET_BYTES:
-            await _send(send, 414, _CORS, b"request target too long\n", head=head)
-            return
-        if not raw_path.startswith(b"/build/") or not printable_ascii(raw_path + query):
-            await _send(send, 400, _CORS, b"bad request path\n", head=head)
-            return
-        view = self.holder.view
-        if view is None:
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
+        query = scope.get("query_string", b"")  # as request_target(scope), inline: hot
+        table = self.table
+        if table is None or table.view is not self.holder.view:
+            table = self.routing()
+        entry = None if table is None else table.paths.get(raw_path)
+        if entry is None or query:  # a cached path was checked when it entered the cache
+            if len(raw_path) + len(query) > MAX_TARGET_BYTES:
+                await _send(send, 414, _CORS, b"request target too long\n", head=head)
+                return
+            if not raw_path.startswith(b"/build/") or not printable_ascii(raw_path + query):
+                await _send(send, 400, _CORS, b"bad request path\n", head=head)
+                return
+        if table is None:
             body = b"no view of the federation yet; retry shortly\n"
             await _send(send, 503, _CORS, body, head=head)
             return
-        path = raw_path.decode("ascii")
-        decision = view.pick(path, _sticky_url(scope["headers"]), self.random())
-        if decision.url is None or decision.member is None or decision.reason is None:
+        if entry is None:
+            entry = table.entry(raw_path)
+        # One pass over the headers: the sticky cookie, whether the client used https, and
+        # whether the request is well formed (see _malformed).
+        route = None
+        https = scope.get("scheme") == "https"
+        cookie_seen = forwarded_seen = host_seen = False
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host_seen = True
+            elif name == b"cookie":
+                if not cookie_seen and len(value) <= MAX_COOKIE_BYTES:
+                    sticky = host_cookie(value)
+                    if sticky is not None:
+                        cookie_seen = True
+                        route = table.sticky.get(sticky)
+            elif name == b"x-forwarded-proto" and not forwarded_seen:
+                forwarded_seen = True
+                https = value.split(b",")[0].strip().lower() == b"https"
+        version = scope.get("http_version")
+        if version == "0.9" or (version == "1.1" and not host_seen):
+            await _send(send, 400, _CORS, b"bad request\n", head=head)
+            return
+        if route is None:
+            route = entry[1] if table.cached else table.decide(raw_path.decode(), self.random())
+        if route is None:
             headers = [*_CORS, (b"retry-after", b"30")]
             await _send(send, 503, headers, _NOBODY_PAGE, b"text/html", head)
             return
-        self.counts[(decision.member, decision.reason)] += 1
-        location = decision.url + path + ("?" + query.decode("ascii") if query else "")
-        cookie = _cookie(decision.url, path, view.config.cookie_max_age_seconds, scope)
-        headers = [
-            (b"location", location.encode("ascii")),
-            *_CORS,
-            (b"cache-control", b"no-store"),
-            (b"set-cookie", cookie),
-        ]
-        await _send(send, 307, headers, b"")
+        route.count += 1
+        tail = table.cookie_tail_secure if https else table.cookie_tail
+        location = route.url + raw_path + (b"?" + query if query else b"")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 307,
+                "headers": [
+                    (b"location", location),
+                    _ALLOW_ANY_ORIGIN,
+                    _NO_STORE,
+                    (b"set-cookie", route.cookie_head + entry[0] + tail),
+                    _TEXT,
+                    _EMPTY,
+                ],
+            }
+        )
+        await send(_EMPTY_BODY)
 
     async def _not_a_launch(self, scope: Scope, receive: Any, send: Any) -> None:
         """An absolute-form target is served by its path (so it may be a launch after all);
         a CORS preflight of a launch is answered here; FastAPI gets the rest."""
         if scope["type"] != "http":
             await self.fallthrough(scope, receive, send)
+        elif _malformed(scope):
+            await _send(send, 400, [], b"bad request\n", head=scope["method"] == "HEAD")
         elif not scope["path"].startswith("/"):
             await self(_origin_form(scope), receive, send)  # its path starts with "/"
         elif scope["method"] == "OPTIONS" and scope["path"].startswith("/build/"):
@@ -140,18 +225,6 @@ def request_target(scope: Scope) -> tuple[bytes, bytes]:
     """The raw path and query of a request, as the client sent them (still encoded)."""
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
     return raw_path, scope.get("query_string", b"")
-
-
-def _cookie(url: str, path: str, max_age: int, scope: Scope) -> bytes:
-    """The sticky ``host`` cookie, scoped to the repository's launch path."""
-    cookie_path = repo_path(path)
-    if _UNSAFE_COOKIE_PATH.intersection(cookie_path):
-        cookie_path = "/build/"
-    parts = [f"host={url}", f"Path={cookie_path}", f"Max-Age={max_age}", "HttpOnly"]
-    parts.append("SameSite=Lax")
-    if _is_https(scope):
-        parts.append("Secure")
-    return "; ".join(parts).encode("ascii")
 
 
 _NOBODY_PAGE = (

@@ -9,7 +9,7 @@ reason is kept so the status view shows all of them (a member can be full *and* 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from shared.balance import Target, cache_key, rendezvous_pick, weighted_random_pick
@@ -146,6 +146,12 @@ class View:
     heartbeat_age: float | None
     outage_active: bool = False  # the checker's heartbeat is too old: outage.policy applies
     outage_reason: str | None = None
+    #: ``targets`` by member URL, derived on construction: the sticky-cookie check is a
+    #: dict lookup however many members there are (member URLs are unique in a config).
+    targets_by_url: Mapping[str, Target] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "targets_by_url", {t.url: t for t in self.targets})
 
     def member(self, name: str) -> MemberView | None:
         return next((m for m in self.members if m.name == name), None)
@@ -349,10 +355,22 @@ def fallback_targets(policy: FallbackPolicy, members: tuple[MemberView, ...]) ->
 
 def pick(view: View, path: str, sticky_url: str | None, u: float) -> Decision:
     """The balancing decision for one request: cookie, else balancer, else fallback."""
-    if sticky_url is not None and not view.fallback_active:
-        for target in view.targets:
-            if target.url == sticky_url:
-                return Decision(target.name, target.url, "cookie")
+    return sticky_decision(view, sticky_url) or balance(view, path, u)
+
+
+def sticky_decision(view: View, sticky_url: str | None) -> Decision | None:
+    """The sticky cookie's member, honoured only while it is a target and no fallback is
+    active (a fallback set is not a choice a cookie may pin); else None."""
+    if sticky_url is None or view.fallback_active:
+        return None
+    target = view.targets_by_url.get(sticky_url)
+    return None if target is None else Decision(target.name, target.url, "cookie")
+
+
+def balance(view: View, path: str, u: float) -> Decision:
+    """The balancer's decision for a request path, ignoring any cookie. With ``rendezvous``
+    it depends on the path (its cache key) and the targets only, so a caller may keep it
+    for as long as the targets stay the same; with ``random`` it depends on ``u``."""
     if view.config.load_balancer == "random":
         chosen = weighted_random_pick(u, view.targets)
     else:

@@ -1,0 +1,184 @@
+"""Serving a router: one process, or N forked workers accepting on one listening socket.
+
+The caller binds the socket, so a taken port is a one-line message before anything starts.
+With one worker the app is served in this process. With N, this process forks N workers
+that all accept on that socket (the kernel hands each connection to one of them), starts a
+new one when one dies, and stops them all on SIGTERM or SIGINT. Each worker builds its own
+app after the fork: its own connection to the store and its own view. Their redirect
+counters meet in prometheus-client's multiprocess files (:mod:`router.metrics`), in a
+directory made here unless ``PROMETHEUS_MULTIPROC_DIR`` names one.
+
+Every process runs uvicorn with httptools and uvloop (``uvicorn[standard]``), named
+explicitly so the router never falls back to the pure-Python parser and event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+log = logging.getLogger("fedredirect")
+
+#: The uvicorn settings of every router process (the benchmark serves its bare app with them).
+SERVER_SETTINGS: dict[str, Any] = {
+    "http": "httptools",
+    "loop": "uvloop",
+    "lifespan": "on",
+    "log_level": "warning",
+    "access_log": False,
+    "server_header": False,
+    # The redirect reads X-Forwarded-Proto itself; nothing else uses the client address.
+    "proxy_headers": False,
+}
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # router.metrics reads it
+STARTUP_FAILURE = 3  # as uvicorn exits when the app cannot start
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: A worker that exits within this many seconds of its start, twice in a row, is not
+#: started again: the app cannot start (a bug, a bad setting), so the router exits.
+CRASH_LOOP_SECONDS = 5.0
+
+
+def serve(
+    sock: socket.socket,
+    *,
+    redis_url: str,
+    key_prefix: str,
+    workers: int = 1,
+    log_format: str = "text",
+    log_level: str = "INFO",
+) -> int:
+    """Serve the router on ``sock`` (listening) until stopped; the exit status."""
+
+    def run_worker() -> int:
+        from fedredirect.logs import setup_logging
+        from router.app import create_app
+        from shared.store import Store, connect
+
+        setup_logging(log_format, log_level)
+        app = create_app(Store(connect(redis_url), key_prefix))
+        server = uvicorn.Server(uvicorn.Config(app, **SERVER_SETTINGS))
+        server.run(sockets=[sock])
+        return 0 if server.started else STARTUP_FAILURE
+
+    if workers == 1:
+        return run_worker()
+    with _multiprocess_dir():
+        import router.app  # noqa: F401  imported once here, shared by every fork
+
+        return Supervisor(run_worker, workers).run()
+
+
+class Supervisor:
+    """Keeps ``workers`` forked processes running ``run_worker`` until told to stop."""
+
+    def __init__(self, run_worker: Callable[[], int], workers: int) -> None:
+        self.run_worker = run_worker
+        self.workers = workers
+        self.children: dict[int, float] = {}  # pid -> when it started
+        self.stopping = False
+
+    def run(self) -> int:
+        previous = {sig: signal.signal(sig, self._stop) for sig in _STOP_SIGNALS}
+        status = 0
+        quick_exits = 0
+        try:
+            for _ in range(self.workers):
+                self._start()
+            while self.children:
+                try:
+                    pid, code = os.wait()
+                except ChildProcessError:
+                    break
+                started = self.children.pop(pid, None)
+                if started is None or self.stopping:
+                    continue
+                quick = time.monotonic() - started < CRASH_LOOP_SECONDS
+                quick_exits = quick_exits + 1 if quick else 0
+                log.warning(
+                    "router worker %d exited (%s)%s",
+                    pid,
+                    _describe(code),
+                    "; stopping: it cannot start" if quick_exits >= 2 else "; starting another",
+                )
+                if quick_exits >= 2:
+                    status = 1
+                    self._stop(signal.SIGTERM, None)
+                else:
+                    self._start()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return status
+
+    def _start(self) -> None:
+        # Signals wait until each side has its own handlers: a worker never runs ours.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        pid = os.fork()
+        if pid == 0:  # the worker: uvicorn's signal handling; never returns
+            code = 1
+            try:
+                for sig in _STOP_SIGNALS:
+                    signal.signal(sig, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+                code = self.run_worker()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        self.children[pid] = time.monotonic()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        if self.stopping:  # told to stop while this one was being started
+            os.kill(pid, signal.SIGTERM)
+
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
+        """Stop every worker (each finishes its requests and lifespan as uvicorn does)."""
+        self.stopping = True
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"signal {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"status {os.waitstatus_to_exitcode(status)}"
+
+
+@contextlib.contextmanager
+def _multiprocess_dir() -> Iterator[Path]:
+    """``PROMETHEUS_MULTIPROC_DIR`` for the workers, emptied first: the one given in the
+    environment, or a temporary one removed at the end."""
+    given = os.environ.get(MULTIPROC_ENV)
+    made = not given
+    path = Path(given) if given else Path(tempfile.mkdtemp(prefix="fedredirect-router-metrics-"))
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):  # a previous run's counts are not this run's
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(path)
+    # prometheus-client picks its value store when first imported: pick again, in case it
+    # was imported before the variable was set.
+    from prometheus_client import values
+
+    values.ValueClass = values.get_value_class()
+    try:
+        yield path
+    finally:
+        if made:
+            os.environ.pop(MULTIPROC_ENV, None)
+            shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,169 @@
+"""`fedredirect router --workers 3`: three processes on one port, and /metrics still adds up.
+
+A real redis-server, three simulated members and a checker; the router runs as a subprocess
+with its prometheus-client multiprocess directory in the test's own tmp_path, so the test can
+see which worker counted what. Every launch and every scrape is a new connection, so the
+kernel hands them to whichever worker accepts first.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
+
+from fedredirect.dev import child, fedredirect_command
+from fedredirect.simulator import MemberSimState
+from tests.support.members import running_members
+from tests.support.procs import checker, free_port, status, wait_for, write_config
+
+WORKERS = 3
+LAUNCHES = 600
+
+
+def redirect_total(text: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "fedredirect_redirects_total"
+    )
+
+
+def scrape(url: str) -> float:
+    """fedredirect_redirects_total summed over members and reasons, on a new connection."""
+    response = httpx.get(f"{url}/metrics", timeout=5, headers={"connection": "close"})
+    response.raise_for_status()
+    return redirect_total(response.text)
+
+
+def workers_of(pid: int) -> set[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return {int(c) for c in children}
+
+
+def counted_by_worker(directory: Path) -> dict[int, float]:
+    """Redirects per worker pid, read from each worker's own multiprocess file."""
+    out: dict[int, float] = {}
+    for path in directory.glob("counter_*.db"):
+        pid = int(path.stem.removeprefix("counter_"))
+        for metric in MultiProcessCollector.merge([str(path)]):
+            out[pid] = out.get(pid, 0) + sum(
+                s.value for s in metric.samples if s.name == "fedredirect_redirects_total"
+            )
+    return out
+
+
+def test_three_workers_serve_one_port_and_metrics_add_up(
+    tmp_path: Path, redis_url: str, key_prefix: str
+) -> None:
+    states = [MemberSimState(n) for n in ("alpha", "beta", "gamma")]
+    with running_members(*states) as servers:
+        config = write_config(
+            tmp_path / "f.yaml",
+            {
+                "alpha": (servers[0], 50.0, True),
+                "beta": (servers[1], 40.0, False),
+                "gamma": (servers[2], 30.0, False),
+            },
+        )
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        metrics_dir = tmp_path / "metrics"
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        try:
+            command = fedredirect_command(
+                "router", "--workers", str(WORKERS), "--port", str(port),
+                "--redis-url", redis_url, "--key-prefix", key_prefix,
+            )  # fmt: skip
+            router_log = tmp_path / "router.log"
+            with (
+                checker(config, redis_url, key_prefix, tmp_path / "checker.log"),
+                child(command, log=router_log) as router,
+            ):
+                workers = wait_for(
+                    lambda: len(workers_of(router.pid)) == WORKERS and workers_of(router.pid),
+                    20,
+                    "three worker processes",
+                )
+                # Every worker has its own view: ask until a run of answers all see 3 members.
+                wait_for(
+                    lambda: all(len(status(url)["targets"]) == 3 for _ in range(3 * WORKERS)),
+                    20,
+                    "every worker serving three members",
+                )
+                assert scrape(url) == 0
+
+                locations = set()
+                for i in range(LAUNCHES):
+                    response = httpx.get(
+                        f"{url}/build/gh/org/repo{i}/HEAD", headers={"connection": "close"}
+                    )
+                    assert response.status_code == 307, response.text
+                    locations.add(response.headers["location"].split("/build/")[0])
+                assert locations == {s.url for s in servers}
+
+                # Each worker shares its counts within a second, and before it answers a
+                # scrape: once all have, every scrape, whoever answers it, sees them all.
+                wait_for(
+                    lambda: sum(counted_by_worker(metrics_dir).values()) == LAUNCHES,
+                    10,
+                    "every worker's counts in its file",
+                )
+                per_worker = counted_by_worker(metrics_dir)
+                assert set(per_worker) <= workers
+                assert sum(1 for n in per_worker.values() if n > 0) >= 2, per_worker
+                totals = [scrape(url) for _ in range(4 * WORKERS)]
+                assert totals == [LAUNCHES] * len(totals), (totals, per_worker)
+
+                # A worker that dies is replaced; what it counted stays in the total.
+                victim = max(per_worker, key=lambda pid: per_worker[pid])
+                os.kill(victim, signal.SIGKILL)
+                wait_for(
+                    lambda: (
+                        victim not in workers_of(router.pid)
+                        and len(workers_of(router.pid)) == WORKERS
+                    ),
+                    20,
+                    "a new worker in place of the killed one",
+                )
+                assert router.poll() is None
+                for i in range(30):
+                    httpx.get(f"{url}/build/gh/org/again{i}/HEAD", headers={"connection": "close"})
+                wait_for(lambda: scrape(url) == LAUNCHES + 30, 10, "the total after a restart")
+                assert {scrape(url) for _ in range(2 * WORKERS)} == {LAUNCHES + 30}
+
+                router.terminate()
+                assert router.wait(timeout=15) == 0, router_log.read_text()
+            assert not workers_of_alive(workers | set(per_worker))
+        finally:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+
+def workers_of_alive(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running (not zombies of another parent)."""
+    alive = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            continue
+        if state != "Z":
+            alive.add(pid)
+    return alive
+
+
+def test_workers_must_be_at_least_one() -> None:
+    result = subprocess.run(
+        [*fedredirect_command("router", "--workers", "0")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "--workers: must be 1 or more, got 0" in result.stderr
