@@ -1,0 +1,277 @@
+"""The router's routing table: the balancer's decision kept per view generation, bounded;
+random never kept; the sticky cookie a dict lookup; counts kept across generations."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import router.routes
+from router.redirect import RedirectApp, host_cookie
+from router.routes import RoutingTable, cookie_path
+from shared.config import parse_config
+from shared.evaluate import View, evaluate
+from shared.records import CheckerHeartbeat, HealthObservation, MemberObservation
+
+NOW = 1_700_000_000.0
+VERSIONS = {"binderhub": "1.0"}
+
+
+def view_of(
+    members: dict[str, float], *, full: tuple[str, ...] = (), now: float = NOW, **settings: Any
+) -> View:
+    """Every member eligible (but those ``full``), weights as given, the first the prime."""
+    names = list(members)
+    config = parse_config(
+        {
+            **settings,
+            "members": {
+                name: {"url": f"https://{name}.example.org", "weight": w, "prime": name == names[0]}
+                for name, w in members.items()
+            },
+        }
+    )
+    observations = {
+        name: MemberObservation(
+            member=name,
+            checked_at=NOW,
+            health=HealthObservation("ok", (), 100 if name in full else 1, 100, NOW),
+            versions=dict(VERSIONS),
+            versions_at=NOW,
+        )
+        for name in names
+    }
+    return evaluate(config, observations, {}, CheckerHeartbeat("c", NOW, NOW, 1), now)
+
+
+THREE = {"alpha": 50.0, "beta": 40.0, "gamma": 30.0}
+HUNDRED = {f"m{i:03d}": 10.0 + i % 7 for i in range(100)}
+
+
+def launch(i: int | str, ref: str = "HEAD") -> bytes:
+    return f"/build/gh/org/repo{i}/{ref}".encode()
+
+
+class CountingBalance:
+    """Wraps ``router.routes.balance`` (the core's pure function) and counts its calls."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        self.real = router.routes.balance
+        monkeypatch.setattr(router.routes, "balance", self)
+
+    def __call__(self, view: View, path: str, u: float) -> Any:
+        self.calls += 1
+        return self.real(view, path, u)
+
+
+# --- the same decisions as the core -----------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    members=st.sampled_from([THREE, HUNDRED, {"solo": 1.0}]),
+    repo=st.text("abcXYZ019-_.", min_size=1, max_size=12),
+    provider=st.sampled_from(["gh", "gl", "gist", "git", "zenodo", "GH"]),
+    ref=st.text("abc019-_.", min_size=1, max_size=6),
+)
+def test_a_cached_route_is_the_core_pick(
+    members: dict[str, float], repo: str, provider: str, ref: str
+) -> None:
+    view = view_of(members)
+    table = RoutingTable(view)
+    path = f"/build/{provider}/org/{repo}/{ref}"
+    decision = view.pick(path)
+    for _ in range(2):  # computed, then from the cache
+        _, route = table.entry(path.encode())
+        assert route is not None
+        assert route.url == decision.url.encode()  # type: ignore[union-attr]
+        assert route.counted == (decision.member, "balancer")
+
+
+def test_the_balancer_runs_once_per_key_per_generation(monkeypatch: pytest.MonkeyPatch) -> None:
+    balance = CountingBalance(monkeypatch)
+    table = RoutingTable(view_of(HUNDRED))
+    for _ in range(3):
+        for i in range(50):
+            for ref in ("HEAD", "main", "v1"):  # every ref of a repository has one key
+                table.entry(launch(i, ref))
+    assert balance.calls == 50
+    assert len(table.keys) == 50 and len(table.paths) == 150
+    # the paths of one key share one route object
+    assert table.entry(launch(7, "HEAD"))[1] is table.entry(launch(7, "v1"))[1]
+
+
+def test_a_reevaluated_view_keeps_the_table_and_its_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    balance = CountingBalance(monkeypatch)
+    view = view_of(THREE)
+    table = RoutingTable(view)
+    for i in range(20):
+        table.entry(launch(i))
+    later = view_of(THREE, now=NOW + 0.5)  # what the router's timer makes every 0.5 s
+    assert later is not view and later.targets == view.targets
+    assert table.for_view(later) is table and table.view is later
+    for i in range(20):
+        table.entry(launch(i))
+    assert balance.calls == 20
+
+
+def test_a_new_generation_starts_an_empty_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    view = view_of(THREE)
+    table = RoutingTable(view)
+    for i in range(200):
+        table.entry(launch(i))
+    beta_full = view_of(THREE, full=("beta",))
+    fresh = table.for_view(beta_full)
+    assert fresh is not table and not fresh.paths and not fresh.keys
+    assert {fresh.entry(launch(i))[1].counted[0] for i in range(200)} == {"alpha", "gamma"}  # type: ignore[union-attr]
+    # what else makes a new generation: the balancer, fallback, outage, cookie age
+    for other in (
+        view_of(THREE, load_balancer="random"),
+        view_of(THREE, host_cookie_age_hours=1),
+        view_of(THREE, full=tuple(THREE)),  # nobody eligible: the fallback
+        view_of(THREE, now=NOW + 3600),  # the checker's heartbeat is old: the outage policy
+        view_of({**THREE, "beta": 41.0}),
+    ):
+        assert table.for_view(other) is not table
+
+
+def test_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    view = view_of(THREE)
+    table = RoutingTable(view, max_paths=100)
+    for i in range(1_000):
+        path = launch(i)
+        cookie, route = table.entry(path)
+        assert len(table.paths) <= 100 and len(table.keys) <= 100
+        assert route is not None and route.url == view.pick(path.decode()).url.encode()  # type: ignore[union-attr]
+        assert cookie == f"/build/gh/org/repo{i}".encode()
+
+
+def test_random_balancing_is_never_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    balance = CountingBalance(monkeypatch)
+    table = RoutingTable(view_of(THREE, load_balancer="random"))
+    assert not table.cached
+    _cookie, route = table.entry(launch(1))
+    assert route is None and not table.keys and balance.calls == 0
+    picked = Counter(
+        table.decide("/build/gh/org/repo1/HEAD", i / 120).counted[0] for i in range(120)
+    )  # type: ignore[union-attr]
+    assert picked == {"alpha": 50, "beta": 40, "gamma": 30}
+    assert balance.calls == 120
+
+
+def test_the_sticky_cookie_is_a_lookup_of_the_targets_urls() -> None:
+    view = view_of(HUNDRED, full=("m007",))
+    table = RoutingTable(view)
+    assert set(table.sticky) == {t.url.encode() for t in view.targets}
+    route = table.sticky[b"https://m042.example.org"]
+    assert route.counted == ("m042", "cookie") and route.url == b"https://m042.example.org"
+    for other in (b"https://m007.example.org", b"https://m042.example.org/", b"https://evil"):
+        assert other not in table.sticky
+    # during the fallback no cookie pins a launch
+    assert RoutingTable(view_of(THREE, full=tuple(THREE))).sticky == {}
+
+
+def test_cookie_path_is_the_repository_or_build() -> None:
+    assert cookie_path(b"/build/gh/Org/Repo/HEAD") == b"/build/gh/Org/Repo"
+    assert cookie_path(b"/build/zenodo/10.5281/zenodo.1") == b"/build/zenodo/10.5281/zenodo.1"
+    for unsafe in (b'/build/gh/o/"r/HEAD', b"/build/gh/o/r;x/HEAD", b"/build/gh/o/r,x/HEAD"):
+        assert cookie_path(unsafe) == b"/build/"
+
+
+# --- the host cookie --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        (b"host=https://a.example.org", b"https://a.example.org"),
+        (b'host="https://a.example.org"', b"https://a.example.org"),
+        (b"x=1; host=https://a; y=2", b"https://a"),
+        (b"x=1;host=https://a", b"https://a"),
+        (b"  host =  https://a  ", b"https://a"),
+        (b"host=https://first; host=https://second", b"https://first"),  # longest path first
+        (b"host=", b""),
+        (b'host="', b'"'),
+        (b"hostname=x; xhost=y; Host=z", None),
+        (b"host", None),
+        (b"x=host", None),
+        (b"", None),
+        (b"host=a=b", b"a=b"),
+        (b"host=\xff\xfe", b"\xff\xfe"),
+    ],
+)
+def test_host_cookie(header: bytes, value: bytes | None) -> None:
+    assert host_cookie(header) == value
+
+
+# --- counting ---------------------------------------------------------------------------------
+
+
+class Holder:
+    def __init__(self, view: View) -> None:
+        self.view: View | None = view
+
+
+async def _no_fallthrough(scope: Any, receive: Any, send: Any) -> None:
+    raise AssertionError("not a launch")
+
+
+def call(app: RedirectApp, path: bytes, cookie: bytes | None = None) -> dict[str, Any]:
+    headers = [(b"host", b"router.example.org")]
+    if cookie is not None:
+        headers.append((b"cookie", cookie))
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "https",
+        "path": path.decode(),
+        "raw_path": path,
+        "query_string": b"",
+        "headers": headers,
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    asyncio.run(app(scope, receive, send))
+    return {"status": sent[0]["status"], **dict(sent[0]["headers"])}
+
+
+def test_counts_survive_a_new_generation() -> None:
+    view = view_of(THREE)
+    holder = Holder(view)
+    app = RedirectApp(holder, _no_fallthrough)  # type: ignore[arg-type]
+    for i in range(30):
+        assert call(app, launch(i))["status"] == 307
+    call(app, launch(1), cookie=b"host=https://gamma.example.org")
+    first = app.counts
+    assert sum(first.values()) == 31 and first[("gamma", "cookie")] == 1
+    holder.view = view_of(THREE, full=("alpha",))  # a new generation
+    answer = call(app, launch(99), cookie=b"host=https://alpha.example.org")
+    assert answer[b"location"] != b"https://alpha.example.org" + launch(99)
+    assert answer[b"set-cookie"].endswith(b"; HttpOnly; SameSite=Lax; Secure")
+    later = app.counts
+    assert sum(later.values()) == 32
+    assert all(later[key] >= count for key, count in first.items())
+
+
+def test_an_unchanged_generation_answers_alike() -> None:
+    view = view_of(THREE)
+    holder = Holder(view)
+    app = RedirectApp(holder, _no_fallthrough)  # type: ignore[arg-type]
+    before = [call(app, launch(i)) for i in range(20)]
+    holder.view = replace(view, evaluated_at=NOW + 1)
+    assert [call(app, launch(i)) for i in range(20)] == before
+    assert sum(app.counts.values()) == 40
