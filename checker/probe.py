@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-import httpx
+import aiohttp
 
 from shared.payloads import PayloadError
 
@@ -64,36 +64,37 @@ class TooManyRedirects(PayloadError):
 
 
 async def fetch(
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     url: str,
     timeout: float,
     max_bytes: int,
     gate: asyncio.Semaphore | None = None,
 ) -> Answer:
     """GET ``url`` within ``timeout`` seconds overall, reading at most ``max_bytes``,
-    following at most MAX_REDIRECTS redirects (the client's ``max_redirects``). ``gate``
-    bounds the requests in flight; waiting for it does not count against ``timeout``."""
+    following at most MAX_REDIRECTS redirects. ``gate`` bounds the requests in flight;
+    waiting for it does not count against ``timeout``."""
     async with gate or contextlib.nullcontext():
         return await _fetch(client, url, timeout, max_bytes)
 
 
-async def _fetch(client: httpx.AsyncClient, url: str, timeout: float, max_bytes: int) -> Answer:
+async def _fetch(client: aiohttp.ClientSession, url: str, timeout: float, max_bytes: int) -> Answer:
     try:
         async with asyncio.timeout(timeout):
-            async with client.stream("GET", url) as response:
+            # aiohttp gives up on its max_redirects-th redirect: + 1 follows MAX_REDIRECTS.
+            async with client.get(url, max_redirects=MAX_REDIRECTS + 1) as response:
                 body = bytearray()
-                async for chunk in response.aiter_raw():
+                async for chunk in response.content.iter_any():
                     body += chunk
                     if len(body) > max_bytes:
                         raise TooLarge(f"body larger than {max_bytes} bytes")
-                return Answer(response.status_code, bytes(body), str(response.url))
+                return Answer(response.status, bytes(body), str(response.url))
     except TimeoutError:
         raise TransportError(f"no complete answer within {timeout:g}s", "timeout") from None
-    except httpx.TooManyRedirects:
+    except aiohttp.TooManyRedirects:
         raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects") from None
-    except httpx.ConnectError as exc:
+    except (aiohttp.ClientConnectorError, aiohttp.ClientSSLError) as exc:
         raise TransportError(f"connection failed: {_describe(exc)}", "connect") from None
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientError as exc:  # disconnects, bad answers, an unusable URL...
         raise TransportError(f"{type(exc).__name__}: {_describe(exc)}", "transport") from None
 
 
@@ -103,7 +104,7 @@ def _describe(exc: Exception) -> str:
 
 
 async def fetch_parsed(
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     url: str,
     parse: Callable[[Answer], T],
     *,
