@@ -15,11 +15,13 @@ explicitly so the router never falls back to the pure-Python parser and event lo
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import time
 import traceback
@@ -49,6 +51,7 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 #: A worker that exits within this many seconds of its start, twice in a row, is not
 #: started again: the app cannot start (a bug, a bad setting), so the router exits.
 CRASH_LOOP_SECONDS = 5.0
+SWITCH_INTERVAL = 0.0005  # seconds a thread holds the GIL while another waits for it
 
 
 def serve(
@@ -70,6 +73,14 @@ def serve(
         setup_logging(log_format, log_level)
         app = create_app(Store(connect(redis_url), key_prefix))
         server = uvicorn.Server(uvicorn.Config(app, **SERVER_SETTINGS))
+        # Everything imported so far lives as long as the process: out of the garbage
+        # collector's sight, a full collection scans only what came later (a 1,000-member
+        # view every re-evaluation), 5 ms instead of 70 ms without a pause in serving.
+        gc.collect()
+        gc.freeze()
+        # The view is evaluated in a thread (router.snapshot): with turns at the GIL of
+        # 0.5 ms instead of 5 ms, a redirect waits at most that long for a turn.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         server.run(sockets=[sock])
         return 0 if server.started else STARTUP_FAILURE
 
