@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
 
-from shared.evaluate import View, evaluate
+from shared.evaluate import View, evaluate, state_may_change
 from shared.store import Change, Snapshot, Store
 
 log = logging.getLogger("fedredirect.router")
@@ -77,9 +78,12 @@ class SnapshotHolder:
         return True
 
     async def run(self) -> None:
-        """Forever: wait for a notification or the poll interval, sync, re-evaluate."""
+        """Forever: wait for a notification or the poll interval, sync, re-evaluate: at once
+        when what was read can move a state, else once the poll interval has passed."""
         pubsub: Any = None
+        evaluated_at = -math.inf  # time.monotonic() of the last evaluation
         while True:
+            held = self.snapshot
             try:
                 if pubsub is None:
                     pubsub = self.store.client.pubsub()
@@ -102,11 +106,14 @@ class SnapshotHolder:
                         await pubsub.aclose()
                 pubsub = None
                 await asyncio.sleep(self.poll_interval)
-            # In a thread: a large federation's evaluation (8 ms at 1,000 members) then only
-            # slows the redirects it overlaps (they take turns at the GIL), never stops them.
-            view = await asyncio.to_thread(self.evaluated)
-            if view is not None:
-                self.view = view
+            due = time.monotonic() - evaluated_at >= self.poll_interval
+            if self.snapshot is not None and (due or may_move_a_state(held, self.snapshot)):
+                evaluated_at = time.monotonic()
+                # In a thread: a large federation's evaluation (8 ms at 1,000 members) then
+                # only slows the redirects it overlaps (turns at the GIL), never stops them.
+                view = await asyncio.to_thread(self.evaluated)
+                if view is not None:
+                    self.view = view
 
     def view_age(self) -> float | None:
         return None if self.synced_at is None else max(0.0, self.clock() - self.synced_at)
@@ -135,3 +142,22 @@ class SnapshotHolder:
             return False, body
         body["reason"] = None
         return True, body
+
+
+def may_move_a_state(held: Snapshot | None, read: Snapshot) -> bool:
+    """Whether the snapshot ``read`` may evaluate differently from ``held`` other than by
+    the passing of time: another config, drains or heartbeat writer, or a member record that
+    changed in more than its check time (``shared.evaluate.state_may_change``). Records a
+    read did not touch are the same objects, so only those it replaced are compared."""
+    if held is None or read.config_hash != held.config_hash or read.config is not held.config:
+        return True
+    if read.drains != held.drains:
+        return True
+    if (read.heartbeat is None) != (held.heartbeat is None):
+        return True
+    headroom = read.config.pod_headroom
+    return any(
+        state_may_change(held.observations.get(name), obs, headroom)
+        for name, obs in read.observations.items()
+        if obs is not held.observations.get(name)
+    ) or len(read.observations) != len(held.observations)

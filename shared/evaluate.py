@@ -88,6 +88,26 @@ def version_mismatch_reason(differences: tuple[str, ...], reference: Reference) 
     return f"version differs from the reference ({reference.source}) on: {', '.join(differences)}"
 
 
+def state_may_change(
+    old: MemberObservation | None, new: MemberObservation, pod_headroom: int
+) -> bool:
+    """Whether ``new`` differs from ``old`` in anything that can move a member's state or
+    the reference: health verdict and reasons, fullness (not the pod count itself, which
+    changes with nearly every check of a busy member), versions, errors. A change only in
+    the time of the check cannot: what time alone moves (a record or the reference growing
+    old) is judged against the checker's heartbeat at the next evaluation."""
+    if old is None or old.versions != new.versions:
+        return True
+    if old.settled_versions != new.settled_versions or old.last_error != new.last_error:
+        return True
+    before, after = old.health, new.health
+    if before is None or after is None:
+        return before is not after
+    if (before.status, before.reasons) != (after.status, after.reasons):
+        return True
+    return (full_reason(old, pod_headroom) is None) != (full_reason(new, pod_headroom) is None)
+
+
 # --- the view -----------------------------------------------------------------------------
 
 
