@@ -24,6 +24,7 @@ from checker.probe import Answer, Outcome, fetch_parsed
 from shared.changes import view_changes
 from shared.config import FederationConfig, MemberConfig
 from shared.evaluate import View, evaluate, full_reason
+from shared.history import describe, due_observations, observation_event, transitions
 from shared.observe import health_failure, health_is_failing, next_observation
 from shared.payloads import parse_health, parse_versions
 from shared.records import CheckerHeartbeat, Drain, HealthObservation, MemberObservation
@@ -72,6 +73,8 @@ class Checker:
         # Connections outlive the wait for the next check (httpx drops idle ones after 5 s
         # by default, so every check of every member opened a new one, TLS included).
         self.clients = OriginClients(keepalive=3 * config.check.period + 5)
+        self._history_kept: dict[str, float] = {}  # member -> when its record was last kept
+        self._history_trimmed_at = 0.0
 
     # --- one round for one member -------------------------------------------------------
 
@@ -203,13 +206,39 @@ class Checker:
         if drains != self.drains:
             self._meaningful = True
         self.drains = drains
+        history: list[dict[str, Any]] = []
         if self._meaningful or now - self._evaluated_at >= self.config.check.period:
             self._meaningful = False
             self._evaluated_at = now
             view = evaluate(self.config, observations, self.drains, heartbeat, now)
             for event in view_changes(self.view, view):
-                log.info("%s", _describe_event(event), extra=event)
+                log.info("%s", describe(event), extra=event)
+            history += transitions(self.view, view)
             self.view = view
+        await self._record_history(history, observations, now)
+
+    async def _record_history(
+        self, events: list[dict[str, Any]], observations: dict[str, MemberObservation], now: float
+    ) -> None:
+        """Keep the transitions, and each member's full record at most once per
+        ``history.observation_interval``; trim by age once a minute. History is for
+        people: failing to write it is logged and never stops publishing."""
+        settings = self.config.history
+        for name in due_observations(
+            observations, self._history_kept, now, settings.observation_interval
+        ):
+            events.append(observation_event(observations[name]))
+            self._history_kept[name] = now
+        trim = now - self._history_trimmed_at >= 60
+        try:
+            await self.store.append_history(
+                events, settings.max_entries, settings.max_age if trim else None
+            )
+        except Exception as exc:
+            log.warning("cannot write history: %s", exc)
+            return
+        if trim:
+            self._history_trimmed_at = now
 
     def _lose_lease(self, why: str) -> None:
         if self.fence is not None:
@@ -327,14 +356,3 @@ def _health_from(outcome: Outcome[HealthObservation], now: float) -> HealthObser
     if outcome.value is not None:
         return outcome.value
     return health_failure(outcome.error or "unknown error", outcome.transport, now)
-
-
-def _describe_event(event: dict[str, object]) -> str:
-    kind = event["event"]
-    if kind == "member_state_changed":
-        reasons = "; ".join(event.get("reasons") or []) or "all checks pass"  # type: ignore[arg-type]
-        return f"member {event['member']}: {event['old']} -> {event['new']} ({reasons})"
-    if kind == "reference_changed":
-        stale = " (stale: " + str(event["reason"]) + ")" if event["stale"] else ""
-        return f"reference version: {event['old']} -> {event['new']} from {event['source']}{stale}"
-    return f"{kind}: {event['old']} -> {event['new']} ({event.get('reason')})"

@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from fedredirect.ports import PortUnavailable, check_free, describe, listen
 from shared.config import ConfigError, effective_config, read_config
@@ -119,6 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cookie", default=None, help="value of a sticky `host` cookie to consider")
     _add_store_args(p)
 
+    p = sub.add_parser(
+        "history", help="what happened: transitions, drains, observations, launch counts"
+    )
+    p.add_argument(
+        "--since", default="24h", help="a duration (6h, 90m, 2d) or a UNIX time (default 24h)"
+    )
+    p.add_argument("--member", default=None, help="only what concerns this member")
+    p.add_argument("--json", action="store_true", help="the events as one JSON document")
+    p.add_argument(
+        "--export", metavar="FILE.jsonl", default=None, help="write the events, one JSON a line"
+    )
+    _add_store_args(p)
+
     p = sub.add_parser("drain", help="take a member out of rotation on every router")
     p.add_argument("member")
     p.add_argument("--reason", default="", help="shown in the status view and logs")
@@ -157,6 +171,8 @@ def _run(args: argparse.Namespace) -> int:
         return run_router(args)
     if args.command in ("status", "why"):
         return asyncio.run(run_status(args))
+    if args.command == "history":
+        return asyncio.run(run_history(args))
     if args.command in ("drain", "undrain"):
         return asyncio.run(run_drain(args))
     if args.command == "dev":
@@ -329,6 +345,49 @@ async def run_status(args: argparse.Namespace) -> int:
     return 0
 
 
+async def run_history(args: argparse.Namespace) -> int:
+    """Print (or export) the history the checker and routers keep in the store."""
+    from shared.history import describe, parse_since, select
+
+    now = time.time()
+    try:
+        since = parse_since(args.since, now)
+    except ValueError as exc:
+        print(f"fedredirect history: {exc}", file=sys.stderr)
+        return 2
+    store = Store(connect(args.redis_url), args.key_prefix)
+    try:
+        available_since, events = await store.read_history(since)
+    except Exception as exc:
+        print(
+            f"fedredirect history: cannot read {_redacted(args.redis_url)}: {exc}", file=sys.stderr
+        )
+        return 1
+    finally:
+        await store.client.aclose()
+    events = select(events, since, args.member)
+    if args.export:
+        with open(args.export, "w", encoding="utf-8") as out:
+            for event in events:
+                out.write(json.dumps(event, separators=(",", ":")) + "\n")
+        print(f"wrote {len(events)} events to {args.export}", file=sys.stderr)
+    elif args.json:
+        doc = {"since": since, "available_since": available_since, "events": events}
+        print(json.dumps(doc, indent=2))
+    else:
+        if available_since is None:
+            print("no history recorded yet (is the checker running?)")
+        elif available_since > since:
+            print(f"history available since {_when(available_since)} only")
+        for event in events:
+            print(f"{_when(event['at'])}  {describe(event)}")
+    return 0
+
+
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+
+
 async def run_drain(args: argparse.Namespace) -> int:
     """Record (or clear) a drain in the store; every router applies it on its next sync."""
     from shared.records import Drain
@@ -345,7 +404,9 @@ async def run_drain(args: argparse.Namespace) -> int:
             )
             return 2
         if args.command == "drain":
-            await store.set_drain(Drain(args.member, args.reason, time.time()))
+            drain = Drain(args.member, args.reason, time.time())
+            await store.set_drain(drain)
+            await _remember(store, snapshot, {"event": "drain", **drain.to_json()})
             log.warning(
                 "member %s drained by an operator: %s",
                 args.member,
@@ -354,6 +415,8 @@ async def run_drain(args: argparse.Namespace) -> int:
             )
         else:
             await store.clear_drain(args.member)
+            event = {"event": "undrain", "member": args.member, "at": time.time()}
+            await _remember(store, snapshot, event)
             log.warning(
                 "member %s undrained by an operator",
                 args.member,
@@ -368,6 +431,14 @@ async def run_drain(args: argparse.Namespace) -> int:
     finally:
         await store.client.aclose()
     return 0
+
+
+async def _remember(store: Store, snapshot: Any, event: dict[str, Any]) -> None:
+    """Add an operator's action to history; failing that is a warning, not a failure."""
+    try:
+        await store.append_history([event], snapshot.config.history.max_entries)
+    except Exception as exc:
+        log.warning("the %s is in effect but not in history: %s", event["event"], exc)
 
 
 def _setup_logs_plain() -> None:

@@ -1,28 +1,32 @@
 """The router process: the redirect hot path in front of a FastAPI app for the rest.
 
 FastAPI serves what is not hot: ``/health``, ``/livez``, ``/active_hosts``,
-``/status.json``, ``/status``, ``/why``, ``/metrics``, the fixed redirects of the config's
-``redirects`` (README badges) and the site's other pages (proxied to the home member,
-redirected, or 404 as configured).
+``/status.json``, ``/status``, ``/history.json``, ``/why``, ``/metrics``, the fixed
+redirects of the config's ``redirects`` (README badges) and the site's other pages
+(proxied to the home member, redirected, or 404 as configured).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
+from router.history import history_doc, record_launches
 from router.metrics import RouterMetrics
 from router.pages import render_status_page
 from router.proxy import proxy, target_url
 from router.redirect import RedirectApp, printable_ascii
 from router.snapshot import SnapshotHolder
+from shared.config import HistoryConfig
 from shared.explain import explain
+from shared.history import SINCE_PATTERN
 from shared.store import Store
 
 
@@ -43,6 +47,7 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(holder.run())]
+        tasks.append(asyncio.create_task(record_launches(store, lambda: redirect.counts, _cap)))
         if metrics.shared is not None:  # a worker of several: share its redirect counts
             tasks.append(asyncio.create_task(metrics.shared.run()))
         try:
@@ -128,6 +133,26 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
         """The same document as /status.json, rendered for people."""
         status_code, doc = _status_doc()
         return HTMLResponse(render_status_page(doc), status_code=status_code)
+
+    def _cap() -> int:
+        view = holder.view
+        return view.config.history.max_entries if view else HistoryConfig().max_entries
+
+    @api.get(
+        "/history.json",
+        responses={
+            400: {"description": "``since`` is neither a duration nor a UNIX time"},
+            503: {"description": "the store cannot be read"},
+        },
+    )
+    async def history(
+        since: Annotated[str | None, Query(pattern=SINCE_PATTERN)] = None,
+        member: str | None = None,
+    ) -> JSONResponse:
+        """Transitions, drains, observations and launch counts since ``since`` (a duration
+        such as 6h, or a UNIX time; default 24h), for one ``member`` or all."""
+        status_code, doc = await history_doc(store, since, member, time.time())
+        return JSONResponse(doc, status_code=status_code)
 
     @api.get("/why")
     async def why(path: str, request: Request) -> JSONResponse:

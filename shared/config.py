@@ -99,7 +99,16 @@ class VersionsConfig(_Strict):
 
 #: Paths the router answers itself; a fixed redirect cannot take them.
 ROUTER_PATHS = frozenset(
-    {"/health", "/livez", "/active_hosts", "/status", "/status.json", "/why", "/metrics"}
+    {
+        "/health",
+        "/livez",
+        "/active_hosts",
+        "/status",
+        "/status.json",
+        "/history.json",
+        "/why",
+        "/metrics",
+    }
 )
 
 
@@ -132,6 +141,16 @@ class OutageConfig(_Strict):
     policy: Literal["keep", "all"] = "keep"
 
 
+class HistoryConfig(_Strict):
+    """What the checker keeps of the past, in a capped Redis stream (docs/history.md)."""
+
+    max_age: float = Field(14 * 86400, gt=0)  # seconds of history kept
+    # 14 days of 10 members: 10 x 288 observations a day x 14 = 40,320, plus transitions;
+    # about 20 MB of Redis (bench/history_memory.py)
+    max_entries: int = Field(60_000, gt=0)
+    observation_interval: float = Field(300.0, gt=0)  # a member's record at most this often
+
+
 class FederationConfig(_Strict):
     """The whole federation: members and every policy the core applies."""
 
@@ -146,6 +165,7 @@ class FederationConfig(_Strict):
     other_paths: OtherPaths = "proxy"
     outage: OutageConfig = OutageConfig()
     redirects: dict[str, FixedRedirect] = Field(default_factory=dict)
+    history: HistoryConfig = HistoryConfig()
 
     @field_validator("redirects", mode="before")
     @classmethod

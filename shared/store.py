@@ -10,6 +10,9 @@ federation:
 - ``PREFIX:members``: hash member -> JSON observation record, written member by member;
 - ``PREFIX:heartbeat``: JSON of the checker heartbeat, written by every publish;
 - ``PREFIX:drains``: hash member -> JSON drain record, written by ``fedredirect drain``;
+- ``PREFIX:history``: stream of JSON events (field ``e``): transitions, drains, observations
+  at a bounded rate, routers' launch counts; capped by entries and age (docs/history.md).
+  Losing it loses history only: nothing routes from it;
 - ``PREFIX:generation``: counter bumped by every write above; readers poll it cheaply;
 - channel ``PREFIX:changed``: ``GENERATION CONFIG_HASH NAMES`` on every write, NAMES the
   members written (comma-separated), ``*`` for a whole rewrite, ``-`` for none, so a
@@ -198,6 +201,7 @@ class Store:
         self.leader_key = f"{prefix}:leader"
         self.fence_key = f"{prefix}:fence"
         self._canonical: tuple[FederationConfig, str, str] | None = None  # config, text, hash
+        self.history_key = f"{prefix}:history"
 
     async def publish(
         self,
@@ -289,6 +293,40 @@ class Store:
     async def generation(self) -> int:
         value = await self.client.get(self.generation_key)
         return int(value) if value is not None else 0
+
+    async def append_history(
+        self, events: list[dict[str, Any]], max_entries: int, max_age: float | None = None
+    ) -> None:
+        """Add events to the history stream, capped at about ``max_entries``; with
+        ``max_age``, also drop entries older than that (by the time Redis added them)."""
+        if not events and max_age is None:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for event in events:
+                fields = {"e": json.dumps(event, separators=(",", ":"))}
+                pipe.xadd(self.history_key, fields, maxlen=max_entries, approximate=True)  # type: ignore[arg-type]
+            if max_age is not None:
+                oldest = int((await self._server_time() - max_age) * 1000)
+                pipe.xtrim(self.history_key, minid=f"{max(oldest, 0)}-0", approximate=True)
+            await pipe.execute()
+
+    async def _server_time(self) -> float:
+        seconds, micros = await self.client.time()
+        return float(seconds) + micros / 1e6
+
+    async def read_history(
+        self, since: float | None = None, limit: int = 100_000
+    ) -> tuple[float | None, list[dict[str, Any]]]:
+        """(when the history starts, the events recorded since ``since``, oldest first).
+        The start is the time of the oldest event kept (None when there is none)."""
+        start = "-" if since is None else f"{int(max(since, 0) * 1000)}-0"
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.xrange(self.history_key, "-", "+", count=1)
+            pipe.xrange(self.history_key, start, "+", count=limit)
+            first, entries = await pipe.execute()
+        events = [json.loads(fields[b"e"]) for _id, fields in entries]
+        oldest = json.loads(first[0][1][b"e"]).get("at") if first else None
+        return (float(oldest) if oldest is not None else None), events
 
     async def read(self) -> Snapshot | None:
         """One consistent read of everything; None if nothing was ever published."""

@@ -1,0 +1,131 @@
+"""History: the transitions and observations worth keeping, as plain JSON events.
+
+Pure functions: which events one evaluation adds (every transition of a member's state or
+reasons, of the reference, of version gating, fallback and outage), the compact form of an
+observation kept at a bounded rate, and filtering what was read back. The store adapter
+keeps them in a capped Redis stream; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from shared.changes import view_changes
+from shared.evaluate import View
+from shared.records import MemberObservation
+
+#: Event kinds, in the order they are documented (docs/history.md).
+KINDS = (
+    "member_state_changed",
+    "reference_changed",
+    "gate_suspended",
+    "fallback_active",
+    "outage_active",
+    "drain",
+    "undrain",
+    "observation",
+    "launches",
+)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+#: What ``since`` may be: a duration (6h, 1h30m) or a UNIX time.
+SINCE_PATTERN = r"^(?:(?:\d+(?:\.\d+)?[smhdw])+|\d+(?:\.\d+)?)$"
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def transitions(old: View | None, new: View) -> list[dict[str, Any]]:
+    """The events from ``old`` to ``new``: the logged changes (states, reference, gate,
+    fallback, outage), plus a member whose reasons changed within the same state, each
+    stamped with the evaluation time."""
+    events = view_changes(old, new)
+    changed = {e["member"] for e in events if e["event"] == "member_state_changed"}
+    for member in new.members:
+        before = old.member(member.name) if old else None
+        if before is not None and member.name not in changed and before.reasons != member.reasons:
+            events.append(
+                {
+                    "event": "member_state_changed",
+                    "member": member.name,
+                    "old": before.state,
+                    "new": member.state,
+                    "reasons": list(member.reasons),
+                }
+            )
+    return [{**event, "at": new.evaluated_at} for event in events]
+
+
+#: Record fields history leaves out: the checker's own bookkeeping (flap damping's latest
+#: raw answer and streak) and what the status page shows but no rule reads.
+_NOT_KEPT = frozenset(
+    {"raw_health", "health_streak", "healthy_at", "last_error_at", "health_url", "versions_url"}
+)
+
+
+def observation_event(obs: MemberObservation) -> dict[str, Any]:
+    """An observation record as kept in history (and read back by replay): every field the
+    rules read (``MemberObservation.from_json`` restores it), no bookkeeping."""
+    record = {k: v for k, v in obs.to_json().items() if k not in _NOT_KEPT and v is not None}
+    return {"event": "observation", "member": obs.member, "at": obs.checked_at, "record": record}
+
+
+def due_observations(
+    observations: Mapping[str, MemberObservation],
+    last_kept: Mapping[str, float],
+    now: float,
+    interval: float,
+) -> list[str]:
+    """The members whose observation is due for history: never kept, or kept ``interval``
+    seconds ago or more."""
+    return [
+        name for name in observations if name not in last_kept or now - last_kept[name] >= interval
+    ]
+
+
+def parse_since(text: str, now: float) -> float:
+    """``6h``, ``90m``, ``2d``, ``1w`` (that long before ``now``) or a UNIX time."""
+    text = text.strip()
+    parts = _DURATION.findall(text)
+    if parts and "".join(n + u for n, u in parts) == text:
+        return now - sum(float(n) * _UNIT[u] for n, u in parts)
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(
+            f"since: {text!r} is neither a duration (6h, 90m, 2d) nor a UNIX time"
+        ) from None
+
+
+def select(
+    events: Iterable[dict[str, Any]], since: float | None = None, member: str | None = None
+) -> list[dict[str, Any]]:
+    """The events at or after ``since`` that concern ``member`` (events about the whole
+    federation, such as the reference, concern every member)."""
+    return [
+        event
+        for event in events
+        if (since is None or float(event.get("at", 0)) >= since)
+        and (member is None or event.get("member", member) == member)
+        and (member is None or event["event"] != "launches" or member in event.get("counts", {}))
+    ]
+
+
+def describe(event: Mapping[str, Any]) -> str:
+    """One line for people (the checker's log, ``fedredirect history``)."""
+    kind = event["event"]
+    if kind == "member_state_changed":
+        reasons = "; ".join(event.get("reasons") or []) or "all checks pass"
+        return f"member {event['member']}: {event['old']} -> {event['new']} ({reasons})"
+    if kind == "reference_changed":
+        stale = f" (stale: {event['reason']})" if event["stale"] else ""
+        return f"reference version: {event['old']} -> {event['new']} from {event['source']}{stale}"
+    if kind in ("drain", "undrain"):
+        reason = f": {event['reason']}" if event.get("reason") else ""
+        return f"member {event['member']} {kind}ed by an operator{reason}"
+    if kind == "observation":
+        health = (event["record"].get("health") or {}).get("status", "?")
+        return f"member {event['member']} observed: health {health}"
+    if kind == "launches":
+        counts = ", ".join(f"{m} {n}" for m, n in event["counts"].items()) or "none"
+        return f"router {event['router']} launches so far: {counts}"
+    return f"{kind}: {event['old']} -> {event['new']} ({event.get('reason')})"

@@ -1,0 +1,154 @@
+"""History on a real stack: the checker records transitions and observations, routers
+serve /history.json, `fedredirect history` prints and exports it, drains are in it, and
+losing the stream loses history only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from router.history import launches_event, record_launches
+from shared.store import Store, connect
+from tests.support.procs import run_cli, wait_for
+
+
+def history(router: str, **params: str) -> dict[str, Any]:
+    response = httpx.get(f"{router}/history.json", params=params, timeout=5)
+    response.raise_for_status()
+    doc: dict[str, Any] = response.json()
+    return doc
+
+
+def state_events(doc: dict[str, Any], member: str) -> list[tuple[str | None, str]]:
+    return [
+        (e["old"], e["new"])
+        for e in doc["events"]
+        if e["event"] == "member_state_changed" and e["member"] == member
+    ]
+
+
+def cli(stack: dict[str, Any], *args: str) -> Any:
+    return run_cli(*args, "--redis-url", stack["redis"], "--key-prefix", stack["prefix"])
+
+
+def test_transitions_are_recorded_and_served(stack: dict[str, Any]) -> None:
+    router = stack["routers"][0]
+    first = history(router, since="1h")
+    assert first["available_since"] is not None
+    assert {("alpha", None, "eligible"), ("beta", None, "eligible")} <= {
+        (e["member"], e["old"], e["new"])
+        for e in first["events"]
+        if e["event"] == "member_state_changed"
+    }
+    assert any(e["event"] == "reference_changed" for e in first["events"])
+    observed = [e for e in first["events"] if e["event"] == "observation"]
+    assert {e["member"] for e in observed} == {"alpha", "beta", "gamma"}
+    assert observed[0]["record"]["health"]["status"] == "ok"
+
+    beta = stack["members"]["beta"]
+    beta.state.total_pods = 100  # full
+    try:
+        wait_for(
+            lambda: ("eligible", "full") in state_events(history(router, member="beta"), "beta"),
+            what="beta's eligible -> full in history",
+        )
+    finally:
+        beta.state.total_pods = 10
+    wait_for(
+        lambda: ("full", "eligible") in state_events(history(router, member="beta"), "beta"),
+        what="beta back to eligible in history",
+    )
+    only_beta = history(stack["routers"][1], since="1h", member="beta")
+    assert {e.get("member", "beta") for e in only_beta["events"]} == {"beta"}
+
+
+def test_the_command_line_prints_and_exports_it(stack: dict[str, Any], tmp_path: Path) -> None:
+    text = cli(stack, "history", "--since", "1h", "--member", "beta")
+    assert text.returncode == 0, text.stderr
+    assert "member beta: None -> eligible (all checks pass)" in text.stdout
+    as_json = cli(stack, "history", "--since", "1h", "--json")
+    doc = json.loads(as_json.stdout)
+    assert doc["available_since"] is not None and doc["events"]
+    export = tmp_path / "history.jsonl"
+    exported = cli(stack, "history", "--since", "1h", "--export", str(export))
+    assert exported.returncode == 0, exported.stderr
+    lines = [json.loads(line) for line in export.read_text().splitlines()]
+    assert lines[: len(doc["events"])] == doc["events"]
+    bad = cli(stack, "history", "--since", "yesterday")
+    assert bad.returncode == 2 and "neither a duration" in bad.stderr
+
+
+def test_drains_are_in_history(stack: dict[str, Any]) -> None:
+    drained = cli(stack, "drain", "gamma", "--reason", "k8s upgrade")
+    assert drained.returncode == 0, drained.stderr
+    cli(stack, "undrain", "gamma")
+    doc = history(stack["routers"][0], member="gamma")
+    kinds = [
+        (e["event"], e.get("reason")) for e in doc["events"] if e["event"] in ("drain", "undrain")
+    ]
+    assert kinds[-2:] == [("drain", "k8s upgrade"), ("undrain", None)]
+    wait_for(
+        lambda: ("eligible", "drained") in state_events(history(stack["routers"][0]), "gamma"),
+        what="the checker's own record of the drain",
+    )
+
+
+def test_losing_the_stream_loses_history_only(stack: dict[str, Any]) -> None:
+    router = stack["routers"][0]
+    before = history(router, since="1h")["available_since"]
+    client = redis.Redis.from_url(stack["redis"])
+    try:
+        client.delete(f"{stack['prefix']}:history")
+    finally:
+        client.close()
+    launch = httpx.get(f"{router}/build/gh/org/repo/HEAD", follow_redirects=False)
+    assert launch.status_code == 307
+    stack["members"]["beta"].state.total_pods = 100  # the next transition starts it anew
+    doc = wait_for(lambda: (d := history(router, since="1h"))["available_since"] and d)
+    assert doc["available_since"] > before
+    assert ("eligible", "full") in state_events(doc, "beta")
+
+
+def test_a_since_that_means_nothing_is_refused(stack: dict[str, Any]) -> None:
+    response = httpx.get(f"{stack['routers'][0]}/history.json", params={"since": "soon"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "since"]
+
+
+def test_routers_keep_their_launch_counts(redis_url: str, key_prefix: str) -> None:
+    counts: Counter[tuple[str, str]] = Counter({("alpha", "balancer"): 3, ("alpha", "cookie"): 2})
+
+    async def run() -> list[dict[str, Any]]:
+        store = Store(connect(redis_url), key_prefix)
+        task = asyncio.create_task(record_launches(store, lambda: counts, lambda: 1000, every=0.05))
+        try:
+            for _ in range(200):
+                _, events = await store.read_history()
+                if len(events) >= 2:
+                    return events
+                counts[("beta", "balancer")] += 1
+                await asyncio.sleep(0.02)
+            raise AssertionError("no launch counts recorded")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await store.client.aclose()
+
+    events = asyncio.run(run())
+    assert events[0]["event"] == "launches" and events[0]["counts"]["alpha"] == 5
+    assert events[1]["counts"]["beta"] >= events[0]["counts"].get("beta", 0)
+    assert launches_event("r", 1.0, Counter(), 2.0)["counts"] == {}
+
+
+@pytest.fixture(autouse=True)
+def _back_to_normal(stack: dict[str, Any]) -> Any:
+    yield
+    for member in stack["members"].values():
+        member.state.total_pods = 10
