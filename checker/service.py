@@ -24,7 +24,13 @@ from checker.probe import Answer, Outcome, fetch_parsed
 from shared.changes import view_changes
 from shared.config import FederationConfig, MemberConfig
 from shared.evaluate import View, evaluate, full_reason
-from shared.history import describe, due_observations, observation_event, transitions
+from shared.history import (
+    config_event,
+    describe,
+    due_observations,
+    observation_event,
+    transitions,
+)
 from shared.observe import health_failure, health_is_failing, next_observation
 from shared.payloads import parse_health, parse_versions
 from shared.records import CheckerHeartbeat, Drain, HealthObservation, MemberObservation
@@ -202,11 +208,13 @@ class Checker:
             return
         self._full_publish = False
         self.last_published_at = now
+        history: list[dict[str, Any]] = []
+        if changed is None:  # a new writer: the config it serves belongs in history (replay)
+            history.append(config_event(self.config, now))
         drains = await self.store.read_drains()
         if drains != self.drains:
             self._meaningful = True
         self.drains = drains
-        history: list[dict[str, Any]] = []
         if self._meaningful or now - self._evaluated_at >= self.config.check.period:
             self._meaningful = False
             self._evaluated_at = now

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shared.changes import view_changes
+from shared.config import FederationConfig, config_to_json
 from shared.evaluate import View
 from shared.records import MemberObservation
 
@@ -27,6 +28,7 @@ KINDS = (
     "undrain",
     "observation",
     "launches",
+    "config",
 )
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 #: What ``since`` may be: a duration (6h, 1h30m) or a UNIX time.
@@ -67,6 +69,11 @@ def observation_event(obs: MemberObservation) -> dict[str, Any]:
     rules read (``MemberObservation.from_json`` restores it), no bookkeeping."""
     record = {k: v for k, v in obs.to_json().items() if k not in _NOT_KEPT and v is not None}
     return {"event": "observation", "member": obs.member, "at": obs.checked_at, "record": record}
+
+
+def config_event(config: FederationConfig, now: float) -> dict[str, Any]:
+    """The config a checker started serving (each new writer adds one): replay reads it."""
+    return {"event": "config", "at": now, "config": config_to_json(config)}
 
 
 def due_observations(
@@ -125,6 +132,8 @@ def describe(event: Mapping[str, Any]) -> str:
     if kind == "observation":
         health = (event["record"].get("health") or {}).get("status", "?")
         return f"member {event['member']} observed: health {health}"
+    if kind == "config":
+        return f"config served: {len(event['config']['members'])} members"
     if kind == "launches":
         counts = ", ".join(f"{m} {n}" for m, n in event["counts"].items()) or "none"
         return f"router {event['router']} launches so far: {counts}"
