@@ -1,16 +1,21 @@
-"""The terminal table of ``fedredirect status``: the view exactly as routers evaluate it."""
+"""The terminal table of ``fedredirect status``: the status document (shared/status.py) as
+text, with the same banners as ``/status``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from shared.evaluate import View
 from shared.humanize import format_age
+from shared.status import banners, status_document
 
 
 def _age(seconds: float | None) -> str:
     return format_age(seconds, missing="-")
 
 
-def _versions(versions: dict[str, str] | None, keys: tuple[str, ...]) -> str:
+def _versions(versions: Mapping[str, str] | None, keys: list[str] | tuple[str, ...]) -> str:
     if not versions:
         return "-"
     shown = keys or tuple(sorted(versions))
@@ -25,57 +30,59 @@ def _table(rows: list[list[str]]) -> list[str]:
     ]
 
 
-def render_status(view: View) -> str:
-    ref = view.reference
-    lines = []
-    state = "STALE (version gating suspended)" if ref.stale else "fresh"
-    lines.append(f"reference: {_versions(ref.versions, ref.keys)}")
-    lines.append(f"  policy {ref.policy}, source {ref.source}, age {_age(ref.age)}, {state}")
-    if ref.stale_reason:
-        lines.append(f"  why stale: {ref.stale_reason}")
-    hb = view.heartbeat
+def _member_versions(m: Mapping[str, Any], ref_versions: Mapping[str, str] | None) -> str:
+    if m["version_differences"] and ref_versions:
+        shown = " ".join(
+            f"{k}={(m['versions'] or {}).get(k, '?')} (ref {ref_versions.get(k)})"
+            for k in m["version_differences"]
+            if k != "*"
+        )
+        return shown or "not observed recently"
+    return "= reference" if m["versions"] and ref_versions else _versions(m["versions"], ())
+
+
+def render_status_document(doc: Mapping[str, Any]) -> str:
+    """The text of a status document: banners first, then the reference, members, targets."""
+    ref = doc["reference"]
+    lines = [f"!! {b.title}: {b.reason}" for b in banners(doc)]
+    state = "STALE (version gating suspended)" if ref["stale"] else "fresh"
+    lines.append(f"reference: {_versions(ref['versions'], ref['compared_keys'])}")
     lines.append(
-        f"checker: {hb.checker_id if hb else 'none'}, heartbeat {_age(view.heartbeat_age)} ago"
+        f"  policy {ref['policy']}, source {ref['source']}, age {_age(ref['age_seconds'])}, {state}"
     )
-    if view.gate_suspended:
-        lines.append(f"!! version gate suspended: {view.gate_reason}")
-    if view.fallback_active:
-        lines.append(f"!! fallback active: {view.fallback_reason}")
+    if ref["stale_reason"]:
+        lines.append(f"  why stale: {ref['stale_reason']}")
+    checker = doc["checker"]
+    lines.append(
+        f"checker: {checker['checker_id'] or 'none'}, "
+        f"heartbeat {_age(checker['heartbeat_age_seconds'])} ago"
+    )
     lines.append("")
     rows = [["MEMBER", "STATE", "WEIGHT", "PODS", "RECORD", "VERSIONS", "REASONS"]]
-    for m in view.members:
-        pods = f"{m.total_pods}/{m.quota if m.quota is not None else '-'}"
-        name = m.name + (" (prime)" if m.prime else "")
-        if m.version_differences and ref.versions:
-            shown = " ".join(
-                f"{k}={(m.versions or {}).get(k, '?')} (ref {ref.versions.get(k)})"
-                for k in m.version_differences
-                if k != "*"
-            )
-            versions = shown or "not observed recently"
-        else:
-            versions = "= reference" if m.versions and ref.versions else _versions(m.versions, ())
+    for name, m in doc["members"].items():
+        quota = m["quota"] if m["quota"] is not None else "-"
         rows.append(
             [
-                name,
-                m.state,
-                f"{m.weight:g}",
-                pods if m.total_pods is not None else "-",
-                _age(m.record_age),
-                versions,
-                "; ".join(m.reasons) or "-",
+                name + (" (prime)" if m["prime"] else ""),
+                m["state"],
+                f"{m['weight']:g}",
+                f"{m['total_pods']}/{quota}" if m["total_pods"] is not None else "-",
+                _age(m["record_age_seconds"]),
+                _member_versions(m, ref["versions"]),
+                "; ".join(m["reasons"]) or "-",
             ]
         )
     lines.extend(_table(rows))
-    for m in view.members:
-        cfg = view.config.members[m.name]
-        for endpoint, configured, answered in (
-            ("health", cfg.health, m.health_url),
-            ("versions", cfg.versions, m.versions_url),
-        ):
-            if answered != configured:
-                lines.append(f"{m.name}: /{endpoint} redirects to {answered}")
-    targets = ", ".join(t.name for t in view.targets) or "nobody"
+    for name, m in doc["members"].items():
+        for endpoint in ("health", "versions"):
+            answered = m.get(endpoint + "_url")
+            if answered not in (None, f"{m['url']}/{endpoint}"):
+                lines.append(f"{name}: /{endpoint} redirects to {answered}")
     lines.append("")
-    lines.append(f"launches go to: {targets}")
+    lines.append(f"launches go to: {', '.join(doc['targets']) or 'nobody'}")
     return "\n".join(lines)
+
+
+def render_status(view: View) -> str:
+    """``fedredirect status``: the view as every router would show it."""
+    return render_status_document(status_document(view))

@@ -27,6 +27,7 @@ from router.snapshot import SnapshotHolder
 from shared.config import HistoryConfig
 from shared.explain import explain
 from shared.history import SINCE_PATTERN
+from shared.status import status_document
 from shared.store import Store
 
 
@@ -114,12 +115,7 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
         if view is None:
             _ok, body = holder.health()
             return 503, {"error": body["reason"], "router": body}
-        doc = view.to_json()
-        doc["router"] = holder.health()[1]
-        doc["redirects"] = [
-            {"member": member, "reason": reason, "count": count}
-            for (member, reason), count in sorted(redirect.counts.items())
-        ]
+        doc = status_document(view, holder.health()[1], redirect.counts)
         return 200, doc
 
     @api.get("/status.json")

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.humanize import format_age
+from shared.status import banners
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
@@ -57,44 +58,10 @@ def _page(title: str, body: str) -> str:
 
 
 def _banners(doc: Mapping[str, Any]) -> list[str]:
-    """One banner per condition that changes where launches go or how far to trust this page."""
-    outage = doc.get("outage") or {}  # the checker heartbeat is too old: outage.policy applies
-    conditions = [
-        (
-            "banner-outage",
-            outage.get("active"),
-            "Checker outage",
-            outage.get("reason"),
-        ),
-        (
-            "banner-fallback",
-            doc["fallback"]["active"],
-            "Fallback active",
-            doc["fallback"]["reason"],
-        ),
-        (
-            "banner-gate",
-            doc["version_gate"]["suspended"],
-            "Version gating suspended",
-            doc["version_gate"]["reason"],
-        ),
-        (
-            "banner-stale-reference",
-            doc["reference"]["stale"],
-            "Reference version is stale",
-            doc["reference"]["stale_reason"],
-        ),
-        (
-            "banner-store",
-            doc["router"].get("store_error"),
-            "This router cannot read the store; showing its last view",
-            doc["router"].get("store_error"),
-        ),
-    ]
+    """The document's banners (shared.status.banners: the same ones the command line prints)."""
     return [
-        f'<div class="banner" id="{ident}">{_e(title)}: {_e(reason or "no reason given")}</div>'
-        for ident, active, title, reason in conditions
-        if active
+        f'<div class="banner" id="{b.ident}">{_e(b.title)}: {_e(b.reason)}</div>'
+        for b in banners(doc)
     ]
 
 
