@@ -169,12 +169,16 @@ class View:
     #: ``targets`` by member URL, derived on construction: the sticky-cookie check is a
     #: dict lookup however many members there are (member URLs are unique in a config).
     targets_by_url: Mapping[str, Target] = field(init=False, repr=False, compare=False)
+    #: ``members`` by name, derived likewise: comparing two views member by member (the
+    #: checker's change log, history) stays linear in the size of the federation.
+    members_by_name: Mapping[str, MemberView] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets_by_url", {t.url: t for t in self.targets})
+        object.__setattr__(self, "members_by_name", {m.name: m for m in self.members})
 
     def member(self, name: str) -> MemberView | None:
-        return next((m for m in self.members if m.name == name), None)
+        return self.members_by_name.get(name)
 
     @property
     def eligible(self) -> tuple[MemberView, ...]:
