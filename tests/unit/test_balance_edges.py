@@ -51,7 +51,7 @@ def test_repo_path(path: str, expected: str) -> None:
 segment = st.text(st.characters(blacklist_characters="/", blacklist_categories=["Cs"]), min_size=1)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     provider=st.sampled_from(["zenodo", "doi", "figshare", "hydroshare", "dataverse", "ckan"]),
     rest=st.lists(segment, min_size=1, max_size=4),

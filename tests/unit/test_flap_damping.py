@@ -86,7 +86,7 @@ def test_a_member_without_any_health_answer_is_not_failing() -> None:
     assert not health_is_failing(only_versions)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     answers=st.lists(st.booleans(), min_size=1, max_size=30),
     rise=st.integers(1, 4),

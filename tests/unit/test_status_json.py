@@ -21,6 +21,7 @@ from jsonschema import Draft202012Validator
 from shared.config import parse_config
 from shared.evaluate import View, evaluate, view_to_json
 from shared.records import CheckerHeartbeat, Drain, MemberObservation
+from shared.status import status_document
 from tests.unit.test_evaluate import FULL_PODS, NOW, V1, V2, drain, federations, make_obs, url
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -293,7 +294,7 @@ heartbeats = st.none() | st.builds(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(fed=federations(), heartbeat=heartbeats, policy=st.sampled_from(["keep", "all"]))
 def test_every_evaluated_view_matches_the_documented_schema(
     fed: tuple[dict[str, Any], dict[str, MemberObservation], dict[str, Drain]],
@@ -368,8 +369,17 @@ def test_the_router_keys_and_the_no_view_answer_keep_to_the_schema() -> None:
         "checker_heartbeat_age_seconds": 1.5,
         "reason": None,
     }
-    redirects = [{"member": "alpha", "reason": "balancer", "count": 3}]
-    assert errors(known_document() | {"router": router, "redirects": redirects}) == []
+    config, observations, drains = federation()
+    view = evaluate(config, observations, drains, None, NOW)
+    counts = {("alpha", "balancer"): 3, ("alpha", "cookie"): 1}
+    served = status_document(view, router=router, redirects=counts)
+    assert served["redirects"] == [
+        {"member": "alpha", "reason": "balancer", "count": 3},
+        {"member": "alpha", "reason": "cookie", "count": 1},
+    ]
+    assert errors(served) == []
+    assert errors(status_document(view, router=router)) == []  # before any redirect
+    assert status_document(view) == view_to_json(view)  # what `fedredirect status` prints
     no_view = {"error": "no snapshot in the store yet (is the checker up?)", "router": router}
     assert errors(no_view) == []
     assert errors({"error": "x"})  # the router's state is part of the answer
