@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -133,6 +134,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_store_args(p)
 
+    p = sub.add_parser(
+        "replay",
+        help="what happened, and what would have happened under a config, from history",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        default="redis",
+        metavar="redis|FILE.jsonl",
+        help="the store's history, or a file written by `history --export` (default redis)",
+    )
+    p.add_argument(
+        "--since", default=None, help="a duration (6h, 90m, 2d) or a UNIX time (default: all)"
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="OTHER.yaml",
+        help="replay under this config (default: the latest config in the history, or the "
+        "store's with --from redis)",
+    )
+    p.add_argument("--json", action="store_true", help="the report as JSON")
+    _add_store_args(p)
+
     p = sub.add_parser("drain", help="take a member out of rotation on every router")
     p.add_argument("member")
     p.add_argument("--reason", default="", help="shown in the status view and logs")
@@ -173,6 +198,8 @@ def _run(args: argparse.Namespace) -> int:
         return asyncio.run(run_status(args))
     if args.command == "history":
         return asyncio.run(run_history(args))
+    if args.command == "replay":
+        return asyncio.run(run_replay(args))
     if args.command in ("drain", "undrain"):
         return asyncio.run(run_drain(args))
     if args.command == "dev":
@@ -382,6 +409,67 @@ async def run_history(args: argparse.Namespace) -> int:
         for event in events:
             print(f"{_when(event['at'])}  {describe(event)}")
     return 0
+
+
+async def run_replay(args: argparse.Namespace) -> int:
+    """Replay recorded history under the recorded (or another) config: the report."""
+    from shared.config import FederationConfig, load_config
+    from shared.history import parse_since
+    from shared.replay import ReplayError, render, replay
+
+    def fail(message: str, code: int = 2) -> int:
+        print(f"fedredirect replay: {message}", file=sys.stderr)
+        return code
+
+    try:
+        since = None if args.since is None else parse_since(args.since, time.time())
+        config: FederationConfig | None = load_config(args.config) if args.config else None
+    except (ValueError, ConfigError) as exc:
+        return fail(str(exc))
+    if args.source == "redis":
+        store = Store(connect(args.redis_url), args.key_prefix)
+        try:
+            _, events = await store.read_history(since)
+            snapshot = None if config else await store.read()
+        except Exception as exc:
+            return fail(f"cannot read {_redacted(args.redis_url)}: {exc}", 1)
+        finally:
+            await store.client.aclose()
+        config = config or (snapshot.config if snapshot else None)
+    else:
+        try:
+            with open(args.source, encoding="utf-8") as lines:
+                events = [json.loads(line) for line in lines if line.strip()]
+        except (OSError, ValueError) as exc:
+            return fail(f"cannot read {args.source}: {exc}")
+    try:
+        report = replay(events, config, since, alert_for=_alert_for())
+    except ReplayError as exc:
+        return fail(str(exc), 1)
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    return 0
+
+
+def _alert_for() -> dict[str, float]:
+    """The ``for:`` of each replayed alert in deploy/prometheus/alerts.yml, when this runs
+    from a checkout; the values replay knows otherwise."""
+    from pathlib import Path
+
+    import yaml
+
+    from shared.replay import REPLAYED_ALERTS
+
+    rules = Path(__file__).resolve().parent.parent / "deploy/prometheus/alerts.yml"
+    if not rules.is_file():
+        return dict(REPLAYED_ALERTS)
+    units = {"s": 1, "m": 60, "h": 3600}
+    found = dict(REPLAYED_ALERTS)
+    for group in yaml.safe_load(rules.read_text(encoding="utf-8"))["groups"]:
+        for rule in group["rules"]:
+            name, text = rule.get("alert"), str(rule.get("for", "0s"))
+            if name in found:
+                found[name] = sum(float(n) * units[u] for n, u in re.findall(r"(\d+)([smh])", text))
+    return found
 
 
 def _when(at: float) -> str:

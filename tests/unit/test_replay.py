@@ -1,0 +1,203 @@
+"""Replay on tiny hand-made histories whose answers are known."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fedredirect.cli import _alert_for
+from shared.config import parse_config
+from shared.history import config_event, observation_event
+from shared.records import HealthObservation, MemberObservation
+from shared.replay import NOT_REPLAYED, REPLAYED_ALERTS, ReplayError, replay
+
+ROOT = Path(__file__).resolve().parents[2]
+V1 = {"binderhub": "1"}
+V2 = {"binderhub": "2"}
+
+
+def config(**settings: Any) -> Any:
+    return parse_config(
+        {
+            "members": {
+                "a": {"url": "http://a.example", "weight": 1, "prime": True},
+                "b": {"url": "http://b.example", "weight": 1},
+            },
+            "history": {"observation_interval": 60},
+            **settings,
+        }
+    )
+
+
+def obs(
+    member: str, at: float, status: str = "ok", pods: int = 0, versions: dict[str, str] = V1
+) -> dict[str, Any]:
+    health = HealthObservation(status, () if status == "ok" else ("boom",), pods, 100, at)  # type: ignore[arg-type]
+    record = MemberObservation(member, at, health, versions=versions, versions_at=at)
+    return observation_event(record)
+
+
+def history(end: float = 900, **special: Any) -> list[dict[str, Any]]:
+    """Both members observed every minute from 0 to ``end``; ``special`` maps a member to
+    a function of time giving obs() keyword arguments."""
+    events = [config_event(config(), 0.0)]
+    for t in range(0, int(end) + 1, 60):
+        for m in ("a", "b"):
+            events.append(obs(m, float(t), **special.get(m, lambda t: {})(t)))
+    return events
+
+
+def test_eligible_time_follows_the_observations() -> None:
+    full = {"b": lambda t: {"pods": 100} if 300 <= t < 600 else {}}
+    report = replay(history(**full))
+    got = report["replayed"]
+    assert got["eligible_seconds"] == {"a": 900, "b": 600}
+    assert got["state_seconds"]["b"] == {"full": 300, "eligible": 600}
+    assert got["nobody_eligible_seconds"] == 0 and got["fallback_seconds"] == 0
+    assert got["alerts"] == []
+
+
+def test_nobody_eligible_minutes_fallback_and_the_alert_that_fires() -> None:
+    down = {m: (lambda t: {"status": "unhealthy"} if 300 <= t < 600 else {}) for m in "ab"}
+    got = replay(history(**down))["replayed"]
+    assert got["nobody_eligible_seconds"] == 300
+    assert got["fallback_seconds"] == 300
+    # 3m after 300 it pages; the fallback's 5m would end exactly when it recovers: quiet
+    alerts = [(f["alert"], f["fired_at"], f["resolved_at"]) for f in got["alerts"]]
+    assert alerts == [("FedredirectNoEligibleMembers", 480, 600)]
+    # every launch of that spell went to the prime (fallback: prime)
+    buckets = replay(history(**down), bucket=300)["replayed"]["launches"]["buckets"]
+    assert buckets[1]["counts"] == {"a": 300} and buckets[1]["total"] == 300
+    assert set(buckets[0]["counts"]) == {"a", "b"}
+
+
+def test_shares_of_a_uniform_stream_follow_the_weights() -> None:
+    got = replay(history(end=3600), per_minute=120)["replayed"]["launches"]["buckets"]
+    (hour,) = got
+    assert hour["total"] == 120 * 60
+    assert 0.45 < hour["counts"]["a"] / hour["total"] < 0.55
+
+
+def test_drains_count_as_drained() -> None:
+    events = history()
+    events += [
+        {"event": "drain", "member": "b", "reason": "upgrade", "at": 150.0},
+        {"event": "undrain", "member": "b", "at": 270.0},
+    ]
+    got = replay(events)["replayed"]
+    assert got["state_seconds"]["b"] == {"drained": 120, "eligible": 780}
+
+
+def test_a_record_not_refreshed_goes_stale() -> None:
+    """b's last record is at 300: it is taken as refreshed for the observation interval
+    plus two check periods (60 + 20 s), and is stale once older than record_max_age
+    (30 s) after that: from 410 s, seen at the next step (a minute: 420 s)."""
+    events = [e for e in history() if not (e.get("member") == "b" and e["at"] > 300)]
+    got = replay(events)["replayed"]
+    assert got["state_seconds"]["b"] == {"stale": 900 - 420, "eligible": 420}
+
+
+def test_recorded_column_reads_the_transitions() -> None:
+    events = history()
+    events += [
+        {"event": "member_state_changed", "member": "a", "old": None, "new": "eligible", "at": 0},
+        {"event": "member_state_changed", "member": "b", "old": None, "new": "eligible", "at": 0},
+        {
+            "event": "member_state_changed",
+            "member": "b",
+            "old": "eligible",
+            "new": "full",
+            "at": 100,
+        },
+        {
+            "event": "member_state_changed",
+            "member": "b",
+            "old": "full",
+            "new": "eligible",
+            "at": 400,
+        },
+    ]
+    got = replay(events)["recorded"]
+    assert got["eligible_seconds"] == {"a": 900, "b": 600}
+    assert got["state_seconds"]["b"] == {"full": 300, "eligible": 600}
+
+
+def test_another_config_changes_what_would_have_happened() -> None:
+    """b rolls out a new version at 300 while the prime a stays on the old one: under the
+    prime reference b is mismatched; under a pinned reference of the new one, a is (and
+    before 300 both would be, so version gating is suspended and both are eligible)."""
+    rollout = {"b": lambda t: {"versions": V2} if t >= 300 else {}}
+    prime = replay(history(**rollout))["replayed"]
+    assert prime["state_seconds"]["b"] == {"version_mismatch": 600, "eligible": 300}
+    assert prime["version_mismatch_seconds"] == 600
+    firing = [(f["alert"], f["member"], f["fired_at"]) for f in prime["alerts"]]
+    assert ("FedredirectVersionMismatchExcluded", "b", 900) in firing
+    pinned = config(versions={"reference": "pinned", "pinned": V2})
+    other = replay(history(**rollout), pinned)["replayed"]
+    assert other["state_seconds"]["a"] == {"version_mismatch": 600, "eligible": 300}
+    assert other["state_seconds"]["b"] == {"eligible": 900}
+
+
+def test_history_without_observations_or_config_is_refused() -> None:
+    with pytest.raises(ReplayError, match="no observation"):
+        replay([config_event(config(), 0.0)])
+    with pytest.raises(ReplayError, match="no config event"):
+        replay([e for e in history() if e["event"] != "config"])
+
+
+def test_every_alert_of_the_rule_file_is_replayed_or_said_not_to_be() -> None:
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())
+    names = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    assert names == set(REPLAYED_ALERTS) | set(NOT_REPLAYED)
+    assert _alert_for() == REPLAYED_ALERTS  # the for: durations replay knows are the file's
+
+
+EXAMPLE = ROOT / "examples/incident-2022-01-27.jsonl"
+
+
+def test_the_shipped_example_is_what_the_script_makes(tmp_path: Path) -> None:
+    out = tmp_path / "incident.jsonl"
+    made = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/make-incident-example"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    assert out.read_bytes() == EXAMPLE.read_bytes()
+
+
+def test_the_shipped_incident_under_majority() -> None:
+    """The prime is full 08:00-17:00 and rolls out last (13:00): under the prime reference
+    up-to-date members are excluded until gating would exclude everyone (10:00); under the
+    majority reference the new version wins as soon as most weight runs it (09:30)."""
+    events = [json.loads(line) for line in EXAMPLE.read_text().splitlines()]
+    default = replay(events)
+    assert default["replayed"]["eligible_seconds"] == default["recorded"]["eligible_seconds"]
+    majority = replay(events, _majority(events))
+    before = default["replayed"]["version_mismatch_seconds"]
+    after = majority["replayed"]["version_mismatch_seconds"]
+    assert before == 90 * 60 and 55 * 60 < after < 65 * 60
+    assert default["replayed"]["nobody_eligible_seconds"] == 0
+    assert majority["replayed"]["nobody_eligible_seconds"] == 0
+    concentrated = {f["alert"] for f in default["replayed"]["alerts"]}
+    assert "FedredirectTrafficConcentrated" in concentrated
+    assert "FedredirectTrafficConcentrated" not in {
+        f["alert"] for f in majority["replayed"]["alerts"]
+    }
+
+
+def _majority(events: list[dict[str, Any]]) -> Any:
+    from shared.replay import recorded_config
+
+    recorded = recorded_config(events)
+    assert recorded is not None
+    doc = recorded.model_dump(mode="json")
+    doc["versions"]["reference"] = "majority"
+    return parse_config(doc)
