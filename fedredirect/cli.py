@@ -426,16 +426,19 @@ async def run_replay(args: argparse.Namespace) -> int:
         config: FederationConfig | None = load_config(args.config) if args.config else None
     except (ValueError, ConfigError) as exc:
         return fail(str(exc))
+    config_from = args.config
     if args.source == "redis":
         store = Store(connect(args.redis_url), args.key_prefix)
         try:
-            _, events = await store.read_history(since)
+            # all of it: what was recorded before --since says where each state stood
+            _, events = await store.read_history()
             snapshot = None if config else await store.read()
         except Exception as exc:
             return fail(f"cannot read {_redacted(args.redis_url)}: {exc}", 1)
         finally:
             await store.client.aclose()
-        config = config or (snapshot.config if snapshot else None)
+        if config is None and snapshot is not None:
+            config, config_from = snapshot.config, "the store"
     else:
         try:
             with open(args.source, encoding="utf-8") as lines:
@@ -443,7 +446,7 @@ async def run_replay(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             return fail(f"cannot read {args.source}: {exc}")
     try:
-        report = replay(events, config, since, alert_for=_alert_for())
+        report = replay(events, config, since, alert_for=_alert_for(), config_from=config_from)
     except ReplayError as exc:
         return fail(str(exc), 1)
     print(json.dumps(report, indent=2) if args.json else render(report))

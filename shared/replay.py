@@ -406,9 +406,11 @@ def replay(
     per_minute: float = 60.0,
     bucket: float = 3600.0,
     alert_for: Mapping[str, float] = REPLAYED_ALERTS,
+    config_from: str | None = None,
 ) -> dict[str, Any]:
     """The report: what happened (recorded transitions, under the recorded config) and
-    what would have happened under ``config`` (default: the recorded config)."""
+    what would have happened under ``config`` (default: the recorded config);
+    ``config_from`` says where ``config`` came from, for people."""
     recorded = recorded_config(events)
     if recorded is None and config is None:
         raise ReplayError("no config event in this history: give a config to replay under")
@@ -419,7 +421,7 @@ def replay(
         "from": replayed.start,
         "to": replayed.end,
         "config": {
-            "given": config is not None,
+            "from": (config_from or "given") if config is not None else "history",
             "reference_policy": chosen.reference_policy,
             "fallback": chosen.fallback_policy,
             "pod_headroom": chosen.pod_headroom,
@@ -466,7 +468,9 @@ def render(report: Mapping[str, Any]) -> str:
             if recorded
             else " (none: no config event in this history)"
         ),
-        f"would have: replayed under {'the given' if cfg['given'] else 'the recorded'} config "
+        "would have: replayed under the "
+        + ("recorded config" if cfg["from"] == "history" else f"config of {cfg['from']}")
+        + " "
         f"(reference {cfg['reference_policy']}, fallback {cfg['fallback']})",
         "",
         f"{'':28}{'happened':>12}{'would have':>12}",
@@ -522,6 +526,6 @@ def render(report: Mapping[str, Any]) -> str:
     for i in range(max(len(left), len(right), 1)):
         a = left[i] if i < len(left) else ("none" if i == 0 else "")
         b = right[i] if i < len(right) else ("none" if i == 0 else "")
-        lines.append(f"  {a:52} | {b}")
+        lines.append(f"  {a:52} | {b}".rstrip())
     lines.append(f"not replayed: {', '.join(report['alerts_not_replayed'])}")
     return "\n".join(lines)

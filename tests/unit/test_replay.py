@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from fedredirect.cli import _alert_for
-from shared.config import parse_config
+from shared.config import load_config, parse_config
 from shared.history import config_event, observation_event
 from shared.records import HealthObservation, MemberObservation
 from shared.replay import NOT_REPLAYED, REPLAYED_ALERTS, ReplayError, replay
@@ -180,7 +180,8 @@ def test_the_shipped_incident_under_majority() -> None:
     events = [json.loads(line) for line in EXAMPLE.read_text().splitlines()]
     default = replay(events)
     assert default["replayed"]["eligible_seconds"] == default["recorded"]["eligible_seconds"]
-    majority = replay(events, _majority(events))
+    majority = replay(events, load_config(ROOT / "examples/incident-majority.yaml"))
+    assert majority["config"]["reference_policy"] == "majority"
     before = default["replayed"]["version_mismatch_seconds"]
     after = majority["replayed"]["version_mismatch_seconds"]
     assert before == 90 * 60 and 55 * 60 < after < 65 * 60
@@ -193,11 +194,18 @@ def test_the_shipped_incident_under_majority() -> None:
     }
 
 
-def _majority(events: list[dict[str, Any]]) -> Any:
-    from shared.replay import recorded_config
-
-    recorded = recorded_config(events)
-    assert recorded is not None
-    doc = recorded.model_dump(mode="json")
-    doc["versions"]["reference"] = "majority"
-    return parse_config(doc)
+@pytest.mark.parametrize("config_args", [[], ["--config", "examples/incident-majority.yaml"]])
+def test_the_readme_shows_what_replay_prints(config_args: list[str]) -> None:
+    command = ["replay", "--from", "examples/incident-2022-01-27.jsonl", *config_args]
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("$ fedredirect " + " ".join(command) + "\n")
+    shown = readme[readme.index("\n", start) + 1 : readme.index("\n```", start)]
+    printed = subprocess.run(
+        [sys.executable, "-m", "fedredirect.cli", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.rstrip("\n") == shown
