@@ -23,7 +23,7 @@ from checker.pool import OriginClients
 from checker.probe import Answer, Outcome, fetch_parsed
 from shared.changes import view_changes
 from shared.config import FederationConfig, MemberConfig
-from shared.evaluate import View, evaluate, full_reason
+from shared.evaluate import View, evaluate, state_may_change
 from shared.history import (
     config_event,
     describe,
@@ -127,7 +127,7 @@ class Checker:
         previous = self.observations.get(name)
         self.observations[name] = obs
         self._dirty.add(name)
-        if _state_may_change(previous, obs, self.config.pod_headroom):
+        if state_may_change(previous, obs, self.config.pod_headroom):
             self._meaningful = True
             self._urgent.set()
         if health_due:
@@ -337,23 +337,6 @@ class Checker:
                         await asyncio.wait_for(
                             self.store.release_lease(self.checker_id, self.fence), 1.0
                         )
-
-
-def _state_may_change(old: MemberObservation | None, new: MemberObservation, headroom: int) -> bool:
-    """Whether ``new`` differs from ``old`` in anything that can move a member's state or
-    the reference: health verdict and reasons, fullness (not the pod count itself, which
-    changes with nearly every check of a busy member), versions, errors. A change only in
-    the time of the check cannot."""
-    if old is None or old.versions != new.versions:
-        return True
-    if old.settled_versions != new.settled_versions or old.last_error != new.last_error:
-        return True
-    before, after = old.health, new.health
-    if before is None or after is None:
-        return before is not after
-    if (before.status, before.reasons) != (after.status, after.reasons):
-        return True
-    return (full_reason(old, headroom) is None) != (full_reason(new, headroom) is None)
 
 
 def _parse_versions(answer: Answer) -> dict[str, str]:
