@@ -434,6 +434,14 @@ request = function()
 end
 """
 
+EVERY_REPO = f"""
+local counter = 0
+request = function()
+  counter = counter % {WIRE_REPOSITORIES} + 1
+  return wrk.format("GET", "/build/gh/org/repo" .. counter .. "/HEAD")
+end
+"""
+
 DISTINCT_REPOS = """
 local counter = 0
 init = function(args)
@@ -642,12 +650,14 @@ def over_the_wire(
     script.write_text(RANDOM_REPOS)
     distinct = workdir / "distinct-repos.lua"
     distinct.write_text(DISTINCT_REPOS)
+    every = workdir / "every-repo.lua"
+    every.write_text(EVERY_REPO)
     with servers(workdir) as started:
         by_name = {s.name: s for s in started}
         router3 = by_name["fedredirect router, 3 members"]
         memory: dict[str, Any] = {"router, 3 members, ready": rss_mb(router3.pid)}
-        for server in started:  # warm up: the routers' kept routes, the interpreters' caches
-            run_wrk(server.url, 2, script)
+        for server in started:  # warm up: every repository's route kept, caches filled
+            run_wrk(server.url, 3, every)
         for r in range(rounds):
             order = started[r % len(started) :] + started[: r % len(started)]
             for server in order:
