@@ -1,0 +1,196 @@
+"""Replay's alert evaluation agrees with Prometheus on the real rules.
+
+Replay evaluates the alerts of deploy/prometheus/alerts.yml in Python. Here the series the
+checker and a router would have exported along a replayed timeline (every state gauge, the
+eligible count, reference staleness, fallback, weights, the redirect counter of the
+synthetic launches) are written as a promtool unit test whose expectations are replay's
+own answer at every minute, and `promtool test rules` runs the real rule expressions on
+them. Annotations are left out of the copy of the rules the test runs (expressions,
+``for:`` and labels unchanged), so the expectations need only the labels.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shared.config import load_config
+from shared.evaluate import STATES
+from shared.replay import (
+    EVAL_INTERVAL,
+    REPLAYED_ALERTS,
+    Firing,
+    Timeline,
+    alerts,
+    launches,
+    recorded_config,
+    replayed_timeline,
+)
+from tests.unit.test_alert_rules import promtool
+from tests.unit.test_replay import history
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECKER = 'job="fedredirect-checker",instance="checker:9090"'
+ROUTER = 'job="fedredirect-router",instance="router-0:8080"'
+#: The labels each replayed alert carries besides ``severity`` (from its expression).
+SCRAPE = {"job": "fedredirect-checker", "instance": "checker:9090"}
+
+
+def labels(firing: Firing, severity: str) -> dict[str, str]:
+    extra: dict[str, str] = {"severity": severity}
+    if firing.alert in ("FedredirectNoEligibleMembers", "FedredirectReferenceStale"):
+        extra |= SCRAPE
+    if firing.alert == "FedredirectVersionMismatchExcluded":
+        extra |= SCRAPE | {"state": "version_mismatch"}
+    if firing.member is not None:
+        extra["member"] = firing.member
+    return extra
+
+
+def series(timeline: Timeline, picks: Sequence[tuple[float, str | None]]) -> list[dict[str, str]]:
+    """What the checker and a router export at every minute of the timeline."""
+    minutes = int((timeline.end - timeline.start) // EVAL_INTERVAL) + 1
+    at = [timeline.start + k * EVAL_INTERVAL for k in range(minutes)]
+    frames, k = [], 0
+    for t in at:
+        while k + 1 < len(timeline.frames) and timeline.frames[k + 1].at <= t:
+            k += 1
+        frames.append(timeline.frames[k])
+
+    def values(numbers: Sequence[float]) -> str:
+        return " ".join(f"{n:g}" for n in numbers)
+
+    out = [
+        {"series": f"up{{{CHECKER}}}", "values": values([1] * minutes)},
+        {
+            "series": f"fedredirect_checker_last_cycle_timestamp_seconds{{{CHECKER}}}",
+            "values": values([60 * i for i in range(minutes)]),
+        },
+        {
+            "series": f"fedredirect_eligible_members{{{CHECKER}}}",
+            "values": values([sum(s == "eligible" for s in f.states.values()) for f in frames]),
+        },
+        {
+            "series": f"fedredirect_reference_stale{{{CHECKER}}}",
+            "values": values([int(f.reference_stale) for f in frames]),
+        },
+        {
+            "series": f"fedredirect_fallback_active{{{CHECKER}}}",
+            "values": values([int(f.fallback) for f in frames]),
+        },
+    ]
+    for name, member in timeline.config.members.items():
+        out.append(
+            {
+                "series": f'fedredirect_member_weight{{{CHECKER},member="{name}"}}',
+                "values": values([member.weight] * minutes),
+            }
+        )
+        for state in STATES:
+            out.append(
+                {
+                    "series": f'fedredirect_member_state{{{CHECKER},member="{name}",'
+                    f'state="{state}"}}',
+                    "values": values([int(f.states.get(name) == state) for f in frames]),
+                }
+            )
+        cumulative, j, counts = [], 0, 0
+        for t in at:
+            while j < len(picks) and picks[j][0] <= t:
+                counts += picks[j][1] == name
+                j += 1
+            cumulative.append(counts)
+        out.append(
+            {
+                "series": f'fedredirect_redirects_total{{{ROUTER},member="{name}",'
+                'reason="balancer"}',
+                "values": values(cumulative),
+            }
+        )
+    return out
+
+
+def promtool_agrees(timeline: Timeline, tmp: Path) -> list[Firing]:
+    picks = launches(timeline)
+    firings = alerts(timeline, picks)
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())
+    severity: dict[str, str] = {}
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+            severity[rule["alert"]] = rule["labels"]["severity"]
+    (tmp / "alerts.yml").write_text(yaml.safe_dump(rules))
+    minutes = int((timeline.end - timeline.start) // EVAL_INTERVAL) + 1
+    cases: list[dict[str, Any]] = []
+    for k in range(minutes):
+        t = timeline.start + k * EVAL_INTERVAL
+        for alert in REPLAYED_ALERTS:
+            now = [
+                labels(f, severity[alert])
+                for f in firings
+                if f.alert == alert and f.fired_at <= t and (f.resolved_at or 1e18) > t
+            ]
+            cases.append(
+                {
+                    "eval_time": f"{k}m",
+                    "alertname": alert,
+                    "exp_alerts": [{"exp_labels": lab} for lab in now],
+                }
+            )
+    test = {
+        "rule_files": ["alerts.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series(timeline, picks),
+                "alert_rule_test": cases,
+            }
+        ],
+    }
+    (tmp / "replay_test.yml").write_text(json.dumps(test))  # JSON is YAML
+    run = subprocess.run(
+        [promtool(), "test", "rules", "replay_test.yml"],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    return firings
+
+
+def incident(config: Mapping[str, Any] | None = None) -> Timeline:
+    lines = (ROOT / "examples/incident-2022-01-27.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    chosen = load_config(ROOT / "examples/incident-majority.yaml") if config else None
+    recorded = recorded_config(events)
+    assert recorded is not None
+    return replayed_timeline(events, chosen or recorded)
+
+
+@pytest.mark.parametrize("majority", [False, True], ids=["prime", "majority"])
+def test_the_incident_fires_the_same_alerts_in_promtool(majority: bool, tmp_path: Path) -> None:
+    firings = promtool_agrees(incident({"majority": True} if majority else None), tmp_path)
+    assert {f.alert for f in firings} >= {"FedredirectVersionMismatchExcluded"}
+
+
+def test_nobody_eligible_fires_the_same_alerts_in_promtool(tmp_path: Path) -> None:
+    """Both members unhealthy for 25 minutes: the prime takes every launch (fallback)."""
+    down = {m: (lambda t: {"status": "unhealthy"} if 300 <= t < 1800 else {}) for m in "ab"}
+    events = history(end=2400, **down)
+    config = recorded_config(events)
+    assert config is not None
+    firings = promtool_agrees(replayed_timeline(events, config), tmp_path)
+    assert {f.alert for f in firings} == {
+        "FedredirectNoEligibleMembers",
+        "FedredirectFallbackActive",
+        "FedredirectTrafficConcentrated",
+    }
