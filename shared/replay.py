@@ -399,6 +399,35 @@ def summarise(
     }
 
 
+def counted_launches(
+    events: Iterable[Mapping[str, Any]], start: float, end: float, bucket: float = 3600.0
+) -> list[dict[str, Any]]:
+    """The launches the routers counted (``launches`` events: each router's counts since
+    it started), per ``bucket`` of time from ``start``: the launches between two of a
+    router's events go to the bucket of the later one."""
+    buckets: list[dict[str, Any]] = [
+        {"from": start + i * bucket, "counts": {}, "total": 0}
+        for i in range(max(1, math.ceil((end - start) / bucket)))
+    ]
+    last: dict[tuple[str, float], Mapping[str, int]] = {}
+    for event in sorted(
+        (e for e in events if e["event"] == "launches"), key=lambda e: float(e["at"])
+    ):
+        key = (str(event["router"]), float(event["started_at"]))
+        before, counts = last.get(key, {}), event["counts"]
+        last[key] = counts
+        at = float(event["at"])
+        if not start <= at <= end:
+            continue
+        row = buckets[min(int((at - start) // bucket), len(buckets) - 1)]
+        for member, count in counts.items():
+            new = int(count) - int(before.get(member, 0))
+            if new > 0:
+                row["counts"][member] = row["counts"].get(member, 0) + new
+                row["total"] += new
+    return buckets
+
+
 def replay(
     events: Sequence[Mapping[str, Any]],
     config: FederationConfig | None = None,
@@ -437,6 +466,10 @@ def replay(
             "pod_headroom": recorded.pod_headroom,
         }
         doc["recorded"] = summarise(history, per_minute, bucket, alert_for)
+        if any(e["event"] == "launches" for e in events):
+            doc["recorded"]["counted_launches"] = counted_launches(
+                events, replayed.start, replayed.end, bucket
+            )
     return doc
 
 
@@ -509,6 +542,10 @@ def render(report: Mapping[str, Any]) -> str:
 
     for happened, would in buckets:
         lines.append(f"  {_clock(would['from'])[11:]}  {shares(happened):40} | {shares(would)}")
+    if recorded and "counted_launches" in recorded:
+        lines += ["", "launches the routers counted (happened):"]
+        for b in recorded["counted_launches"]:
+            lines.append(f"  {_clock(b['from'])[11:]}  {shares(b)} ({b['total']} launches)")
     lines += ["", "alerts (deploy/prometheus/alerts.yml), happened | would have:"]
 
     def firings(col: Mapping[str, Any] | None) -> list[str]:

@@ -209,3 +209,28 @@ def test_the_readme_shows_what_replay_prints(config_args: list[str]) -> None:
     )
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout.rstrip("\n") == shown
+
+
+def test_the_launches_routers_counted_are_in_what_happened() -> None:
+    """Two routers' cumulative counts, one restarting: the launches between two events of
+    one router go to the bucket of the later one; a restart starts from zero."""
+    events = history(end=900)
+    events += [
+        {"event": "launches", "router": "r1", "at": 60.0, "started_at": 0.0, "counts": {"a": 5}},
+        {
+            "event": "launches",
+            "router": "r1",
+            "at": 400.0,
+            "started_at": 0.0,
+            "counts": {"a": 7, "b": 3},
+        },
+        {"event": "launches", "router": "r2", "at": 450.0, "started_at": 0.0, "counts": {"b": 4}},
+        {"event": "launches", "router": "r1", "at": 500.0, "started_at": 480.0, "counts": {"a": 1}},
+    ]
+    got = replay(events, bucket=300)["recorded"]["counted_launches"]
+    assert [(b["counts"], b["total"]) for b in got] == [
+        ({"a": 5}, 5),
+        ({"a": 3, "b": 7}, 10),
+        ({}, 0),
+    ]
+    assert "counted_launches" not in replay(history())["recorded"]
