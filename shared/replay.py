@@ -96,6 +96,8 @@ def _span(events: Sequence[Mapping[str, Any]], since: float | None) -> tuple[flo
         raise ReplayError("no observation in this history: nothing to replay")
     times = [float(e["at"]) for e in events]
     start = min(observed) if since is None else max(since, min(observed))
+    if start >= max(times):
+        raise ReplayError("nothing recorded after --since: nothing to replay")
     return start, max(times)
 
 

@@ -147,6 +147,8 @@ def test_another_config_changes_what_would_have_happened() -> None:
 def test_history_without_observations_or_config_is_refused() -> None:
     with pytest.raises(ReplayError, match="no observation"):
         replay([config_event(config(), 0.0)])
+    with pytest.raises(ReplayError, match="nothing recorded after"):
+        replay(history(), since=900)
     with pytest.raises(ReplayError, match="no config event"):
         replay([e for e in history() if e["event"] != "config"])
 
