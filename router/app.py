@@ -24,11 +24,13 @@ from router.pages import render_status_page
 from router.proxy import proxy, target_url
 from router.redirect import RedirectApp, printable_ascii
 from router.snapshot import SnapshotHolder
+from router.timeline import window_timeline
 from shared.config import HistoryConfig
 from shared.explain import explain
 from shared.history import SINCE_PATTERN
 from shared.status import status_document
 from shared.store import Store
+from shared.timeline import DEFAULT_WINDOW, WINDOWS
 
 
 def fixed_location(url: str, request: Request) -> str:
@@ -125,10 +127,16 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
         return JSONResponse(doc, status_code=status_code)
 
     @api.get("/status", response_class=HTMLResponse)
-    async def status_page() -> HTMLResponse:
-        """The same document as /status.json, rendered for people."""
+    async def status_page(
+        window: Annotated[str, Query(pattern=f"^(?:{'|'.join(WINDOWS)})$")] = DEFAULT_WINDOW,
+    ) -> HTMLResponse:
+        """The same document as /status.json, rendered for people, with each member's
+        timeline over ``window`` (1h, 6h, 24h or 7d) drawn from history."""
         status_code, doc = _status_doc()
-        return HTMLResponse(render_status_page(doc), status_code=status_code)
+        pictures = None
+        if "members" in doc:
+            pictures = await window_timeline(store, window, doc["members"], time.time())
+        return HTMLResponse(render_status_page(doc, pictures), status_code=status_code)
 
     def _cap() -> int:
         view = holder.view

@@ -1,41 +1,65 @@
-"""The operator's status page: the ``/status.json`` document rendered as one HTML page.
+"""The operator's status page: the status document (shared/status.py) rendered as one HTML
+page, with the pictures of the recent past (shared/timeline.py) as inline SVG.
 
-It is a pure function of that document, so the page and the JSON can never disagree, and
+It is a pure function of those documents, so the page and the JSON can never disagree, and
 every value from it goes through :func:`html.escape` (member reasons quote remote answers).
 """
 
 from __future__ import annotations
 
 import html
+import itertools
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from shared.humanize import format_age
 from shared.status import banners
+from shared.timeline import NO_HISTORY, WINDOWS, clock
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
 h1{font-size:1.4em;margin:0 0 .6em}h2{font-size:1.1em;margin:1.2em 0 .4em}
 .banner{padding:.6em 1em;margin:.4em 0;border-radius:4px;border:1px solid #c62828;
 background:#ffebee;font-weight:600}
-table{border-collapse:collapse;background:#fff;font-size:13px}
-th,td{border:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
-th{background:#eee}td.num{text-align:right;white-space:nowrap}
-td.reasons{min-width:12em}td.versions{min-width:24em}
+table{border-collapse:collapse;background:#fff;font-size:13px;width:100%;table-layout:fixed}
+th,td{border:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top;
+overflow-wrap:anywhere}
+th{background:#eee}td.num{text-align:right}
+col.c-member{width:14%}col.c-state{width:9%}col.c-reasons{width:18%}col.c-versions{width:21%}
+col.c-pods{width:7%}col.c-age{width:6%}col.c-weight{width:7%}col.c-share{width:6%}
 .versions .key{color:#555;font-size:.9em}.versions div{margin:.1em 0}
-.state{padding:.1em .5em;border-radius:3px;font-weight:600;white-space:nowrap}
+.state{padding:.1em .4em;border-radius:3px;font-weight:600;display:inline-block}
 .state-eligible{background:#c8e6c9}.state-full{background:#ffe0b2}
 .state-version_mismatch{background:#fff59d}.state-drained{background:#d1c4e9}
 .state-stale,.state-unreachable,.state-unhealthy{background:#ffcdd2}
 .version-diff{background:#ffeb3b;outline:2px solid #f57f17;font-weight:600}
 .ref{color:#666;font-size:.9em}.prime{color:#b8860b}.muted{color:#777}
-code{font-size:.95em;overflow-wrap:break-word}
-dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em;margin:0}
-dt{font-weight:600}dd{margin:0}
+code{font-size:.95em;overflow-wrap:anywhere}
+dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.2em 1em;margin:0}
+dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
+nav.windows a{margin-right:.6em}nav.windows a[aria-current]{font-weight:700;color:#222}
+.strip{display:grid;grid-template-columns:9em minmax(0,1fr);align-items:center;gap:.5em;
+margin:2px 0}.strip .label{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.strip svg{width:100%;height:18px;display:block;background:#fff}
+.axis{position:relative;height:1.4em;margin-left:9.5em;font-size:11px;color:#555}
+.axis span{position:absolute;transform:translateX(-50%);white-space:nowrap}
+.axis span.first{transform:none}.axis span.last{transform:translateX(-100%)}
+.seg-eligible,.seg-fresh,.seg-gating{fill:#66bb6a}.seg-full{fill:#ffa726}
+.seg-version_mismatch{fill:#fdd835}.seg-drained{fill:#9575cd}
+.seg-stale,.seg-unreachable,.seg-unhealthy,.seg-suspended{fill:#e53935}
+.seg-no_history{fill:url(#no-history)}
+.mark{fill:#111}.drain-mark{fill:#4527a0}
+.legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;
+width:.9em;height:.9em;margin-right:.3em;vertical-align:-.1em}
+.shares .bar{display:grid;grid-template-columns:9em minmax(0,1fr);gap:.5em;margin:2px 0}
+.shares svg{width:100%;height:14px;display:block;background:#eee}
 """
 
 
 _MISSING = "-"
+#: A strip's width in SVG units (the SVG scales to the page): x is proportional to time.
+STRIP_WIDTH = 1000
 
 
 def _e(value: object) -> str:
@@ -48,12 +72,26 @@ def _num(value: float | int | None) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+#: Every few seconds, fetch this page again and swap its <main> in (no full reload, so the
+#: scroll position and whatever is being hovered stay); without JavaScript, the <noscript>
+#: refresh reloads the whole page instead.
+_REFRESH = """
+(function(){var busy=false;setInterval(function(){if(busy)return;busy=true;
+fetch(location.href,{cache:"no-store"}).then(function(r){return r.text()}).then(function(t){
+var doc=new DOMParser().parseFromString(t,"text/html"),m=doc.querySelector("main"),
+o=document.querySelector("main");if(m&&o){o.replaceWith(document.adoptNode(m));
+document.title=doc.title}}).catch(function(){}).finally(function(){busy=false})},%d)})();
+"""
+REFRESH_SECONDS = 5
+
+
 def _page(title: str, body: str) -> str:
     return (
         "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
-        '<meta http-equiv="refresh" content="5">'
+        f'<noscript><meta http-equiv="refresh" content="{REFRESH_SECONDS}"></noscript>'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n"
+        f"<script>{_REFRESH % (REFRESH_SECONDS * 1000)}</script>\n</body></html>\n"
     )
 
 
@@ -123,7 +161,8 @@ def _member_row(
     share = f"{100 * count / total:.0f}% ({count})" if total else "- (0)"
     cells = [
         f"<td><b>{_e(name)}</b>{prime}<br><span class=muted>{_e(m['url'])}</span>{moved}</td>",
-        f'<td><span class="state state-{_e(m["state"])}">{_e(m["state"])}</span></td>',
+        f'<td><span class="state state-{_e(m["state"])}">'
+        f"{_e(m['state']).replace('_', '_<wbr>')}</span></td>",
         f'<td class="reasons">{reasons}</td>',
         _versions_cell(m, reference),
         f'<td class="num">{_e(_num(m["total_pods"]))} / {_e(_num(m["quota"]))}</td>',
@@ -143,7 +182,12 @@ def _members_table(doc: Mapping[str, Any]) -> str:
     head.append(f"traffic share ({total} launches)")
     rows = "\n".join(_member_row(name, m, doc, counts, total) for name, m in doc["members"].items())
     header = "".join(f"<th>{_e(h)}</th>" for h in head)
-    return f"<table><thead><tr>{header}</tr></thead>\n<tbody>\n{rows}\n</tbody></table>"
+    cols = ["member", "state", "reasons", "versions", "pods", "age", "age", "age", "weight"]
+    colgroup = "".join(f'<col class="c-{c}">' for c in [*cols, "share"])
+    return (
+        f"<table><colgroup>{colgroup}</colgroup><thead><tr>{header}</tr></thead>\n"
+        f"<tbody>\n{rows}\n</tbody></table>"
+    )
 
 
 def _freshness(doc: Mapping[str, Any]) -> str:
@@ -161,22 +205,171 @@ def _freshness(doc: Mapping[str, Any]) -> str:
     )
 
 
-def render_status_page(doc: Mapping[str, Any]) -> str:
-    """The HTML page for a ``/status.json`` document (the 503 shape included)."""
+def _x(at: float, start: float, end: float) -> float:
+    """A time's x in a strip: ``STRIP_WIDTH`` units across the window."""
+    return round((at - start) / (end - start) * STRIP_WIDTH, 3)
+
+
+def _span(seg: Mapping[str, Any]) -> str:
+    return f"{clock(seg['start'])} to {clock(seg['end'])}"
+
+
+def _strip(ident: str, label: str, pictures: Mapping[str, Any], segs: list[Any], marks: str) -> str:
+    """One strip: a rect per segment (its state and reason in a <title>), then the marks."""
+    start, end = pictures["start"], pictures["end"]
+    rects = "".join(
+        f'<rect class="seg seg-{_e(seg["state"])}" data-state="{_e(seg["state"])}" '
+        f'data-start="{seg["start"]}" data-end="{seg["end"]}" '
+        f'x="{_x(seg["start"], start, end)}" y="0" '
+        f'width="{_x(seg["end"], start, end) - _x(seg["start"], start, end):.3f}" height="20">'
+        f"<title>{_e(label)}: {_e(seg['state'])}, {_e(_span(seg))}: {_e(seg['reason'])}</title>"
+        "</rect>"
+        for seg in segs
+    )
+    return (
+        f'<div class="strip" id="{_e(ident)}"><span class="label" title="{_e(label)}">'
+        f"{_e(label)}</span>"
+        f'<svg viewBox="0 0 {STRIP_WIDTH} 20" preserveAspectRatio="none" role="img" '
+        f'aria-label="{_e(label)} over the window">{rects}{marks}</svg></div>'
+    )
+
+
+def _mark(css: str, at: float, pictures: Mapping[str, Any], title: str) -> str:
+    x = max(_x(at, pictures["start"], pictures["end"]) - 1, 0)
+    return (
+        f'<rect class="{css}" data-at="{at}" x="{x}" y="0" width="2" height="20">'
+        f"<title>{_e(title)}</title></rect>"
+    )
+
+
+def _axis(pictures: Mapping[str, Any]) -> str:
+    start, end = pictures["start"], pictures["end"]
+    fmt = "%a %H:%M" if end - start > 86400 else "%H:%M"
+    ticks = []
+    for i in range(7):
+        at = start + (end - start) * i / 6
+        css = "first" if i == 0 else "last" if i == 6 else ""
+        label = time.strftime(fmt, time.gmtime(at))
+        ticks.append(f'<span class="{css}" style="left:{100 * i / 6:.4f}%">{label}</span>')
+    return f'<div class="axis">{"".join(ticks)}</div>'
+
+
+_LEGEND = ("eligible", "full", "version_mismatch", "drained", "unhealthy", NO_HISTORY)
+
+
+def _shares_chart(pictures: Mapping[str, Any], members: list[str]) -> str:
+    """Per router, one bar: the share of its launches in the window each member received."""
+    bars = []
+    for router, counts in pictures["launches"].items():
+        total = sum(counts.values())
+        x = 0.0
+        rects = []
+        for name in [*members, *sorted(set(counts) - set(members))]:
+            count = counts.get(name, 0)
+            if not count:
+                continue
+            width = STRIP_WIDTH * count / total
+            hue = (members.index(name) if name in members else len(members)) * 137 % 360
+            rects.append(
+                f'<rect class="share" data-member="{_e(name)}" data-count="{count}" '
+                f'x="{x:.3f}" y="0" width="{width:.3f}" height="20" '
+                f'style="fill:hsl({hue},55%,55%)"><title>{_e(name)}: {count} launches '
+                f"({100 * count / total:.0f}%)</title></rect>"
+            )
+            x += width
+        bars.append(
+            f'<div class="bar" data-router="{_e(router)}"><span class="label muted" '
+            f'title="{_e(router)}">{_e(router)} ({total})</span>'
+            f'<svg viewBox="0 0 {STRIP_WIDTH} 20" preserveAspectRatio="none" role="img" '
+            f'aria-label="launches by member">{"".join(rects)}</svg></div>'
+        )
+    if not bars:
+        return '<p class="muted">No launches recorded by any router in this window.</p>'
+    return "<h3>Share of launches per router</h3>" + "".join(bars)
+
+
+def _pictures(pictures: Mapping[str, Any] | None) -> str:
+    """The strips for the window, or a note saying why there are none."""
+    if pictures is None:
+        return ""
+    window = pictures["window"]
+    links = " ".join(
+        f'<a href="?window={w}"{" aria-current=page" if w == window else ""}>{w}</a>'
+        for w in WINDOWS
+    )
+    head = f'<h2>The last {_e(window)}</h2><nav class="windows">window: {links}</nav>'
+    if pictures.get("error"):
+        note = f"History cannot be shown now ({pictures['error']}); the table shows the present."
+        return head + f'<p class="banner" id="history-error">{_e(note)}</p>'
+    since = pictures["available_since"]
+    note = (
+        "No history is recorded yet."
+        if since is None
+        else f"History available since {clock(since)}."
+    )
+    ref_marks = "".join(
+        _mark("mark ref-change", seg["start"], pictures, f"reference changed: {seg['reason']}")
+        for before, seg in itertools.pairwise(pictures["reference"])
+        if before["state"] != NO_HISTORY  # a change, not where history starts
+    )
+    strips = [
+        _strip("strip-reference", "reference", pictures, pictures["reference"], ref_marks),
+        _strip("strip-gate", "version gate", pictures, pictures["gate"], ""),
+    ]
+    members = list(pictures["members"])
+    for name, member in pictures["members"].items():
+        marks = "".join(
+            _mark(
+                "drain-mark",
+                d["at"],
+                pictures,
+                f"{d['event']}ed by an operator at {clock(d['at'])}"
+                + (f": {d['reason']}" if d["reason"] else ""),
+            )
+            for d in member["drains"]
+        )
+        strips.append(_strip(f"strip-{name}", name, pictures, member["segments"], marks))
+    legend = "".join(
+        f'<span><svg width="12" height="12"><rect class="seg-{s}" width="12" height="12"/></svg>'
+        f" {s.replace('_', ' ')}</span>"
+        for s in _LEGEND
+    )
+    return (
+        f"{head}<p class=muted>{_e(note)} Hover a segment for its state and reason.</p>"
+        f'<div class="timeline" data-start="{pictures["start"]}" data-end="{pictures["end"]}">'
+        f"{''.join(strips)}{_axis(pictures)}</div>"
+        f'<div class="legend">{legend}</div>'
+        f'<div class="shares">{_shares_chart(pictures, members)}</div>'
+    )
+
+
+_DEFS = (
+    '<svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs>'
+    '<pattern id="no-history" width="8" height="8" patternUnits="userSpaceOnUse" '
+    'patternTransform="rotate(45)"><rect width="8" height="8" fill="#e0e0e0"/>'
+    '<rect width="3" height="8" fill="#bdbdbd"/></pattern></defs></svg>'
+)
+
+
+def render_status_page(doc: Mapping[str, Any], pictures: Mapping[str, Any] | None = None) -> str:
+    """The HTML page for a status document (the 503 shape included), with the pictures of
+    a ``shared.timeline.timeline`` document when there is one."""
     if "members" not in doc:
         reason = doc.get("error") or "no view of the federation yet"
         body = (
-            "<h1>fedredirect router: no view yet</h1>"
+            "<main><h1>fedredirect router: no view yet</h1>"
             f'<div class="banner" id="banner-no-view">{_e(reason)}</div>'
             "<p>This router has no evaluated view of the federation, so it cannot redirect "
-            "launches. This page refreshes every 5 seconds.</p>"
+            f"launches. This page refreshes every {REFRESH_SECONDS} seconds.</p></main>"
         )
         return _page("fedredirect: no view", body)
     fallback = doc["fallback"]
     body = "\n".join(
         [
+            f'<main data-evaluated-at="{_e(doc["evaluated_at"])}">{_DEFS}',
             "<h1>fedredirect: what this router uses now</h1>",
             *_banners(doc),
+            _pictures(pictures),
             "<h2>Reference version</h2>",
             _reference(doc["reference"]),
             f"<h2>Members</h2><p class=muted>fallback policy: {_e(fallback['policy'])}; "
@@ -184,6 +377,7 @@ def render_status_page(doc: Mapping[str, Any]) -> str:
             _members_table(doc),
             "<h2>Freshness</h2>",
             _freshness(doc),
+            "</main>",
         ]
     )
     return _page("fedredirect status", body)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
 
 from router.pages import render_status_page
+from shared.timeline import timeline
 from tests.support.dom import Dom
 
 REF = {"binderhub": "1.0.0", "builder": "r2d:2024.07.0"}
@@ -189,9 +191,22 @@ def test_a_malicious_reason_is_escaped() -> None:
         "alpha": _member(prime=True),
         '"><b>': _member("unhealthy", reasons=[evil], last_error=evil),
     }
-    page = render_status_page(_doc(members=members))
+    events = [
+        {
+            "event": "member_state_changed",
+            "member": '"><b>',
+            "at": NOW - 60,
+            "old": None,
+            "new": "unhealthy",
+            "reasons": [evil],
+        },
+        {"event": "drain", "member": '"><b>', "at": NOW - 30, "reason": evil},
+    ]
+    pictures = timeline(events, NOW - 60, members, "1h", NOW)
+    page = render_status_page(_doc(members=members), pictures)
     dom = Dom(page)
-    assert dom.scripts == 0 and "<script>" not in page and "<img" not in page
+    assert dom.scripts == 1 and page.count("<script>") == 1  # only the page's own refresh
+    assert "<script>alert" not in page and "<img" not in page
     assert "&lt;script&gt;" in page
     row = dom.by_id('member-"><b>')
     assert row is not None and evil in row[1]
@@ -202,3 +217,108 @@ def test_the_no_view_document_renders_its_reason() -> None:
     dom = Dom(render_status_page(doc))
     found = dom.by_id("banner-no-view")
     assert found is not None and "is the checker up?" in found[1]
+
+
+NOW = BASE["evaluated_at"]
+
+
+def _pictures(events: list[dict[str, Any]], window: str = "1h") -> dict[str, Any]:
+    return timeline(events, NOW - 1800, ["alpha"], window, NOW)
+
+
+def _rects(page: str, strip: str) -> list[tuple[float, float, str, str]]:
+    """(x, width, state, title) of each segment of a strip, read back from the HTML."""
+    found = re.search(rf'<div class="strip" id="{strip}">(.*?)</div>', page, re.S)
+    assert found is not None, f"no {strip}"
+    return [
+        (float(x), float(w), state, title)
+        for state, x, w, title in re.findall(
+            r'<rect class="seg [^"]*" data-state="([^"]*)".*?x="([^"]*)" y="0" width="([^"]*)"'
+            r".*?<title>(.*?)</title>",
+            found.group(1),
+        )
+    ]
+
+
+def test_strips_place_each_state_at_its_time_with_its_reason() -> None:
+    events = [
+        {
+            "event": "member_state_changed",
+            "member": "alpha",
+            "at": NOW - 1800,
+            "old": None,
+            "new": "eligible",
+            "reasons": [],
+        },
+        {
+            "event": "member_state_changed",
+            "member": "alpha",
+            "at": NOW - 900,
+            "old": "eligible",
+            "new": "full",
+            "reasons": ["full: 100 pods"],
+        },
+        {
+            "event": "reference_changed",
+            "at": NOW - 1800,
+            "old": None,
+            "new": {"binderhub": "1"},
+            "old_stale": None,
+            "stale": False,
+            "source": "prime alpha",
+            "reason": None,
+        },
+        {
+            "event": "reference_changed",
+            "at": NOW - 600,
+            "old": {"binderhub": "1"},
+            "new": {"binderhub": "2"},
+            "old_stale": False,
+            "stale": False,
+            "source": "prime alpha",
+            "reason": None,
+        },
+    ]
+    page = render_status_page(_doc(), _pictures(events))
+    alpha = _rects(page, "strip-alpha")
+    assert [(x, w, state) for x, w, state, _ in alpha] == [
+        (0.0, 500.0, "no_history"),  # the first half hour of the hour: before history
+        (500.0, 250.0, "eligible"),
+        (750.0, 250.0, "full"),
+    ]
+    assert "full: 100 pods" in alpha[2][3] and "no history before" in alpha[0][3]
+    reference = _rects(page, "strip-reference")
+    assert [(x, state) for x, _, state, _ in reference] == [
+        (0.0, "no_history"),
+        (500.0, "fresh"),
+        (833.333, "fresh"),  # the version changed: a new segment, and a mark
+    ]
+    assert "binderhub=1" in reference[1][3] and "binderhub=2" in reference[2][3]
+    assert re.findall(r'class="mark ref-change" data-at="([^"]*)"', page) == [str(NOW - 600)]
+    assert re.findall(r'<a href="\?window=(\w+)" aria-current=page>', page) == ["1h"]
+
+
+def test_a_store_error_leaves_the_table_and_says_why() -> None:
+    pictures = {"window": "24h", "error": "cannot read history from the store: refused"}
+    dom = Dom(render_status_page(_doc(), pictures))
+    note = dom.by_id("history-error")
+    assert note is not None and "refused" in note[1]
+    assert dom.by_id("member-alpha") is not None
+
+
+def test_launch_shares_are_drawn_per_router() -> None:
+    def launches(router: str, at: float, **counts: int) -> dict[str, Any]:
+        return {
+            "event": "launches",
+            "router": router,
+            "at": at,
+            "started_at": NOW - 100,
+            "counts": counts,
+        }
+
+    events = [launches("r1", NOW - 50, alpha=1), launches("r1", NOW - 10, alpha=4, beta=2)]
+    page = render_status_page(_doc(), _pictures(events))
+    bars = re.findall(
+        r'data-member="(\w+)" data-count="(\d+)" x="[^"]*" y="0" width="([^"]*)"', page
+    )
+    assert bars == [("alpha", "4", "666.667"), ("beta", "2", "333.333")]

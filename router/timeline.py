@@ -1,0 +1,71 @@
+"""What /status draws from history: one window of events read from the store, with each
+strip's last change before the window (a bounded scan backwards), never failing the page."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from shared.store import Store
+from shared.timeline import PICTURED, WINDOWS, timeline
+
+#: At most this many entries are read backwards from the window start to find each strip's
+#: state then; past it, a strip whose last change is older shows "no history".
+SCAN_LIMIT = 20_000
+_PAGE = 1000
+#: A store that does not answer within this long leaves the page without pictures.
+READ_TIMEOUT = 2.0
+
+
+def _before(entry_id: bytes | str) -> str:
+    """The stream ID just before ``entry_id`` (XREVRANGE's inclusive bound)."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, seq = (int(part) for part in text.split("-"))
+    return f"{ms}-{seq - 1}" if seq > 0 else f"{ms - 1}-18446744073709551615"
+
+
+async def _last_changes_before(store: Store, start: float, members: set[str]) -> list[Any]:
+    """Going back from ``start``: events until each member's and the reference's last
+    change is found (or the scan limit), so the strips know their state at ``start``."""
+    needed = {("member_state_changed", m) for m in members} | {("reference_changed", None)}
+    kept: list[Any] = []
+    bound = f"{max(int(start * 1000) - 1, 0)}-18446744073709551615"
+    scanned = 0
+    while needed and scanned < SCAN_LIMIT:
+        entries: list[Any] = await store.client.xrevrange(  # type: ignore[assignment]
+            store.history_key, bound, "-", count=_PAGE
+        )
+        for _id, fields in entries:
+            event = json.loads(fields[b"e"])
+            if event.get("event") in PICTURED:
+                kept.append(event)
+                needed.discard((event["event"], event.get("member")))
+        scanned += len(entries)
+        if len(entries) < _PAGE or entries[-1][0] in (b"0-0", "0-0"):
+            break
+        bound = _before(entries[-1][0])
+    kept.reverse()
+    return kept
+
+
+async def _read(store: Store, start: float, members: set[str]) -> tuple[float | None, list[Any]]:
+    available_since, events = await store.read_history(start)
+    prior = await _last_changes_before(store, start, members)
+    return available_since, prior + [e for e in events if e.get("event") in PICTURED]
+
+
+async def window_timeline(
+    store: Store, window: str, members: Iterable[str], now: float
+) -> dict[str, Any]:
+    """The pictures' document for ``window`` ending ``now``; on a store error, one that
+    says why (the page then shows the present only)."""
+    names = list(members)
+    try:
+        available_since, events = await asyncio.wait_for(
+            _read(store, now - WINDOWS[window], set(names)), READ_TIMEOUT
+        )
+    except Exception as exc:
+        return {"window": window, "error": f"cannot read history from the store: {exc!r}"}
+    return timeline(events, available_since, names, window, now)

@@ -1,0 +1,64 @@
+"""/status's history read on a real Redis: each strip's state at the window start comes from
+its last change before the window, found by scanning the stream backwards."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from router import timeline as reader
+from shared.store import Store, connect
+
+
+def _changed(member: str, new: str, at: float) -> dict[str, Any]:
+    return {
+        "event": "member_state_changed",
+        "member": member,
+        "old": None,
+        "new": new,
+        "reasons": [f"{member} is {new}"],
+        "at": at,
+    }
+
+
+def test_the_state_before_the_window_is_found_backwards(
+    redis_url: str, key_prefix: str, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(reader, "_PAGE", 3)  # several pages of the backward scan
+    now = time.time()
+    events = [
+        _changed("a", "eligible", now - 10),
+        _changed("b", "eligible", now - 9),
+        {
+            "event": "reference_changed",
+            "old": None,
+            "new": {"binderhub": "1"},
+            "old_stale": None,
+            "stale": False,
+            "source": "prime a",
+            "reason": None,
+            "at": now - 9,
+        },
+        *({"event": "observation", "member": "a", "at": now - 8, "record": {}} for _ in range(7)),
+        _changed("a", "full", now - 5),
+        *({"event": "observation", "member": "b", "at": now - 4, "record": {}} for _ in range(7)),
+    ]
+
+    async def scenario() -> dict[str, Any]:
+        store = Store(connect(redis_url), key_prefix)
+        try:
+            await store.append_history(events, 1000)
+            # A window that starts after all of it: every state is from before the window.
+            return await reader.window_timeline(store, "1h", ["a", "b", "c"], now + 7200)
+        finally:
+            await store.client.aclose()
+
+    doc = asyncio.run(scenario())
+    assert doc["error"] is None
+    assert [(s["state"], s["reason"]) for s in doc["members"]["a"]["segments"]] == [
+        ("full", "a is full")
+    ]
+    assert [s["state"] for s in doc["members"]["b"]["segments"]] == ["eligible"]
+    assert [s["state"] for s in doc["members"]["c"]["segments"]] == ["no_history"]
+    assert [s["reason"] for s in doc["reference"]] == ["binderhub=1 from prime a"]
