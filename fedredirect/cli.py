@@ -426,19 +426,20 @@ async def run_replay(args: argparse.Namespace) -> int:
         config: FederationConfig | None = load_config(args.config) if args.config else None
     except (ValueError, ConfigError) as exc:
         return fail(str(exc))
-    config_from = args.config
+    config_from, served = args.config, None
     if args.source == "redis":
         store = Store(connect(args.redis_url), args.key_prefix)
         try:
             # all of it: what was recorded before --since says where each state stood
             _, events = await store.read_history()
-            snapshot = None if config else await store.read()
+            snapshot = await store.read()
         except Exception as exc:
             return fail(f"cannot read {_redacted(args.redis_url)}: {exc}", 1)
         finally:
             await store.client.aclose()
-        if config is None and snapshot is not None:
-            config, config_from = snapshot.config, "the store"
+        served = snapshot.config if snapshot else None
+        if config is None and served is not None:
+            config, config_from = served, "the store"
     else:
         try:
             with open(args.source, encoding="utf-8") as lines:
@@ -446,7 +447,9 @@ async def run_replay(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             return fail(f"cannot read {args.source}: {exc}")
     try:
-        report = replay(events, config, since, alert_for=_alert_for(), config_from=config_from)
+        report = replay(
+            events, config, since, alert_for=_alert_for(), config_from=config_from, served=served
+        )
     except ReplayError as exc:
         return fail(str(exc), 1)
     print(json.dumps(report, indent=2) if args.json else render(report))

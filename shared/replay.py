@@ -438,11 +438,14 @@ def replay(
     bucket: float = 3600.0,
     alert_for: Mapping[str, float] = REPLAYED_ALERTS,
     config_from: str | None = None,
+    served: FederationConfig | None = None,
 ) -> dict[str, Any]:
     """The report: what happened (recorded transitions, under the recorded config) and
     what would have happened under ``config`` (default: the recorded config);
-    ``config_from`` says where ``config`` came from, for people."""
-    recorded = recorded_config(events)
+    ``config_from`` says where ``config`` came from, for people. ``served``: the config
+    being served (the store's), which stands for the recorded one once history no longer
+    holds a ``config`` event (the stream is capped by age)."""
+    recorded = recorded_config(events) or served
     if recorded is None and config is None:
         raise ReplayError("no config event in this history: give a config to replay under")
     chosen = config or recorded

@@ -236,3 +236,14 @@ def test_the_launches_routers_counted_are_in_what_happened() -> None:
         ({}, 0),
     ]
     assert "counted_launches" not in replay(history())["recorded"]
+
+
+def test_the_served_config_stands_for_a_config_event_trimmed_away() -> None:
+    events = [e for e in history() if e["event"] != "config"]
+    events.append(
+        {"event": "member_state_changed", "member": "a", "old": None, "new": "eligible", "at": 0}
+    )
+    report = replay(events, config(), config_from="the store", served=config())
+    assert report["config"]["from"] == "the store"
+    assert report["recorded"]["eligible_seconds"] == {"a": 900, "b": 0}
+    assert report["recorded"]["state_seconds"]["b"] == {"unknown": 900}
