@@ -39,10 +39,10 @@ code{font-size:.95em;overflow-wrap:anywhere}
 dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.2em 1em;margin:0}
 dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
 nav.windows a{margin-right:.6em}nav.windows a[aria-current]{font-weight:700;color:#222}
-.strip{display:grid;grid-template-columns:9em minmax(0,1fr);align-items:center;gap:.5em;
+.strip{display:grid;grid-template-columns:14em minmax(0,1fr);align-items:center;gap:.5em;
 margin:2px 0}.strip .label{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .strip svg{width:100%;height:18px;display:block;background:#fff}
-.axis{position:relative;height:1.4em;margin-left:9.5em;font-size:11px;color:#555}
+.axis{position:relative;height:1.4em;margin-left:14.5em;font-size:11px;color:#555}
 .axis span{position:absolute;transform:translateX(-50%);white-space:nowrap}
 .axis span.first{transform:none}.axis span.last{transform:translateX(-100%)}
 .seg-eligible,.seg-fresh,.seg-gating{fill:#66bb6a}.seg-full{fill:#ffa726}
@@ -52,7 +52,7 @@ margin:2px 0}.strip .label{overflow:hidden;text-overflow:ellipsis;white-space:no
 .mark{fill:#111}.drain-mark{fill:#4527a0}
 .legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;
 width:.9em;height:.9em;margin-right:.3em;vertical-align:-.1em}
-.shares .bar{display:grid;grid-template-columns:9em minmax(0,1fr);gap:.5em;margin:2px 0}
+.shares .bar{display:grid;grid-template-columns:14em minmax(0,1fr);gap:.5em;margin:2px 0}
 .shares svg{width:100%;height:14px;display:block;background:#eee}
 """
 
