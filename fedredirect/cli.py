@@ -374,7 +374,7 @@ async def run_status(args: argparse.Namespace) -> int:
 
 async def run_history(args: argparse.Namespace) -> int:
     """Print (or export) the history the checker and routers keep in the store."""
-    from shared.history import describe, parse_since, select
+    from shared.history import context_before, describe, parse_since, select
 
     now = time.time()
     try:
@@ -384,7 +384,9 @@ async def run_history(args: argparse.Namespace) -> int:
         return 2
     store = Store(connect(args.redis_url), args.key_prefix)
     try:
-        available_since, events = await store.read_history(since)
+        # An export starts with the context from before --since (config, where each member
+        # stood), so replaying it needs nothing else: it reads the whole stream.
+        available_since, events = await store.read_history(None if args.export else since)
     except Exception as exc:
         print(
             f"fedredirect history: cannot read {_redacted(args.redis_url)}: {exc}", file=sys.stderr
@@ -392,7 +394,8 @@ async def run_history(args: argparse.Namespace) -> int:
         return 1
     finally:
         await store.client.aclose()
-    events = select(events, since, args.member)
+    context = select(context_before(events, since), member=args.member) if args.export else []
+    events = context + select(events, since, args.member)
     if args.export:
         with open(args.export, "w", encoding="utf-8") as out:
             for event in events:

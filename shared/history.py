@@ -138,3 +138,20 @@ def describe(event: Mapping[str, Any]) -> str:
         counts = ", ".join(f"{m} {n}" for m, n in event["counts"].items()) or "none"
         return f"router {event['router']} launches so far: {counts}"
     return f"{kind}: {event['old']} -> {event['new']} ({event.get('reason')})"
+
+
+def context_before(events: Iterable[dict[str, Any]], since: float) -> list[dict[str, Any]]:
+    """What a reader starting at ``since`` needs from before it: the latest config, each
+    member's latest observation and latest state transition, oldest first. An export
+    carries it, so a replay of the export knows the config and where every member stood."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for event in events:
+        if float(event.get("at", 0)) >= since:
+            continue
+        kind = event["event"]
+        if kind == "config":
+            latest[(kind, "")] = event
+        elif kind in ("observation", "member_state_changed", "drain", "undrain"):
+            key = "drain" if kind == "undrain" else kind
+            latest[(key, str(event.get("member")))] = event
+    return sorted(latest.values(), key=lambda e: float(e["at"]))

@@ -81,6 +81,15 @@ def test_the_command_line_prints_and_exports_it(stack: dict[str, Any], tmp_path:
     assert exported.returncode == 0, exported.stderr
     lines = [json.loads(line) for line in export.read_text().splitlines()]
     assert lines[: len(doc["events"])] == doc["events"]
+    recent = tmp_path / "recent.jsonl"
+    assert cli(stack, "history", "--since", "1s", "--export", str(recent)).returncode == 0
+    context = [json.loads(line) for line in recent.read_text().splitlines()]
+    assert context[0]["event"] == "config"  # so a replay of it needs no --config
+    assert {e["member"] for e in context if e["event"] == "observation"} == {
+        "alpha",
+        "beta",
+        "gamma",
+    }
     bad = cli(stack, "history", "--since", "yesterday")
     assert bad.returncode == 2 and "neither a duration" in bad.stderr
 

@@ -10,6 +10,7 @@ import pytest
 from shared.config import parse_config
 from shared.evaluate import View, evaluate
 from shared.history import (
+    context_before,
     describe,
     due_observations,
     observation_event,
@@ -199,3 +200,29 @@ def test_every_kind_reads_as_one_line() -> None:
         "member beta drained by an operator: upgrade",
     ]
     assert describe(observation_event(obs("beta", NOW))) == "member beta observed: health ok"
+
+
+def test_an_export_starts_with_what_came_before() -> None:
+    config = {"event": "config", "at": NOW - 100, "config": {"members": {}}}
+    older = {"event": "config", "at": NOW - 200, "config": {"members": {}}}
+    alpha_obs = observation_event(obs("alpha", NOW - 50))
+    alpha_old = observation_event(obs("alpha", NOW - 90))
+    beta_state = {
+        "event": "member_state_changed",
+        "member": "beta",
+        "at": NOW - 10,
+        "old": "eligible",
+        "new": "full",
+        "reasons": [],
+    }
+    after = {
+        "event": "member_state_changed",
+        "member": "beta",
+        "at": NOW + 5,
+        "old": "full",
+        "new": "eligible",
+        "reasons": [],
+    }
+    events = [older, config, alpha_old, alpha_obs, beta_state, after]
+    assert context_before(events, NOW) == [config, alpha_obs, beta_state]
+    assert context_before(events, NOW - 1000) == []
