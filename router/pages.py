@@ -60,6 +60,8 @@ width:.9em;height:.9em;margin-right:.3em;vertical-align:-.1em}
 _MISSING = "-"
 #: A strip's width in SVG units (the SVG scales to the page): x is proportional to time.
 STRIP_WIDTH = 1000
+#: A segment narrower than this (in the same units) is also drawn this wide, on top.
+BLIP_WIDTH = 3
 
 
 def _e(value: object) -> str:
@@ -215,22 +217,31 @@ def _span(seg: Mapping[str, Any]) -> str:
 
 
 def _strip(ident: str, label: str, pictures: Mapping[str, Any], segs: list[Any], marks: str) -> str:
-    """One strip: a rect per segment (its state and reason in a <title>), then the marks."""
+    """One strip: a rect per segment (its state and reason in a <title>), then a "blip"
+    over each segment too narrow to see, then the marks."""
     start, end = pictures["start"], pictures["end"]
-    rects = "".join(
-        f'<rect class="seg seg-{_e(seg["state"])}" data-state="{_e(seg["state"])}" '
-        f'data-start="{seg["start"]}" data-end="{seg["end"]}" '
-        f'x="{_x(seg["start"], start, end)}" y="0" '
-        f'width="{_x(seg["end"], start, end) - _x(seg["start"], start, end):.3f}" height="20">'
-        f"<title>{_e(label)}: {_e(seg['state'])}, {_e(_span(seg))}: {_e(seg['reason'])}</title>"
-        "</rect>"
-        for seg in segs
-    )
+    rects, blips = [], []
+    for seg in segs:
+        x, x_end = _x(seg["start"], start, end), _x(seg["end"], start, end)
+        title = (
+            f"<title>{_e(label)}: {_e(seg['state'])}, {_e(_span(seg))}: {_e(seg['reason'])}</title>"
+        )
+        rects.append(
+            f'<rect class="seg seg-{_e(seg["state"])}" data-state="{_e(seg["state"])}" '
+            f'data-start="{seg["start"]}" data-end="{seg["end"]}" '
+            f'x="{x}" y="0" width="{x_end - x:.3f}" height="20">{title}</rect>'
+        )
+        if x_end - x < BLIP_WIDTH:  # a minute of 7 days: drawn at a visible width on top
+            left = min(max(x - (BLIP_WIDTH - (x_end - x)) / 2, 0), STRIP_WIDTH - BLIP_WIDTH)
+            blips.append(
+                f'<rect class="blip seg-{_e(seg["state"])}" data-at="{seg["start"]}" '
+                f'x="{left:.3f}" y="0" width="{BLIP_WIDTH}" height="20">{title}</rect>'
+            )
     return (
         f'<div class="strip" id="{_e(ident)}"><span class="label" title="{_e(label)}">'
         f"{_e(label)}</span>"
         f'<svg viewBox="0 0 {STRIP_WIDTH} 20" preserveAspectRatio="none" role="img" '
-        f'aria-label="{_e(label)} over the window">{rects}{marks}</svg></div>'
+        f'aria-label="{_e(label)} over the window">{"".join(rects + blips)}{marks}</svg></div>'
     )
 
 

@@ -6,8 +6,6 @@ browser fails it, so CI cannot go green without ever rendering the page.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,49 +13,18 @@ import httpx
 import pytest
 
 from fedredirect.simulator import MemberSimState
+from tests.support.chromium import chromium, run_chromium
 from tests.support.dom import Dom
 from tests.support.members import running_members
 from tests.support.procs import checker, launch, router, status, wait_for, write_config
 
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
-# Headless, as root, with no network beyond 127.0.0.1: all of these are needed here.
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
-
-
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.fail(
-            "headless Chromium is required for this test: install Debian's `chromium` package "
-            "(apt-get install -y chromium)"
-        )
-    return found
-
-
-def _run_chromium(profile: Path, *args: str) -> str:
-    answer = subprocess.run(
-        [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    assert answer.returncode == 0, f"chromium failed: {answer.stderr[-2000:]}"
-    return answer.stdout
 
 
 @pytest.fixture
 def stack(redis_url: str, key_prefix: str, tmp_path: Path) -> Iterator[dict[str, object]]:
     """alpha (prime) eligible, beta full, gamma on another binderhub version."""
-    _chromium()  # fail before starting anything when the browser is missing
+    chromium()  # fail before starting anything when the browser is missing
     states = {n: MemberSimState(n) for n in ("alpha", "beta", "gamma")}
     with running_members(*states.values()) as servers:
         members = dict(zip(states, servers, strict=True))
@@ -104,7 +71,7 @@ def test_status_page_renders_full_and_mismatched_members_in_chromium(
     tmp: Path = stack["tmp"]  # type: ignore[assignment]
     assert httpx.get(url).headers["content-type"].startswith("text/html")
 
-    dom = Dom(_run_chromium(tmp / "profile-dom", "--dump-dom", url))
+    dom = Dom(run_chromium(tmp / "profile-dom", "--dump-dom", url))
     beta, gamma, alpha = (dom.by_id(f"member-{n}") for n in ("beta", "gamma", "alpha"))
     assert beta is not None and gamma is not None and alpha is not None, "member rows missing"
     assert beta[0]["data-state"] == "full"
@@ -119,7 +86,7 @@ def test_status_page_renders_full_and_mismatched_members_in_chromium(
     OUTPUT.mkdir(exist_ok=True)
     shot = OUTPUT / "status-page.png"
     shot.unlink(missing_ok=True)
-    _run_chromium(tmp / "profile-shot", f"--screenshot={shot}", "--window-size=1400,900", url)
+    run_chromium(tmp / "profile-shot", f"--screenshot={shot}", "--window-size=1400,900", url)
     assert shot.exists(), f"chromium wrote no screenshot at {shot}"
     assert shot.stat().st_size > 10_000, f"screenshot {shot} is only {shot.stat().st_size} bytes"
 

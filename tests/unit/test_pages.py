@@ -322,3 +322,48 @@ def test_launch_shares_are_drawn_per_router() -> None:
         r'data-member="(\w+)" data-count="(\d+)" x="[^"]*" y="0" width="([^"]*)"', page
     )
     assert bars == [("alpha", "4", "666.667"), ("beta", "2", "333.333")]
+
+
+def test_a_brief_state_is_drawn_wide_enough_to_see() -> None:
+    events = [
+        {
+            "event": "member_state_changed",
+            "member": "alpha",
+            "at": NOW - 86400,
+            "old": None,
+            "new": "eligible",
+            "reasons": [],
+        },
+        {
+            "event": "member_state_changed",
+            "member": "alpha",
+            "at": NOW - 43200,
+            "old": "eligible",
+            "new": "unreachable",
+            "reasons": ["connection refused"],
+        },
+        {
+            "event": "member_state_changed",
+            "member": "alpha",
+            "at": NOW - 43190,
+            "old": "unreachable",
+            "new": "eligible",
+            "reasons": [],
+        },
+    ]
+    page = render_status_page(_doc(), _pictures(events, "24h"))
+    assert [(x, state) for x, _, state, _ in _rects(page, "strip-alpha")] == [
+        (0.0, "eligible"),
+        (500.0, "unreachable"),  # ten seconds of a day: 0.116 units wide, exactly
+        (500.116, "eligible"),
+    ]
+    blips = re.findall(
+        r'<rect class="blip seg-(\w+)" data-at="([^"]*)" x="([^"]*)" y="0" width="3"'
+        r".*?<title>(.*?)</title>",
+        page,
+    )
+    assert len(blips) == 1
+    state, at, x, title = blips[0]
+    assert (state, float(at)) == ("unreachable", NOW - 43200)
+    assert float(x) == pytest.approx(500 + 0.116 / 2 - 1.5, abs=0.01)  # centred on it
+    assert "connection refused" in title
