@@ -142,7 +142,8 @@ def describe(event: Mapping[str, Any]) -> str:
 
 def context_before(events: Iterable[dict[str, Any]], since: float) -> list[dict[str, Any]]:
     """What a reader starting at ``since`` needs from before it: the latest config, each
-    member's latest observation and latest state transition, oldest first. An export
+    member's latest observation and latest state transition (the config first, the rest
+    oldest first). An export
     carries it, so a replay of the export knows the config and where every member stood."""
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     for event in events:
@@ -154,4 +155,5 @@ def context_before(events: Iterable[dict[str, Any]], since: float) -> list[dict[
         elif kind in ("observation", "member_state_changed", "drain", "undrain"):
             key = "drain" if kind == "undrain" else kind
             latest[(key, str(event.get("member")))] = event
-    return sorted(latest.values(), key=lambda e: float(e["at"]))
+    config = [latest.pop(("config", ""))] if ("config", "") in latest else []
+    return config + sorted(latest.values(), key=lambda e: float(e["at"]))
