@@ -24,7 +24,7 @@ from router.pages import render_status_page
 from router.proxy import proxy, target_url
 from router.redirect import RedirectApp, printable_ascii
 from router.snapshot import SnapshotHolder
-from router.timeline import window_timeline
+from router.timeline import PicturesCache
 from shared.config import HistoryConfig
 from shared.explain import explain
 from shared.history import SINCE_PATTERN
@@ -126,6 +126,8 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
         status_code, doc = _status_doc()
         return JSONResponse(doc, status_code=status_code)
 
+    pictures_cache = PicturesCache(store)
+
     @api.get("/status", response_class=HTMLResponse)
     async def status_page(
         window: Annotated[str, Query(pattern=f"^(?:{'|'.join(WINDOWS)})$")] = DEFAULT_WINDOW,
@@ -135,7 +137,7 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
         status_code, doc = _status_doc()
         pictures = None
         if "members" in doc:
-            pictures = await window_timeline(store, window, doc["members"], time.time())
+            pictures = await pictures_cache.get(window, doc["members"], time.time())
         return HTMLResponse(render_status_page(doc, pictures), status_code=status_code)
 
     def _cap() -> int:

@@ -69,3 +69,27 @@ async def window_timeline(
     except Exception as exc:
         return {"window": window, "error": f"cannot read history from the store: {exc!r}"}
     return timeline(events, available_since, names, window, now)
+
+
+class PicturesCache:
+    """A router's pictures, reused for a while: a strip is 1000 units wide, so reusing a
+    window's pictures for ``window / 3600`` (1 s for 1 h, 24 s for 24 h, under 3 min for
+    7 d) moves nothing by more than a third of a unit, and spares the store (and this
+    router's event loop: 7 days of history is about 20,000 entries to read and parse)
+    a read on every page refresh of every viewer. A failed read is not kept."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._kept: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, Any]]] = {}
+
+    async def get(self, window: str, members: Iterable[str], now: float) -> dict[str, Any]:
+        key = (window, tuple(members))
+        kept = self._kept.get(key)
+        if kept is not None and 0 <= now - kept[0] < WINDOWS[window] / 3600:
+            return kept[1]
+        doc = await window_timeline(self._store, window, key[1], now)
+        if doc.get("error") is None:
+            # Only the current member set is worth keeping (the config may have changed).
+            self._kept = {k: v for k, v in self._kept.items() if k[1] == key[1]}
+            self._kept[key] = (now, doc)
+        return doc

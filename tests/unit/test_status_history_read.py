@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from router.timeline import _before, window_timeline
+from router.timeline import PicturesCache, _before, window_timeline
 
 
 class _BrokenStore:
@@ -26,3 +26,46 @@ def test_a_store_error_becomes_a_note_not_a_failure() -> None:
 def test_the_scan_backwards_steps_to_the_previous_stream_id() -> None:
     assert _before(b"1000-3") == "1000-2"
     assert _before("1000-0") == "999-18446744073709551615"
+
+
+class _CountingStore:
+    """A store with no history yet that counts its reads (and fails when told to)."""
+
+    history_key = "x:history"
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.fail = False
+        self.client = self
+
+    async def read_history(self, since: float | None = None) -> Any:
+        self.reads += 1
+        if self.fail:
+            raise ConnectionError("refused")
+        return None, []
+
+    async def xrevrange(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return []
+
+
+def test_pictures_are_reused_for_a_window_over_3600_then_read_again() -> None:
+    store = _CountingStore()
+    cache = PicturesCache(store)  # type: ignore[arg-type]
+
+    async def scenario() -> list[int]:
+        reads = []
+        for window, now in (("24h", 1000.0), ("24h", 1023.0), ("1h", 1023.0), ("24h", 1024.5)):
+            doc = await cache.get(window, ["a"], now)
+            assert doc["window"] == window and doc["error"] is None
+            reads.append(store.reads)
+        store.fail = True
+        failed = await cache.get("6h", ["a"], 1030.0)
+        assert failed["error"] is not None
+        store.fail = False
+        await cache.get("6h", ["a"], 1030.5)  # a failure is not kept
+        reads.append(store.reads)
+        await cache.get("24h", ["a", "b"], 1031.0)  # another member set: read
+        reads.append(store.reads)
+        return reads
+
+    assert asyncio.run(scenario()) == [1, 1, 2, 3, 5, 6]
