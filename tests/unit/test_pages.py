@@ -367,3 +367,47 @@ def test_a_brief_state_is_drawn_wide_enough_to_see() -> None:
     assert (state, float(at)) == ("unreachable", NOW - 43200)
     assert float(x) == pytest.approx(500 + 0.116 / 2 - 1.5, abs=0.01)  # centred on it
     assert "connection refused" in title
+
+
+def test_stale_reference_and_suspended_gate_have_their_own_colours_and_reasons() -> None:
+    events = [
+        {
+            "event": "reference_changed",
+            "at": NOW - 3000,
+            "old": None,
+            "new": {"binderhub": "1"},
+            "old_stale": None,
+            "stale": False,
+            "source": "prime alpha",
+            "reason": None,
+        },
+        {
+            "event": "reference_changed",
+            "at": NOW - 1200,
+            "old": {"binderhub": "1"},
+            "new": {"binderhub": "1"},
+            "old_stale": False,
+            "stale": True,
+            "source": "prime alpha",
+            "reason": "prime versions 4000s old",
+        },
+        {
+            "event": "gate_suspended",
+            "at": NOW - 1200,
+            "old": False,
+            "new": True,
+            "reason": "gating would exclude everyone",
+        },
+    ]
+    page = render_status_page(_doc(), _pictures(events))
+    reference = _rects(page, "strip-reference")
+    assert [(x, state) for x, _, state, _ in reference] == [
+        (0.0, "no_history"),
+        (166.667, "fresh"),
+        (666.667, "stale"),
+    ]
+    assert "prime versions 4000s old" in reference[2][3]
+    gate = _rects(page, "strip-gate")
+    assert [(x, state) for x, _, state, _ in gate] == [(0.0, "gating"), (666.667, "suspended")]
+    assert "gating would exclude everyone" in gate[1][3]
+    assert ".seg-stale" in page and ".seg-suspended" in page  # coloured in the page's CSS
