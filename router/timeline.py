@@ -19,11 +19,35 @@ _PAGE = 1000
 READ_TIMEOUT = 2.0
 
 
+def _parse_id(entry_id: bytes | str) -> tuple[int, int]:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, seq = text.split("-")
+    return int(ms), int(seq)
+
+
 def _before(entry_id: bytes | str) -> str:
     """The stream ID just before ``entry_id`` (XREVRANGE's inclusive bound)."""
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, seq = (int(part) for part in text.split("-"))
+    ms, seq = _parse_id(entry_id)
     return f"{ms}-{seq - 1}" if seq > 0 else f"{ms - 1}-18446744073709551615"
+
+
+def _after(entry_id: bytes | str) -> str:
+    """The stream ID just after ``entry_id`` (XRANGE's inclusive bound)."""
+    ms, seq = _parse_id(entry_id)
+    return f"{ms}-{seq + 1}"
+
+
+_OBSERVATION = b'{"event":"observation"'
+
+
+def _pictured(raw: bytes) -> dict[str, Any] | None:
+    """An entry the pictures draw, parsed; None for the rest. Observations, most of the
+    stream, are recognised by their first bytes (events are written compact, ``event``
+    first) and never parsed."""
+    if raw.startswith(_OBSERVATION):
+        return None
+    event: dict[str, Any] = json.loads(raw)
+    return event if event.get("event") in PICTURED else None
 
 
 async def _last_changes_before(store: Store, start: float, members: set[str]) -> list[Any]:
@@ -38,22 +62,38 @@ async def _last_changes_before(store: Store, start: float, members: set[str]) ->
             store.history_key, bound, "-", count=_PAGE
         )
         for _id, fields in entries:
-            event = json.loads(fields[b"e"])
-            if event.get("event") in PICTURED:
+            event = _pictured(fields[b"e"])
+            if event is not None:
                 kept.append(event)
                 needed.discard((event["event"], event.get("member")))
         scanned += len(entries)
-        if len(entries) < _PAGE or entries[-1][0] in (b"0-0", "0-0"):
+        if len(entries) < _PAGE or _parse_id(entries[-1][0]) == (0, 0):
             break
         bound = _before(entries[-1][0])
+        await asyncio.sleep(0)  # let redirects through between pages
     kept.reverse()
     return kept
 
 
 async def _read(store: Store, start: float, members: set[str]) -> tuple[float | None, list[Any]]:
-    available_since, events = await store.read_history(start)
+    """(when history starts, the pictured events from ``start`` on, each strip's last
+    change before it first), read a page at a time."""
+    first: list[Any] = await store.client.xrange(store.history_key, "-", "+", count=1)  # type: ignore[assignment]
+    available_since = json.loads(first[0][1][b"e"]).get("at") if first else None
+    events: list[Any] = []
+    bound = f"{int(max(start, 0) * 1000)}-0"
+    while True:
+        entries: list[Any] = await store.client.xrange(  # type: ignore[assignment]
+            store.history_key, bound, "+", count=_PAGE
+        )
+        events.extend(e for _id, fields in entries if (e := _pictured(fields[b"e"])))
+        if len(entries) < _PAGE:
+            break
+        bound = _after(entries[-1][0])
+        await asyncio.sleep(0)  # let redirects through between pages
     prior = await _last_changes_before(store, start, members)
-    return available_since, prior + [e for e in events if e.get("event") in PICTURED]
+    since = float(available_since) if available_since is not None else None
+    return since, prior + events
 
 
 async def window_timeline(

@@ -45,16 +45,25 @@ def test_the_state_before_the_window_is_found_backwards(
         *({"event": "observation", "member": "b", "at": now - 4, "record": {}} for _ in range(7)),
     ]
 
-    async def scenario() -> dict[str, Any]:
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
         store = Store(connect(redis_url), key_prefix)
         try:
             await store.append_history(events, 1000)
             # A window that starts after all of it: every state is from before the window.
-            return await reader.window_timeline(store, "1h", ["a", "b", "c"], now + 7200)
+            after = await reader.window_timeline(store, "1h", ["a", "b", "c"], now + 7200)
+            # A window that holds all of it, read forwards a page of 3 at a time.
+            around = await reader.window_timeline(store, "1h", ["a", "b", "c"], now + 1)
+            return after, around
         finally:
             await store.client.aclose()
 
-    doc = asyncio.run(scenario())
+    doc, around = asyncio.run(scenario())
+    assert [(s["state"], s["start"]) for s in around["members"]["a"]["segments"]] == [
+        ("no_history", now + 1 - 3600),
+        ("eligible", now - 10),
+        ("full", now - 5),
+    ]
+    assert around["available_since"] == now - 10
     assert doc["error"] is None
     assert [(s["state"], s["reason"]) for s in doc["members"]["a"]["segments"]] == [
         ("full", "a is full")

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
-from router.timeline import PicturesCache, _before, window_timeline
+from router.timeline import PicturesCache, _after, _before, _pictured, window_timeline
 
 
 class _BrokenStore:
     history_key = "x:history"
 
-    async def read_history(self, since: float | None = None) -> Any:
+    def __init__(self) -> None:
+        self.client = self
+
+    async def xrange(self, *args: Any, **kwargs: Any) -> Any:
         raise ConnectionError("refused")
 
 
@@ -23,9 +27,18 @@ def test_a_store_error_becomes_a_note_not_a_failure() -> None:
     }
 
 
-def test_the_scan_backwards_steps_to_the_previous_stream_id() -> None:
+def test_the_reads_step_to_the_neighbouring_stream_ids() -> None:
     assert _before(b"1000-3") == "1000-2"
     assert _before("1000-0") == "999-18446744073709551615"
+    assert _after(b"1000-3") == "1000-4"
+
+
+def test_observations_are_skipped_unparsed_and_other_kinds_left_out() -> None:
+    assert _pictured(b'{"event":"observation","member":"a","record":{"not json') is None
+    assert _pictured(b'{"event":"config","at":1,"config":{}}') is None
+    assert _pictured(b'{"at":1,"event":"observation"}') is None  # parsed, then left out
+    drain = {"event": "drain", "member": "a", "at": 1.0, "reason": ""}
+    assert _pictured(json.dumps(drain, separators=(",", ":")).encode()) == drain
 
 
 class _CountingStore:
@@ -38,11 +51,12 @@ class _CountingStore:
         self.fail = False
         self.client = self
 
-    async def read_history(self, since: float | None = None) -> Any:
-        self.reads += 1
+    async def xrange(self, key: str, low: str, high: str, count: int) -> list[Any]:
+        if low == "-":  # a read starts by asking where history starts
+            self.reads += 1
         if self.fail:
             raise ConnectionError("refused")
-        return None, []
+        return []
 
     async def xrevrange(self, *args: Any, **kwargs: Any) -> list[Any]:
         return []
