@@ -271,6 +271,7 @@ _LEGEND = ("eligible", "full", "version_mismatch", "drained", "unhealthy", NO_HI
 def _shares_chart(pictures: Mapping[str, Any], members: list[str]) -> str:
     """Per router, one bar: the share of its launches in the window each member received."""
     bars = []
+    shown: dict[str, int] = {}  # member: hue, for the legend
     for router, counts in pictures["launches"].items():
         total = sum(counts.values())
         x = 0.0
@@ -281,6 +282,7 @@ def _shares_chart(pictures: Mapping[str, Any], members: list[str]) -> str:
                 continue
             width = STRIP_WIDTH * count / total
             hue = (members.index(name) if name in members else len(members)) * 137 % 360
+            shown[name] = hue
             rects.append(
                 f'<rect class="share" data-member="{_e(name)}" data-count="{count}" '
                 f'x="{x:.3f}" y="0" width="{width:.3f}" height="20" '
@@ -296,7 +298,15 @@ def _shares_chart(pictures: Mapping[str, Any], members: list[str]) -> str:
         )
     if not bars:
         return '<p class="muted">No launches recorded by any router in this window.</p>'
-    return "<h3>Share of launches per router</h3>" + "".join(bars)
+    legend = "".join(
+        f'<span><i style="background:hsl({hue},55%,55%)"></i>{_e(name)}</span>'
+        for name, hue in shown.items()
+    )
+    return (
+        "<h3>Share of launches per router</h3>"
+        + "".join(bars)
+        + f'<div class="legend">{legend}</div>'
+    )
 
 
 def _pictures(pictures: Mapping[str, Any] | None) -> str:

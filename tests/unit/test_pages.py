@@ -322,6 +322,11 @@ def test_launch_shares_are_drawn_per_router() -> None:
         r'data-member="(\w+)" data-count="(\d+)" x="[^"]*" y="0" width="([^"]*)"', page
     )
     assert bars == [("alpha", "4", "666.667"), ("beta", "2", "333.333")]
+    legend = re.search(r'<div class="legend">(<span><i style[^"]*"[^>]*></i>.*?)</div>', page)
+    assert legend is not None and re.findall(r"</i>(\w+)</span>", legend.group(1)) == [
+        "alpha",
+        "beta",
+    ]
 
 
 def test_a_brief_state_is_drawn_wide_enough_to_see() -> None:
