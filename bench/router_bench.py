@@ -25,11 +25,14 @@ this virtualenv when missing. Everything runs on 127.0.0.1.
    -c50`` for ``--seconds`` over 1,000 repositories: nginx ``return 307``; a bare ASGI 307
    app on uvicorn with the router's own server settings (httptools, uvloop:
    ``router.serve.SERVER_SETTINGS``); ``fedredirect router`` reading a redis-server that
-   holds a published snapshot of 3 members, and another of 1,000 members; and a tornado app
+   holds a published snapshot of 3 members, and another of 1,000 members that is kept
+   changing as a checker with period 10 s would (10 publishes a second, 10 records each,
+   and the heartbeat); and a tornado app
    doing what the replaced redirector's ``/build/`` handler did (read the ``host`` cookie,
    ``rendezvous_rank`` of the hosts with BLAKE2b, ``set_cookie``, ``redirect(..., 307)``).
-   Each figure is the median over the rounds; each ratio is taken within a round, then the
-   median: ratios hold better than absolute numbers on a shared machine.
+   Every server is first warmed up with each repository once. Each figure is the median
+   over the rounds; each ratio is taken within a round, then the median: ratios hold
+   better than absolute numbers on a shared machine.
 4. **Memory**: the 3-member router's RSS when ready, after the rounds, and after
    ``--launches`` launches of distinct repositories (wrk, a counter in its script).
 """
