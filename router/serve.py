@@ -84,9 +84,11 @@ def serve(
         server.run(sockets=[sock])
         return 0 if server.started else STARTUP_FAILURE
 
-    if workers == 1:
+    if workers == 1 and not os.environ.get(MULTIPROC_ENV):
         return run_worker()
-    with _multiprocess_dir():
+    with _multiprocess_dir():  # also for one worker told to use one: emptied first
+        if workers == 1:
+            return run_worker()
         import router.app  # noqa: F401  imported once here, shared by every fork
 
         return Supervisor(run_worker, workers).run()

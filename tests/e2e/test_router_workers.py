@@ -8,9 +8,11 @@ kernel hands them to whichever worker accepts first.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -75,74 +77,83 @@ def test_three_workers_serve_one_port_and_metrics_add_up(
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         metrics_dir = tmp_path / "metrics"
+        command = fedredirect_command(
+            "router", "--workers", str(WORKERS), "--port", str(port),
+            "--redis-url", redis_url, "--key-prefix", key_prefix,
+        )  # fmt: skip
+        router_log = tmp_path / "router.log"
+        with (
+            checker(config, redis_url, key_prefix, tmp_path / "checker.log"),
+            router_with_metrics_dir(command, router_log, metrics_dir) as router,
+        ):
+            workers = wait_for(
+                lambda: len(workers_of(router.pid)) == WORKERS and workers_of(router.pid),
+                20,
+                "three worker processes",
+            )
+            # Every worker has its own view: ask until a run of answers all see 3 members.
+            wait_for(
+                lambda: all(len(status(url)["targets"]) == 3 for _ in range(3 * WORKERS)),
+                20,
+                "every worker serving three members",
+            )
+            assert scrape(url) == 0
+
+            locations = set()
+            for i in range(LAUNCHES):
+                response = httpx.get(
+                    f"{url}/build/gh/org/repo{i}/HEAD", headers={"connection": "close"}
+                )
+                assert response.status_code == 307, response.text
+                locations.add(response.headers["location"].split("/build/")[0])
+            assert locations == {s.url for s in servers}
+
+            # Each worker shares its counts within a second, and before it answers a
+            # scrape: once all have, every scrape, whoever answers it, sees them all.
+            wait_for(
+                lambda: sum(counted_by_worker(metrics_dir).values()) == LAUNCHES,
+                10,
+                "every worker's counts in its file",
+            )
+            per_worker = counted_by_worker(metrics_dir)
+            assert set(per_worker) <= workers
+            assert sum(1 for n in per_worker.values() if n > 0) >= 2, per_worker
+            totals = [scrape(url) for _ in range(4 * WORKERS)]
+            assert totals == [LAUNCHES] * len(totals), (totals, per_worker)
+
+            # A worker that dies is replaced; what it counted stays in the total.
+            victim = max(per_worker, key=lambda pid: per_worker[pid])
+            os.kill(victim, signal.SIGKILL)
+            wait_for(
+                lambda: (
+                    victim not in workers_of(router.pid) and len(workers_of(router.pid)) == WORKERS
+                ),
+                20,
+                "a new worker in place of the killed one",
+            )
+            assert router.poll() is None
+            for i in range(30):
+                httpx.get(f"{url}/build/gh/org/again{i}/HEAD", headers={"connection": "close"})
+            wait_for(lambda: scrape(url) == LAUNCHES + 30, 10, "the total after a restart")
+            assert {scrape(url) for _ in range(2 * WORKERS)} == {LAUNCHES + 30}
+
+            router.terminate()
+            assert router.wait(timeout=15) == 0, router_log.read_text()
+        assert not workers_of_alive(workers | set(per_worker))
+
+
+@contextlib.contextmanager
+def router_with_metrics_dir(
+    command: list[str], log: Path, metrics_dir: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The router subprocess with PROMETHEUS_MULTIPROC_DIR set for it alone."""
+    with contextlib.ExitStack() as stack:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         try:
-            command = fedredirect_command(
-                "router", "--workers", str(WORKERS), "--port", str(port),
-                "--redis-url", redis_url, "--key-prefix", key_prefix,
-            )  # fmt: skip
-            router_log = tmp_path / "router.log"
-            with (
-                checker(config, redis_url, key_prefix, tmp_path / "checker.log"),
-                child(command, log=router_log) as router,
-            ):
-                workers = wait_for(
-                    lambda: len(workers_of(router.pid)) == WORKERS and workers_of(router.pid),
-                    20,
-                    "three worker processes",
-                )
-                # Every worker has its own view: ask until a run of answers all see 3 members.
-                wait_for(
-                    lambda: all(len(status(url)["targets"]) == 3 for _ in range(3 * WORKERS)),
-                    20,
-                    "every worker serving three members",
-                )
-                assert scrape(url) == 0
-
-                locations = set()
-                for i in range(LAUNCHES):
-                    response = httpx.get(
-                        f"{url}/build/gh/org/repo{i}/HEAD", headers={"connection": "close"}
-                    )
-                    assert response.status_code == 307, response.text
-                    locations.add(response.headers["location"].split("/build/")[0])
-                assert locations == {s.url for s in servers}
-
-                # Each worker shares its counts within a second, and before it answers a
-                # scrape: once all have, every scrape, whoever answers it, sees them all.
-                wait_for(
-                    lambda: sum(counted_by_worker(metrics_dir).values()) == LAUNCHES,
-                    10,
-                    "every worker's counts in its file",
-                )
-                per_worker = counted_by_worker(metrics_dir)
-                assert set(per_worker) <= workers
-                assert sum(1 for n in per_worker.values() if n > 0) >= 2, per_worker
-                totals = [scrape(url) for _ in range(4 * WORKERS)]
-                assert totals == [LAUNCHES] * len(totals), (totals, per_worker)
-
-                # A worker that dies is replaced; what it counted stays in the total.
-                victim = max(per_worker, key=lambda pid: per_worker[pid])
-                os.kill(victim, signal.SIGKILL)
-                wait_for(
-                    lambda: (
-                        victim not in workers_of(router.pid)
-                        and len(workers_of(router.pid)) == WORKERS
-                    ),
-                    20,
-                    "a new worker in place of the killed one",
-                )
-                assert router.poll() is None
-                for i in range(30):
-                    httpx.get(f"{url}/build/gh/org/again{i}/HEAD", headers={"connection": "close"})
-                wait_for(lambda: scrape(url) == LAUNCHES + 30, 10, "the total after a restart")
-                assert {scrape(url) for _ in range(2 * WORKERS)} == {LAUNCHES + 30}
-
-                router.terminate()
-                assert router.wait(timeout=15) == 0, router_log.read_text()
-            assert not workers_of_alive(workers | set(per_worker))
+            proc = stack.enter_context(child(command, log=log))
         finally:
             os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        yield proc
 
 
 def workers_of_alive(pids: set[int]) -> set[int]:
