@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from shared.config import FederationConfig, parse_config
 from shared.evaluate import STATES, MemberView, View, evaluate
+from shared.explain import explain
 from shared.records import Drain, HealthObservation, HealthStatus, MemberObservation
 
 NOW = 1_700_000_000.0
@@ -421,6 +422,21 @@ def test_fallback_defaults_to_the_prime() -> None:
     assert "alpha" in view.fallback_reason
     decision = view.pick("/build/gh/org/repo/HEAD")
     assert (decision.member, decision.url, decision.reason) == ("alpha", url("alpha"), "fallback")
+
+
+@pytest.mark.parametrize("prime_weight", [50, 0.5])
+def test_fallback_prime_is_the_sole_target_at_weight_one(prime_weight: float) -> None:
+    """The fallback prime is balanced (and shown by /why) at weight 1, whatever its
+    configured weight: it is the only target, so its weight decides nothing."""
+    config = make_config({"alpha": prime_weight, "beta": 50})
+    view = run(config, all_unhealthy(config))
+    assert [(t.name, t.weight) for t in view.targets] == [("alpha", 1.0)]
+    assert view.pick("/build/gh/org/repo/HEAD").member == "alpha"
+    why = explain(view, "/build/gh/org/repo/HEAD")
+    assert [(c["member"], c["in"], c["weight"]) for c in why["candidates"]] == [
+        ("alpha", True, 1.0),
+        ("beta", False, 50),
+    ]
 
 
 def test_fallback_prime_skips_a_drained_prime() -> None:
