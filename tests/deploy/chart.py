@@ -164,11 +164,47 @@ ROUTER_ALL: Values = {
         "hosts": [{"host": "mybinder.org", "paths": [{"path": "/", "pathType": "Prefix"}]}],
         "tls": [{"secretName": "mybinder-tls", "hosts": ["mybinder.org"]}],
     },
-    "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 6},
+    "autoscaling": {
+        "enabled": True,
+        "minReplicas": 3,
+        "maxReplicas": 6,
+        "targetCPUUtilizationPercentage": 60,
+    },
+    "podDisruptionBudget": {"minAvailable": 2},
     "service": {"annotations": {"example.org/note": "router"}},
     "podAnnotations": {"example.org/pod": "router"},
     "nodeSelector": {"kubernetes.io/os": "linux"},
     "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+    "affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {"key": "example.org/pool", "operator": "In", "values": ["web"]}
+                        ]
+                    }
+                ]
+            }
+        }
+    },
+}
+CHECKER_ALL: Values = {
+    "replicaCount": 3,
+    "podDisruptionBudget": {"minAvailable": 2},
+    "podAnnotations": {"example.org/pod": "checker"},
+    "nodeSelector": {"kubernetes.io/arch": "amd64"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "binder"}],
+    "affinity": {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "topologyKey": "topology.kubernetes.io/zone",
+                    "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "checker"}},
+                }
+            ]
+        }
+    },
 }
 
 # The config mybinder.org-deploy renders for production, deployment keys and all.
@@ -185,13 +221,27 @@ VARIANTS: dict[str, Values] = {
     "all-options-sentinel": {
         **MONITORING,
         "router": ROUTER_ALL,
+        "checker": CHECKER_ALL,
         "config": LEGACY_CONFIG,
         "imagePullSecrets": [{"name": "registry"}],
         "redis": {
             "sentinel": {
                 "auth": {"existingSecret": "fedredirect-redis-auth"},
                 "networkPolicy": {"enabled": True},
+                "nodeSelector": {"example.org/pool": "redis"},
                 "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+                "affinity": {
+                    "podAntiAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": [
+                            {
+                                "topologyKey": "kubernetes.io/hostname",
+                                "labelSelector": {
+                                    "matchLabels": {"app.kubernetes.io/instance": "fr"}
+                                },
+                            }
+                        ]
+                    }
+                },
             }
         },
     },
@@ -199,8 +249,72 @@ VARIANTS: dict[str, Values] = {
     "all-options-existing-secret": {
         **MONITORING,
         "router": ROUTER_ALL,
+        "checker": CHECKER_ALL,
         "config": NATIVE_CONFIG,
-        "redis": EXISTING_SECRET,
-        "checker": {"podAnnotations": {"example.org/pod": "checker"}},
+        "redis": {**EXISTING_SECRET, "existingSecretKey": "redis-url"},
+    },
+    # Every value the variants above leave at its default changed: the names overridden
+    # (the tests that look objects up by name() use the variants above), the switches that
+    # are on by default off, and the rest tuned.
+    "every-default-changed": {
+        "nameOverride": "fedredir",
+        "fullnameOverride": "binder-redirect",
+        "image": {
+            "repository": "registry.example.org/fedredirect",
+            "tag": "2025.2.0",
+            "pullPolicy": "Always",
+        },
+        "keyPrefix": "mybinder",
+        "logFormat": "text",
+        "logLevel": "DEBUG",
+        "config": NATIVE_CONFIG,
+        "podSecurityContext": {"fsGroupChangePolicy": "OnRootMismatch"},
+        "securityContext": {"privileged": False},
+        "router": {
+            "replicaCount": 3,
+            "port": 8000,
+            "preStopSleepSeconds": 10,
+            "terminationGracePeriodSeconds": 45,
+            "resources": {
+                "requests": {"cpu": "100m", "memory": "128Mi"},
+                "limits": {"cpu": "2", "memory": "512Mi"},
+            },
+            "service": {"type": "LoadBalancer", "port": 8081},
+            "podDisruptionBudget": {"enabled": False},
+        },
+        "checker": {
+            "metricsPort": 9100,
+            "terminationGracePeriodSeconds": 45,
+            "resources": {
+                "requests": {"cpu": "50m", "memory": "128Mi"},
+                "limits": {"cpu": "1", "memory": "512Mi"},
+            },
+            "podDisruptionBudget": {"enabled": False},
+        },
+        "redis": {
+            "sentinel": {
+                "masterName": "binder",
+                "image": {
+                    "repository": "registry.example.org/redis",
+                    "tag": "7.2-alpine",
+                    "pullPolicy": "Always",
+                },
+                "quorum": 3,
+                "downAfterMilliseconds": 10000,
+                "failoverTimeoutMilliseconds": 120000,
+                "auth": {"existingSecret": "redis-auth", "existingSecretKey": "redis-password"},
+                "networkPolicy": {"enabled": False},
+                "podSecurityContext": {"fsGroupChangePolicy": "OnRootMismatch"},
+                "securityContext": {"privileged": False},
+                "redisResources": {
+                    "requests": {"cpu": "50m", "memory": "64Mi"},
+                    "limits": {"cpu": "1", "memory": "512Mi"},
+                },
+                "sentinelResources": {
+                    "requests": {"cpu": "20m", "memory": "32Mi"},
+                    "limits": {"cpu": "500m", "memory": "128Mi"},
+                },
+            }
+        },
     },
 }

@@ -121,6 +121,9 @@ def test_resources_by_kind() -> None:
     assert kinds("existing-secret") == base
     assert kinds("all-options-sentinel") == {**bundled, **extras}
     assert kinds("all-options-existing-secret") == {**base, **extras}
+    # the router's and checker's PodDisruptionBudgets and the NetworkPolicy switched off
+    switched_off = {k: n for k, n in bundled.items() if k != "NetworkPolicy"}
+    assert kinds("every-default-changed") == {**switched_off, "PodDisruptionBudget": 2}
 
 
 def test_contradictory_values_are_refused_with_the_fix() -> None:
@@ -146,6 +149,13 @@ def test_names_fit_kubernetes_limits_with_the_longest_release_name() -> None:
             host = f"{m['metadata']['name']}-2.{m['spec']['serviceName']}.{NAMESPACE}"
             assert all(len(label) <= 63 for label in host.split("."))
     assert len(manifests) == len(render_variant("default"))
+
+
+def test_name_overrides_name_every_object() -> None:
+    values = VARIANTS["every-default-changed"]
+    for m in render_variant("every-default-changed"):
+        assert m["metadata"]["name"].startswith(values["fullnameOverride"] + "-"), m
+        assert m["metadata"]["labels"]["app.kubernetes.io/name"] == values["nameOverride"]
 
 
 # --- schema validation -------------------------------------------------------------------
@@ -246,6 +256,27 @@ def test_every_pod_runs_locked_down_with_resources(variant: str) -> None:
         assert "/tmp" in mounts or "/data" in mounts, workload
 
 
+def test_placement_values_reach_the_pods_and_an_affinity_replaces_the_default() -> None:
+    """nodeSelector, tolerations and affinity reach each component's pods as given (redis
+    and sentinel pods share redis.sentinel's); a given affinity replaces the default soft
+    anti-affinity instead of merging with it."""
+    values = VARIANTS["all-options-sentinel"]
+    sentinel = values["redis"]["sentinel"]
+    given = {
+        name("router"): values["router"],
+        name("checker"): values["checker"],
+        name("redis"): sentinel,
+        name("sentinel"): sentinel,
+    }
+    specs = dict(pod_specs(render_variant("all-options-sentinel")))
+    assert set(specs) == set(given)
+    for workload, spec in specs.items():
+        for key in ("nodeSelector", "tolerations", "affinity"):
+            assert spec[key] == given[workload][key], (workload, key)
+    for workload, spec in pod_specs(render_variant("default")):
+        assert list(spec["affinity"]) == ["podAntiAffinity"], workload
+
+
 def test_default_image_tag_is_the_app_version() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))
     for _, container in containers(render_variant("existing-secret")):
@@ -299,7 +330,7 @@ def test_router_rollout_never_drops_below_the_replica_count() -> None:
     assert "replicas" not in one(scaled, "Deployment", name("router"))["spec"]
     hpa = one(scaled, "HorizontalPodAutoscaler", name("router"))
     assert hpa["spec"]["scaleTargetRef"]["name"] == name("router")
-    assert hpa["spec"]["minReplicas"] == 2
+    assert hpa["spec"]["minReplicas"] == 3
     ingress = one(scaled, "Ingress", name("router"))
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": name("router"), "port": {"name": "http"}}
