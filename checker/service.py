@@ -29,6 +29,7 @@ from shared.history import (
     describe,
     due_observations,
     observation_event,
+    outage_events,
     transitions,
 )
 from shared.observe import health_failure, health_is_failing, next_observation
@@ -194,6 +195,11 @@ class Checker:
         now = self.clock()
         heartbeat = CheckerHeartbeat(self.checker_id, now, self.started_at, self.fence)
         observations = dict(self.observations)
+        last_heartbeat_at = self.last_published_at
+        if self._full_publish:  # a new writer, or Redis was gone: the store's is the last
+            stored = await self.store.read_heartbeat()
+            if stored is not None and (last_heartbeat_at is None or stored.at > last_heartbeat_at):
+                last_heartbeat_at = stored.at
         dirty, self._dirty = self._dirty, set()
         changed = None if self._full_publish else dirty
         try:
@@ -208,7 +214,9 @@ class Checker:
             return
         self._full_publish = False
         self.last_published_at = now
-        history: list[dict[str, Any]] = []
+        history = outage_events(last_heartbeat_at, now, self.config)
+        for event in history:
+            log.info("%s", describe(event), extra=event)
         if changed is None:  # a new writer: the config it serves belongs in history (replay)
             history.append(config_event(self.config, now))
         drains = await self.store.read_drains()

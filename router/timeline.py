@@ -53,7 +53,10 @@ def _pictured(raw: bytes) -> dict[str, Any] | None:
 async def _last_changes_before(store: Store, start: float, members: set[str]) -> list[Any]:
     """Going back from ``start``: events until each member's and the reference's last
     change is found (or the scan limit), so the strips know their state at ``start``."""
-    needed = {("member_state_changed", m) for m in members} | {("reference_changed", None)}
+    needed = {("member_state_changed", m) for m in members} | {
+        ("reference_changed", None),
+        ("gate_suspended", None),
+    }
     kept: list[Any] = []
     bound = f"{max(int(start * 1000) - 1, 0)}-18446744073709551615"
     scanned = 0

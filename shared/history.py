@@ -38,13 +38,21 @@ _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 def transitions(old: View | None, new: View) -> list[dict[str, Any]]:
     """The events from ``old`` to ``new``: the logged changes (states, reference, gate,
-    fallback, outage), plus a member whose reasons changed within the same state, each
-    stamped with the evaluation time."""
+    fallback, outage), plus a member excluded by other rules within the same state (full,
+    then also mismatched), each stamped with the evaluation time.
+
+    A reason whose wording alone changed (a full member's pod count, a stale record's age)
+    is no transition: it would add an event every period for as long as the state lasts,
+    and the observations kept every ``observation_interval`` carry those numbers."""
     events = view_changes(old, new)
     changed = {e["member"] for e in events if e["event"] == "member_state_changed"}
     for member in new.members:
         before = old.member(member.name) if old else None
-        if before is not None and member.name not in changed and before.reasons != member.reasons:
+        if (
+            before is not None
+            and member.name not in changed
+            and before.excluded_by != member.excluded_by
+        ):
             events.append(
                 {
                     "event": "member_state_changed",
@@ -55,6 +63,29 @@ def transitions(old: View | None, new: View) -> list[dict[str, Any]]:
                 }
             )
     return [{**event, "at": new.evaluated_at} for event in events]
+
+
+def outage_events(
+    last_heartbeat_at: float | None, now: float, config: FederationConfig
+) -> list[dict[str, Any]]:
+    """The outage the routers went through while no heartbeat was written, found by the
+    writer that writes the next one: Redis was gone or no checker held the lease, so
+    nobody could record it as it began. The routers applied ``outage.policy`` from the
+    moment the last heartbeat was ``max_staleness`` old until now."""
+    if last_heartbeat_at is None:
+        return []
+    began = last_heartbeat_at + config.max_staleness
+    if now <= began:
+        return []
+    silent = now - last_heartbeat_at
+    reason = (
+        f"no checker heartbeat for {silent:.0f}s (max {config.max_staleness:.0f}s): "
+        f"the routers applied outage policy {config.outage.policy!r}"
+    )
+    return [
+        {"event": "outage_active", "old": False, "new": True, "reason": reason, "at": began},
+        {"event": "outage_active", "old": True, "new": False, "reason": None, "at": now},
+    ]
 
 
 #: Record fields history leaves out: the checker's own bookkeeping (flap damping's latest
@@ -134,6 +165,10 @@ def describe(event: Mapping[str, Any]) -> str:
         return f"member {event['member']} observed: health {health}"
     if kind == "config":
         return f"config served: {len(event['config']['members'])} members"
+    if kind == "outage_active":
+        if event["new"]:
+            return f"outage: {event['reason']}"
+        return "outage over: the checker's heartbeat is fresh again"
     if kind == "launches":
         counts = ", ".join(f"{m} {n}" for m, n in event["counts"].items()) or "none"
         return f"router {event['router']} launches so far: {counts}"

@@ -287,6 +287,10 @@ class Store:
         await self.client.publish(self.channel, f"{generation} {digest} -")
         return generation
 
+    async def read_heartbeat(self) -> CheckerHeartbeat | None:
+        """The last writer's heartbeat (None: none yet, or Redis restarted empty)."""
+        return _decode_heartbeat(await self.client.get(self.heartbeat_key))
+
     async def read_drains(self) -> dict[str, Drain]:
         return _decode_drains(await self.client.hgetall(self.drains_key))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,11 @@ import httpx
 import pytest
 import redis
 
+from fedredirect.simulator import MemberSimState
 from router.history import launches_event, record_launches
 from shared.store import Store, connect
-from tests.support.procs import run_cli, wait_for
+from tests.support.members import running_members
+from tests.support.procs import checker, run_cli, wait_for, write_config
 
 
 def history(router: str, **params: str) -> dict[str, Any]:
@@ -162,3 +165,45 @@ def _back_to_normal(stack: dict[str, Any]) -> Any:
     yield
     for member in stack["members"].values():
         member.state.total_pods = 10
+
+
+def test_an_outage_is_in_history_once_a_checker_writes_again(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """While no checker writes, nobody can record that the routers apply the outage policy;
+    the next writer records when it began (the last heartbeat + max_staleness) and ended."""
+    prefix = "e2e-history-outage"
+    with running_members(MemberSimState("alpha")) as (alpha,):
+        config = write_config(tmp_path / "federation.yaml", {"alpha": (alpha, 1.0, True)})
+        store_client = redis.Redis.from_url(redis_url)
+
+        def last_heartbeat() -> float | None:
+            raw = store_client.get(f"{prefix}:heartbeat")
+            return float(json.loads(raw)["at"]) if raw else None
+
+        try:
+            with checker(config, redis_url, prefix, tmp_path / "checker1.log"):
+                wait_for(last_heartbeat, what="the first checker's heartbeat")
+            stopped = wait_for(last_heartbeat)
+            # max_staleness is 3 x period 0.3 s: wait until the routers would apply it.
+            wait_for(lambda: time.time() > stopped + 2, what="the heartbeat to go stale")
+            with checker(config, redis_url, prefix, tmp_path / "checker2.log"):
+                text = wait_for(
+                    lambda: "outage over" in (out := run_cli_history(redis_url, prefix)) and out,
+                    what="the outage in history",
+                )
+        finally:
+            store_client.close()
+    assert "outage: no checker heartbeat for " in text
+    assert "(max 1s): the routers applied outage policy 'keep'" in text
+    doc = json.loads(run_cli_history(redis_url, prefix, "--json"))
+    began, ended = (e for e in doc["events"] if e["event"] == "outage_active")
+    assert (began["new"], ended["new"]) == (True, False)
+    assert began["at"] == pytest.approx(stopped + 0.9)
+    assert ended["at"] > stopped + 2
+
+
+def run_cli_history(redis_url: str, prefix: str, *args: str) -> str:
+    result = run_cli("history", "--redis-url", redis_url, "--key-prefix", prefix, *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout

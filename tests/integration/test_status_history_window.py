@@ -28,6 +28,14 @@ def test_the_state_before_the_window_is_found_backwards(
     monkeypatch.setattr(reader, "_PAGE", 3)  # several pages of the backward scan
     now = time.time()
     events = [
+        # The oldest change of all, so only a scan that looks for the gate reaches it.
+        {
+            "event": "gate_suspended",
+            "old": False,
+            "new": True,
+            "reason": "reference version is stale",
+            "at": now - 11,
+        },
         _changed("a", "eligible", now - 10),
         _changed("b", "eligible", now - 9),
         {
@@ -45,7 +53,7 @@ def test_the_state_before_the_window_is_found_backwards(
         *({"event": "observation", "member": "b", "at": now - 4, "record": {}} for _ in range(7)),
     ]
 
-    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         store = Store(connect(redis_url), key_prefix)
         try:
             await store.append_history(events, 1000)
@@ -53,17 +61,19 @@ def test_the_state_before_the_window_is_found_backwards(
             after = await reader.window_timeline(store, "1h", ["a", "b", "c"], now + 7200)
             # A window that holds all of it, read forwards a page of 3 at a time.
             around = await reader.window_timeline(store, "1h", ["a", "b", "c"], now + 1)
-            return after, around
+            # Members whose last changes are all found before the gate's (c never is).
+            known = await reader.window_timeline(store, "1h", ["a", "b"], now + 7200)
+            return after, around, known
         finally:
             await store.client.aclose()
 
-    doc, around = asyncio.run(scenario())
+    doc, around, known = asyncio.run(scenario())
     assert [(s["state"], s["start"]) for s in around["members"]["a"]["segments"]] == [
         ("no_history", now + 1 - 3600),
         ("eligible", now - 10),
         ("full", now - 5),
     ]
-    assert around["available_since"] == now - 10
+    assert around["available_since"] == now - 11
     assert doc["error"] is None
     assert [(s["state"], s["reason"]) for s in doc["members"]["a"]["segments"]] == [
         ("full", "a is full")
@@ -71,3 +81,7 @@ def test_the_state_before_the_window_is_found_backwards(
     assert [s["state"] for s in doc["members"]["b"]["segments"]] == ["eligible"]
     assert [s["state"] for s in doc["members"]["c"]["segments"]] == ["no_history"]
     assert [s["reason"] for s in doc["reference"]] == ["binderhub=1 from prime a"]
+    # Gating suspended before the window is still suspended at its start.
+    assert [(s["state"], s["reason"]) for s in known["gate"]] == [
+        ("suspended", "reference version is stale")
+    ]

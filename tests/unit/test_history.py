@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from router.history import LAUNCHES_EVERY
 from shared.config import parse_config
 from shared.evaluate import View, evaluate
 from shared.history import (
@@ -14,6 +15,7 @@ from shared.history import (
     describe,
     due_observations,
     observation_event,
+    outage_events,
     parse_since,
     select,
     transitions,
@@ -75,15 +77,55 @@ def test_a_member_going_full_then_down() -> None:
     assert (event["old"], event["new"]) == ("full", "unhealthy")
 
 
-def test_new_reasons_within_the_same_state_are_a_transition_too() -> None:
-    full = view(NOW, beta=obs("beta", NOW, pods=95))
-    fuller = view(NOW + 10, beta=obs("beta", NOW + 10, pods=99))
-    [event] = transitions(full, fuller)
-    assert (event["old"], event["new"], event["reasons"]) == (
-        "full",
-        "full",
-        ["full: 99 pods + headroom 10 >= quota 100"],
+def full_beta(at: float, pods: int = 95) -> MemberObservation:
+    return obs("beta", at, pods=pods)
+
+
+def test_another_rule_within_the_same_state_is_a_transition_too() -> None:
+    full = view(NOW, beta=full_beta(NOW))
+    behind = view(NOW + 10, alpha=obs("alpha", NOW + 10, version="2"), beta=full_beta(NOW + 10))
+    member_events = [e for e in transitions(full, behind) if e.get("member") == "beta"]
+    assert [(e["old"], e["new"], e["reasons"]) for e in member_events] == [
+        (
+            "full",
+            "full",
+            [
+                "full: 95 pods + headroom 10 >= quota 100",
+                "version differs from the reference (prime alpha) on: binderhub",
+            ],
+        )
+    ]
+
+
+def test_a_reason_whose_numbers_alone_change_is_no_transition() -> None:
+    """A full member's pod count moving, or a stale record ageing, would otherwise add an
+    event every period for as long as the state lasts; the observations carry them."""
+    full = view(NOW, beta=full_beta(NOW, pods=95))
+    fuller = view(NOW + 10, beta=full_beta(NOW + 10, pods=99))
+    assert fuller.member("beta").reasons != full.member("beta").reasons
+    assert transitions(full, fuller) == []
+
+
+@pytest.mark.parametrize("policy", ["keep", "all"])
+def test_an_outage_is_recorded_by_the_writer_after_it(policy: str) -> None:
+    """No heartbeat for 100 s with max_staleness 30 s (3 x period 10): the routers applied
+    the outage policy from 30 s after the last heartbeat until the next one."""
+    config = parse_config({**CONFIG.model_dump(exclude_none=True), "outage": {"policy": policy}})
+    events = outage_events(NOW, NOW + 100, config)
+    assert [(e["at"], e["old"], e["new"]) for e in events] == [
+        (NOW + 30, False, True),
+        (NOW + 100, True, False),
+    ]
+    assert events[0]["reason"] == (
+        f"no checker heartbeat for 100s (max 30s): the routers applied outage policy {policy!r}"
     )
+    assert describe(events[0]) == f"outage: {events[0]['reason']}"
+    assert describe(events[1]) == "outage over: the checker's heartbeat is fresh again"
+
+
+@pytest.mark.parametrize("last", [None, NOW - 30, NOW - 5])
+def test_no_outage_while_a_heartbeat_was_never_max_staleness_old(last: float | None) -> None:
+    assert outage_events(last, NOW, CONFIG) == []
 
 
 def test_reference_gate_and_drain_transitions() -> None:
@@ -226,3 +268,12 @@ def test_an_export_starts_with_what_came_before() -> None:
     events = [older, config, alpha_old, alpha_obs, beta_state, after]
     assert context_before(events, NOW) == [config, alpha_obs, beta_state]
     assert context_before(events, NOW - 1000) == []
+
+
+def test_the_default_caps_keep_14_days_of_10_members_and_2_routers() -> None:
+    """The documented sizing: a record per member every observation_interval, each router's
+    launch counts every minute, and a few transitions a member a day fit max_entries."""
+    settings = CONFIG.history
+    assert settings.max_age == 14 * 86400
+    a_day = 10 * 86400 / settings.observation_interval + 2 * 86400 / LAUNCHES_EVERY + 10 * 4
+    assert 14 * a_day <= settings.max_entries
