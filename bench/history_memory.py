@@ -1,14 +1,15 @@
 """Redis memory a day of history takes, for 10 and 100 members (defaults: one full record
-per member a minute, plus transitions).
+per member every 5 minutes, a few transitions, and each router's launch counts a minute).
 
 Usage::
 
     python bench/history_memory.py                 # 10 and 100 members, one day each
-    python bench/history_memory.py --members 10,100,1000 --days 1
+    python bench/history_memory.py --members 10,100,1000 --routers 4 --interval 60
 
 It fills the history stream of a redis-server of its own exactly as the checker would
 (observation events built from BinderHub's sample answers by the real parsers, a few
-transitions per member a day) and prints MEMORY USAGE of the stream, per day and per
+transitions per member a day, and the ``launches`` event each router process adds every
+minute) and prints MEMORY USAGE of the stream, per day and per
 14 days, with the number of entries (compare with history.max_entries).
 """
 
@@ -17,12 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import redis
 
 from fedredirect.dev import find_redis_server, start_redis
 from fedredirect.shapes import SHAPES
+from router.history import LAUNCHES_EVERY, launches_event
 from shared.history import observation_event
 from shared.observe import next_observation
 from shared.payloads import parse_health, parse_versions
@@ -32,10 +36,10 @@ T0 = 1_700_000_000.0
 TRANSITIONS_A_DAY = 4  # per member: e.g. full and back, twice
 
 
-def day_of_events(members: int, interval: float) -> list[dict[str, object]]:
+def day_of_events(members: int, interval: float, routers: int) -> list[dict[str, Any]]:
     health = SHAPES["health-ok"]
     versions = parse_versions(200, SHAPES["versions"].body())
-    events: list[dict[str, object]] = []
+    events: list[dict[str, Any]] = []
     for i in range(members):
         name = f"member-{i:04d}"
         record = None
@@ -57,10 +61,14 @@ def day_of_events(members: int, interval: float) -> list[dict[str, object]]:
                     "at": T0 + k * 3600,
                 }
             )
+    counts = Counter({(f"member-{i:04d}", "balancer"): 1000 * i for i in range(members)})
+    for r in range(routers):
+        for k in range(int(86400 / LAUNCHES_EVERY)):
+            events.append(launches_event(f"router-{r}", T0, counts, T0 + k * LAUNCHES_EVERY))
     return events
 
 
-async def fill(url: str, prefix: str, events: list[dict[str, object]]) -> None:
+async def fill(url: str, prefix: str, events: list[dict[str, Any]]) -> None:
     store = Store(connect(url), prefix)
     try:
         for start in range(0, len(events), 5000):
@@ -72,7 +80,8 @@ async def fill(url: str, prefix: str, events: list[dict[str, object]]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", default="10,100")
-    parser.add_argument("--interval", type=float, default=60.0)
+    parser.add_argument("--interval", type=float, default=300.0, help="observation_interval")
+    parser.add_argument("--routers", type=int, default=2, help="router processes (Helm: 2)")
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="fedredirect-history-") as tmp,
@@ -82,7 +91,7 @@ def main() -> int:
         print("members  entries/day  MB/day  MB/14 days  bytes/entry")
         for n in (int(x) for x in args.members.split(",")):
             prefix = f"h{n}"
-            events = day_of_events(n, args.interval)
+            events = day_of_events(n, args.interval, args.routers)
             asyncio.run(fill(url, prefix, events))
             used = client.memory_usage(f"{prefix}:history", samples=0) or 0
             print(
@@ -90,7 +99,10 @@ def main() -> int:
                 f"  {used / len(events):11.0f}"
             )
         client.close()
-    print(f"observation_interval {args.interval:g} s; {TRANSITIONS_A_DAY} transitions/member/day")
+    print(
+        f"observation_interval {args.interval:g} s; {TRANSITIONS_A_DAY} transitions/member/day;"
+        f" {args.routers} router processes, launch counts every {LAUNCHES_EVERY:g} s"
+    )
     return 0
 
 

@@ -145,9 +145,10 @@ class HistoryConfig(_Strict):
     """What the checker keeps of the past, in a capped Redis stream (docs/history.md)."""
 
     max_age: float = Field(14 * 86400, gt=0)  # seconds of history kept
-    # 14 days of 10 members: 10 x 288 observations a day x 14 = 40,320, plus transitions;
-    # about 20 MB of Redis (bench/history_memory.py)
-    max_entries: int = Field(60_000, gt=0)
+    # 14 days of 10 members and 2 routers: 10 x 288 observations and 2 x 1,440 launch
+    # counts a day, plus transitions, x 14 = 81,200; about 32 MB of Redis
+    # (bench/history_memory.py)
+    max_entries: int = Field(100_000, gt=0)
     observation_interval: float = Field(300.0, gt=0)  # a member's record at most this often
 
 

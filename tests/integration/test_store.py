@@ -4,9 +4,12 @@ Command counts come from the server's own INFO commandstats."""
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -209,3 +212,35 @@ async def test_drains_are_announced_and_read_with_a_delta(store: Store) -> None:
     assert await store.read_change(holder.snapshot, change) is not None  # a delta, not a full read
     await holder.sync_once(change)
     assert "m0" in holder.snapshot.drains
+
+
+def _events(n: int, at: float) -> list[dict[str, Any]]:
+    return [{"event": "observation", "member": "a", "at": at + i, "record": {}} for i in range(n)]
+
+
+async def test_history_is_capped_by_entries(store: Store) -> None:
+    for start in range(0, 2000, 500):
+        await store.append_history(_events(500, T0 + start), max_entries=500)
+    kept = await store.client.xlen(store.history_key)
+    assert 500 <= kept <= 600  # Redis trims whole nodes of 100 entries
+    available_since, events = await store.read_history()
+    assert events[-1]["at"] == T0 + 1999
+    assert available_since == events[0]["at"] >= T0 + 1400
+
+
+async def test_history_is_capped_by_age(store: Store) -> None:
+    await store.append_history(_events(1000, T0), max_entries=10**6)
+    written = await store._server_time()
+
+    async def aged() -> bool:
+        return await store._server_time() > written + 1.2
+
+    deadline = time.monotonic() + 10
+    while not await aged():
+        assert time.monotonic() < deadline, "Redis's clock did not move"
+        await asyncio.sleep(0.05)
+    await store.append_history(_events(10, T0 + 5000), max_entries=10**6, max_age=1.0)
+    _, events = await store.read_history()
+    # Every whole node of the old entries is gone; the new ones are all kept.
+    assert len(events) <= 10 + 100
+    assert [e["at"] for e in events][-10:] == [T0 + 5000 + i for i in range(10)]
