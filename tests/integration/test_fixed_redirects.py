@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from router.redirect import RedirectApp
-from tests.support.inprocess import MEMBERS, router_with_view, without_lifespan
+from tests.support.inprocess import MEMBERS, close_router, router_with_view, without_lifespan
 
 STATIC = "https://static.mybinder.org"
 REDIRECTS = {
@@ -25,7 +25,7 @@ def app(redis_url: str) -> Iterator[RedirectApp]:
     # other_paths "redirect": any page that is not a fixed redirect goes to the home member.
     router = router_with_view(redis_url, other_paths="redirect", redirects=REDIRECTS)
     yield router
-    asyncio.run(router.holder.store.client.aclose())
+    close_router(router)
 
 
 def get(app: RedirectApp, path: str, method: str = "GET") -> httpx.Response:

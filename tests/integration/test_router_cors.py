@@ -17,7 +17,7 @@ import pytest
 
 from router.redirect import RedirectApp
 from shared.records import HealthObservation
-from tests.support.inprocess import NOW, router_with_view
+from tests.support.inprocess import NOW, close_router, router_with_view
 
 LAUNCH = b"/build/gh/org/repo/HEAD"
 ANY_ORIGIN = (b"access-control-allow-origin", b"*")
@@ -27,7 +27,7 @@ ANY_ORIGIN = (b"access-control-allow-origin", b"*")
 def app(redis_url: str) -> Iterator[RedirectApp]:
     router = router_with_view(redis_url, fallback="none")
     yield router
-    asyncio.run(router.holder.store.client.aclose())
+    close_router(router)
 
 
 def call(app: RedirectApp, method: str, target: bytes) -> tuple[int, list[tuple[bytes, bytes]]]:
@@ -84,7 +84,7 @@ def test_503_without_a_view_allows_any_origin(redis_url: str) -> None:
     try:
         status, headers = call(router, "GET", LAUNCH)
     finally:
-        asyncio.run(router.holder.store.client.aclose())
+        close_router(router)
     assert status == 503
     assert ANY_ORIGIN in headers
 
@@ -103,7 +103,7 @@ def test_503_when_nobody_can_take_launches_allows_any_origin(redis_url: str) -> 
     try:
         status, headers = call(router, "GET", LAUNCH)
     finally:
-        asyncio.run(router.holder.store.client.aclose())
+        close_router(router)
     assert status == 503
     assert ANY_ORIGIN in headers and (b"retry-after", b"30") in headers
 

@@ -19,14 +19,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from router.redirect import RedirectApp
-from tests.support.inprocess import MEMBERS, router_with_view
+from tests.support.inprocess import MEMBERS, close_router, router_with_view
 
 
 @pytest.fixture(scope="module")
 def app(redis_url: str) -> Iterator[RedirectApp]:
     router = router_with_view(redis_url, other_paths="redirect", redirects={"/badge.svg": BADGE})
     yield router
-    asyncio.run(router.holder.store.client.aclose())
+    close_router(router)
 
 
 BADGE = "https://static.example.org/badge.svg"
