@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from fedredirect.shapes import SHAPES
 from fedredirect.simulator import HUGE_BYTES, MemberServer, MemberSimState
 from tests.support.dom import Dom
 from tests.support.members import running_members
@@ -471,3 +472,17 @@ def test_main_prints_url_and_stops_on_sigterm() -> None:
             proc.wait()
     assert proc.stderr is not None
     assert "Traceback" not in proc.stderr.read()
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_every_recorded_shape_is_selected_with_post_sim(
+    member: tuple[MemberSimState, MemberServer], name: str
+) -> None:
+    """``POST /_sim {"health_shape": NAME}`` (or ``versions_shape``) serves that recorded
+    answer as BinderHub served it: its status, its bytes."""
+    _, server = member
+    shape = SHAPES[name]
+    key = f"{shape.endpoint}_shape"
+    assert httpx.post(f"{server.url}/_sim", json={key: name}).status_code == 200
+    response = httpx.get(f"{server.url}/{shape.endpoint}")
+    assert (response.status_code, response.content) == (shape.status, shape.body())
