@@ -23,13 +23,13 @@ this virtualenv when missing. Everything runs on 127.0.0.1.
 3. **Over the wire**, one process each, started here and measured in turns within one run
    (round r starts with the r-th server, so drift of the machine hits each alike), ``wrk -t1
    -c50`` for ``--seconds`` over 1,000 repositories: nginx ``return 307``; a bare ASGI 307
-   app on uvicorn with the router's own server settings (httptools, uvloop:
-   ``router.serve.SERVER_SETTINGS``); ``fedredirect router`` reading a redis-server that
-   holds a published snapshot of 3 members, and another of 1,000 members that is kept
-   changing as a checker with period 10 s would (10 publishes a second, 10 records each,
-   and the heartbeat); and a tornado app
-   doing what the replaced redirector's ``/build/`` handler did (read the ``host`` cookie,
-   ``rendezvous_rank`` of the hosts with BLAKE2b, ``set_cookie``, ``redirect(..., 307)``).
+   app on the router's own server (granian on uvloop, ``router.serve.serve_on``), and the
+   same app on uvicorn with httptools and uvloop for reference; ``fedredirect router``
+   reading a redis-server that holds a published snapshot of 3 members, and another of
+   1,000 members that is kept changing as a checker with period 10 s would (10 publishes a
+   second, 10 records each, and the heartbeat); and a tornado app doing what the replaced
+   redirector's ``/build/`` handler did (read the ``host`` cookie, ``rendezvous_rank`` of
+   the hosts with BLAKE2b, ``set_cookie``, ``redirect(..., 307)``).
    Every server is first warmed up with each repository once. Each figure is the median
    over the rounds; each ratio is taken within a round, then the median: ratios hold
    better than absolute numbers on a shared machine.
@@ -310,9 +310,12 @@ def evaluate_cost(members: int = 1000, repeats: int = 30) -> dict[str, float]:
 # --- 3. over the wire ------------------------------------------------------------------------
 
 BARE_APP = """
+import socket
 import sys
+
 import uvicorn
-from router.serve import SERVER_SETTINGS
+
+from router.serve import serve_on
 
 
 async def app(scope, receive, send):
@@ -336,8 +339,15 @@ async def app(scope, receive, send):
         await send({"type": "http.response.body", "body": b""})
 
 
-config = uvicorn.Config(app, host="127.0.0.1", port=int(sys.argv[1]), **SERVER_SETTINGS)
-uvicorn.Server(config).run()
+sock = socket.create_server(("127.0.0.1", int(sys.argv[1])), backlog=2048)
+if sys.argv[2] == "granian":  # the router's own server, as router.serve runs it
+    sys.exit(serve_on(app, sock))
+# uvicorn at its fastest, for reference: httptools and uvloop
+config = uvicorn.Config(
+    app, http="httptools", loop="uvloop", log_level="warning", access_log=False,
+    server_header=False, proxy_headers=False,
+)
+uvicorn.Server(config).run(sockets=[sock])
 """
 
 # What the replaced redirector's /build/ handler did per request, on tornado as it ran:
@@ -602,8 +612,11 @@ def servers(workdir: Path) -> Iterator[list[Server]]:
         started.append(("nginx return 307", [nginx, "-c", str(workdir / "nginx.conf")], port, None))
         port = free_port()
         (workdir / "bare_app.py").write_text(BARE_APP)
-        bare = [sys.executable, str(workdir / "bare_app.py"), str(port)]
+        bare = [sys.executable, str(workdir / "bare_app.py"), str(port), "granian"]
         started.append(("bare ASGI 307 app", bare, port, None))
+        port = free_port()
+        bare = [sys.executable, str(workdir / "bare_app.py"), str(port), "uvicorn"]
+        started.append(("bare ASGI 307 app, uvicorn", bare, port, None))
         for members in (3, 1000):
             port = free_port()
             cmd = fedredirect_command(
@@ -758,7 +771,7 @@ def load() -> str:
 
 def wire_table(wire: dict[str, Any]) -> list[str]:
     runs = wire["servers"]
-    bare = runs["bare ASGI 307 app"]
+    bare = runs["bare ASGI 307 app"]  # on the router's own server and event loop
     tornado = runs["replaced redirector (tornado)"]
     lines = [
         "| server | redirects/s | p50 | p99 | x bare ASGI app | x tornado |",

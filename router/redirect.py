@@ -54,12 +54,15 @@ def _has_control(path: str) -> bool:
 def _malformed(scope: Scope) -> bool:
     """A request the HTTP parser let through that no client sends: an HTTP/0.9 request line
     followed by headers (``GET /p\\r\\nSet-Cookie: x HTTP/1.1``: a CR or LF in a target, as
-    httptools reads it), or HTTP/1.1 without Host (RFC 9112 3.2: a server must answer 400).
-    """
+    some parsers read it), or HTTP/1.1 without a Host (RFC 9112 3.2: a server must answer
+    400). granian hands on a missing Host as an empty one, which no client sends for a
+    target with an authority, as every http URL has."""
     version = scope.get("http_version")
     if version == "0.9":
         return True
-    return version == "1.1" and not any(name == b"host" for name, _ in scope["headers"])
+    return version == "1.1" and not any(
+        name == b"host" and value for name, value in scope["headers"]
+    )
 
 
 def host_cookie(header: bytes) -> bytes | None:
@@ -161,7 +164,7 @@ class RedirectApp:
         cookie_seen = forwarded_seen = host_seen = False
         for name, value in scope["headers"]:
             if name == b"host":
-                host_seen = True
+                host_seen = host_seen or value != b""  # empty: missing (see _malformed)
             elif name == b"cookie":
                 if not cookie_seen and len(value) <= MAX_COOKIE_BYTES:
                     sticky = host_cookie(value)
