@@ -243,8 +243,8 @@ PROXIED = (
         Case("page-encoded-slash-userinfo", b"%2F@{beta.netloc}/x", status=400),
         Case("page-encoded-slash", b"%2Fabout", status=400),
         Case("page-content-length-bad", PAGE, [b"Content-Length: abc"], status=400),
-        # httptools refuses a list of Content-Length values, even equal ones (RFC 9110 8.6
-        # lets a recipient do so): one less way for two parsers to disagree on a body.
+        # The parser (hyper, in granian) refuses a list of Content-Length values, even equal
+        # ones (RFC 9110 8.6 lets it): one less way for two parsers to disagree on a body.
         Case("page-content-length-list", PAGE, [b"Content-Length: 0, 0"], status=400),
         Case("page-post-launch", LAUNCH, method=b"POST", status=405),
         Case("page-trace", PAGE, method=b"TRACE", status=405),

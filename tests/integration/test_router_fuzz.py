@@ -70,7 +70,7 @@ headers = st.lists(
     st.one_of(
         st.tuples(st.just(b"cookie"), cookies),
         st.tuples(header_names, hostile_bytes),
-        # Every HTTP/1.1 server (h11, httptools) rejects a Content-Length that is not digits
+        # Every HTTP/1.1 server (h11, httptools, hyper) rejects a Content-Length that is not digits
         # with 400 before the app runs; the metrics middleware relies on that (int(...)).
         st.tuples(st.just(b"content-length"), st.integers(0, 10**6).map(b"%d".__mod__)),
     ),
