@@ -25,14 +25,16 @@ this virtualenv when missing. Everything runs on 127.0.0.1.
    -c50`` for ``--seconds`` over 1,000 repositories: nginx ``return 307``; a bare ASGI 307
    app on the router's own server (granian on uvloop, ``router.serve.serve_on``), and the
    same app on uvicorn with httptools and uvloop for reference; ``fedredirect router``
-   reading a redis-server that holds a published snapshot of 3 members, and another of
-   1,000 members that is kept changing as a checker with period 10 s would (10 publishes a
-   second, 10 records each, and the heartbeat); and a tornado app doing what the replaced
+   (and, for reference, the same router app on uvicorn, 3 members) reading a redis-server
+   that holds a published snapshot of 3 members, and another of 1,000 members that is kept
+   changing as a checker with period 10 s would (10 publishes a second, 10 records each,
+   and the heartbeat); and a tornado app doing what the replaced
    redirector's ``/build/`` handler did (read the ``host`` cookie, ``rendezvous_rank`` of
    the hosts with BLAKE2b, ``set_cookie``, ``redirect(..., 307)``).
    Every server is first warmed up with each repository once. Each figure is the median
    over the rounds; each ratio is taken within a round, then the median: ratios hold
-   better than absolute numbers on a shared machine.
+   better than absolute numbers on a shared machine. Each run also reads the server's CPU
+   time (every thread, and nginx's worker) from /proc: CPU per redirect, and the cores used.
 4. **Memory**: the 3-member router's RSS when ready, after the rounds, and after
    ``--launches`` launches of distinct repositories (wrk, a counter in its script).
 """
@@ -353,6 +355,31 @@ uvicorn.Server(config).run(sockets=[sock])
 # What the replaced redirector's /build/ handler did per request, on tornado as it ran:
 # hosts in a module-level dict, the cookie read, rendezvous_rank over the hosts with
 # BLAKE2b, the cookie set path-scoped, a 307 to host + URI.
+# The router's app as ``fedredirect router`` builds it, served by uvicorn with httptools and
+# uvloop (what it ran on before granian), for reference.
+UVICORN_ROUTER = """
+import gc
+import socket
+import sys
+
+import uvicorn
+
+from router.app import create_app
+from router.serve import SWITCH_INTERVAL
+from shared.store import Store, connect
+
+app = create_app(Store(connect(sys.argv[2]), sys.argv[3]))
+gc.collect()
+gc.freeze()
+sys.setswitchinterval(SWITCH_INTERVAL)
+sock = socket.create_server(("127.0.0.1", int(sys.argv[1])), backlog=2048)
+config = uvicorn.Config(
+    app, http="httptools", loop="uvloop", log_level="warning", access_log=False,
+    server_header=False, proxy_headers=False,
+)
+uvicorn.Server(config).run(sockets=[sock])
+"""
+
 TORNADO_APP = """
 import asyncio
 import math
@@ -528,6 +555,17 @@ def rss_mb(pid: int) -> dict[str, float]:
     return {"rss_mb": fields["VmRSS"], "peak_mb": fields["VmHWM"]}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of process ``pid`` (every thread) and of its children (nginx's
+    worker), from /proc."""
+    total = 0.0
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for each in [pid, *map(int, children)]:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def redirects_counted(url: str) -> float:
     text = httpx.get(f"{url}/metrics", timeout=10).text
     return sum(
@@ -625,6 +663,10 @@ def servers(workdir: Path) -> Iterator[list[Server]]:
             )  # fmt: skip
             started.append((f"fedredirect router, {members} members", cmd, port, members))
         port = free_port()
+        (workdir / "uvicorn_router.py").write_text(UVICORN_ROUTER)
+        cmd = [sys.executable, str(workdir / "uvicorn_router.py"), str(port), redis_url, "bench3"]
+        started.append(("router app on uvicorn, 3 members", cmd, port, 3))
+        port = free_port()
         (workdir / "tornado_app.py").write_text(TORNADO_APP)
         tornado = [sys.executable, str(workdir / "tornado_app.py"), str(port)]
         started.append(("replaced redirector (tornado)", tornado, port, None))
@@ -677,7 +719,11 @@ def over_the_wire(
         for r in range(rounds):
             order = started[r % len(started) :] + started[: r % len(started)]
             for server in order:
+                before = cpu_seconds(server.pid)
                 server.runs.append(run_wrk(server.url, seconds, script))
+                used = cpu_seconds(server.pid) - before
+                server.runs[-1]["cpu_us_per_request"] = used / server.runs[-1]["requests"] * 1e6
+                server.runs[-1]["cores"] = used / seconds
                 print(
                     f"  round {r + 1}/{rounds} {server.name:<34} "
                     f"{server.runs[-1]['requests_per_s']:>9,.0f}/s "
@@ -774,8 +820,9 @@ def wire_table(wire: dict[str, Any]) -> list[str]:
     bare = runs["bare ASGI 307 app"]  # on the router's own server and event loop
     tornado = runs["replaced redirector (tornado)"]
     lines = [
-        "| server | redirects/s | p50 | p99 | x bare ASGI app | x tornado |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| server | redirects/s | p50 | p99 | x bare ASGI app | x tornado | CPU us/redirect "
+        "| cores |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, server_runs in runs.items():
         rps = [r["requests_per_s"] for r in server_runs]
@@ -791,7 +838,9 @@ def wire_table(wire: dict[str, Any]) -> list[str]:
             f"| {name} | {statistics.median(rps):,.0f} ({min(rps):,.0f}-{max(rps):,.0f}) "
             f"| {statistics.median(r['p50_ms'] for r in server_runs):.2f} ms "
             f"| {statistics.median(r['p99_ms'] for r in server_runs):.2f} ms "
-            f"| {statistics.median(to_bare):.2f} | {statistics.median(to_tornado):.1f} |"
+            f"| {statistics.median(to_bare):.2f} | {statistics.median(to_tornado):.1f} "
+            f"| {statistics.median(r['cpu_us_per_request'] for r in server_runs):.1f} "
+            f"| {statistics.median(r['cores'] for r in server_runs):.2f} |"
         )
     problems = [
         f"{name}: {r['non_3xx']} non-3xx, socket errors {r['socket_errors']}"
