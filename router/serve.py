@@ -38,9 +38,12 @@ log = logging.getLogger("fedredirect")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # router.metrics reads it
 STARTUP_FAILURE = 3  # the exit status of a worker whose app cannot start
-#: Requests one process lets into Python at a time; more wait in the kernel's and
-#: granian's queues (the listening socket's backlog is the caller's, 2048).
+#: Requests one process lets into Python at a time; more wait in granian's and the
+#: kernel's queues.
 MAX_CONCURRENT_REQUESTS = 1024
+#: The listening socket's backlog as fedredirect.ports.listen asks for it (granian only
+#: records it: the socket is already listening).
+LISTEN_BACKLOG = 2048
 M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 #: A worker that exits within this many seconds of its start, twice in a row, is not
@@ -133,7 +136,7 @@ def serve_on(app: Any, sock: socket.socket) -> int:
         # websockets, no static files, no TLS, no metrics.
         worker = native.ASGIWorker(
             1,
-            (None, native.SocketHolder(sock.fileno(), False, MAX_CONCURRENT_REQUESTS)),
+            (None, native.SocketHolder(sock.fileno(), False, LISTEN_BACKLOG)),
             None,
             1,
             512,
