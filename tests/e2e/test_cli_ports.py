@@ -88,6 +88,29 @@ def test_dev_redis_port_taken() -> None:
     assert_port_message(result, port, "--redis-port")
 
 
+#: The ports ``fedredirect dev --port N`` binds besides Redis's: routers N and N+1,
+#: members N+11 to N+13.
+DEV_PORT_OFFSETS = (0, 1, 11, 12, 13)
+
+
+def free_dev_base() -> int:
+    """A base port N whose whole dev block is free now: a free N alone is not enough, as
+    another test's connection may hold N+11 (seen in CI: the stack exited at once)."""
+    for _ in range(100):
+        base = free_port()
+        if base + max(DEV_PORT_OFFSETS) > 65535:
+            continue
+        try:
+            with contextlib.ExitStack() as held:
+                for offset in DEV_PORT_OFFSETS:
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+    raise AssertionError("no free block of ports for fedredirect dev")
+
+
 @pytest.mark.parametrize("venv_on_path", [False, True], ids=["fresh-shell", "activated-venv"])
 def test_dev_banner_status_command_works_as_typed(tmp_path: Path, venv_on_path: bool) -> None:
     """The banner's `status` line, typed into the shell that ran scripts/dev (in the
@@ -95,7 +118,7 @@ def test_dev_banner_status_command_works_as_typed(tmp_path: Path, venv_on_path: 
     venv_bin = str(Path(sys.executable).parent)
     path = ":".join([*([venv_bin] if venv_on_path else []), "/usr/local/bin", "/usr/bin", "/bin"])
     env = {"PATH": path, "HOME": str(tmp_path)}
-    base = free_port()
+    base = free_dev_base()
     log = tmp_path / "dev.log"
     with (
         log.open("wb") as out,
@@ -109,12 +132,16 @@ def test_dev_banner_status_command_works_as_typed(tmp_path: Path, venv_on_path: 
     ):
         try:
             found = wait_for(
-                lambda: re.search(
-                    r"^\s*(\S*fedredirect status --redis-url \S+)", log.read_text(), re.M
+                lambda: (
+                    proc.poll() is not None
+                    or re.search(
+                        r"^\s*(\S*fedredirect status --redis-url \S+)", log.read_text(), re.M
+                    )
                 ),
                 60,
                 "the dev banner",
             )
+            assert not isinstance(found, bool), f"fedredirect dev exited: {log.read_text()}"
             line = found.group(1)
             typed = subprocess.run(
                 ["bash", "-c", line], cwd=REPO, capture_output=True, text=True, timeout=30, env=env
