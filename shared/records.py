@@ -13,7 +13,7 @@ from typing import Any, Literal
 HealthStatus = Literal["ok", "unhealthy", "unreachable"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HealthObservation:
     """One answer (or failure to answer) of a member's /health endpoint."""
 
@@ -39,7 +39,7 @@ class HealthObservation:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MemberObservation:
     """Everything the checker knows about one member; published whole, never in parts."""
 
@@ -105,7 +105,7 @@ class MemberObservation:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Drain:
     """An operator's decision to take a member out of rotation."""
 
@@ -121,7 +121,7 @@ class Drain:
         return cls(member=data["member"], reason=str(data.get("reason", "")), at=float(data["at"]))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CheckerHeartbeat:
     """Who published the snapshot, and when: readers can tell that the checker died."""
 
