@@ -340,6 +340,7 @@ def _positive(text: str) -> int:
 async def run_status(args: argparse.Namespace) -> int:
     from fedredirect.status import render_status
     from shared.evaluate import evaluate
+    from shared.status import view_to_json
 
     store = Store(connect(args.redis_url), args.key_prefix)
     try:
@@ -366,7 +367,7 @@ async def run_status(args: argparse.Namespace) -> int:
 
         print(json.dumps(explain(view, args.path, args.cookie), indent=2))
     elif args.json:
-        print(json.dumps(view.to_json(), indent=2))
+        print(json.dumps(view_to_json(view), indent=2))
     else:
         print(render_status(view))
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 from shared.balance import Target, cache_key, rendezvous_pick, weighted_random_pick
 from shared.config import FallbackPolicy, FederationConfig, MemberConfig
@@ -21,15 +21,7 @@ State = Literal[
     "drained", "stale", "unreachable", "unhealthy", "full", "version_mismatch", "eligible"
 ]
 #: Every state, in precedence order: a member shows the first one that applies.
-STATES: tuple[State, ...] = (
-    "drained",
-    "stale",
-    "unreachable",
-    "unhealthy",
-    "full",
-    "version_mismatch",
-    "eligible",
-)
+STATES: tuple[State, ...] = get_args(State)
 DecisionReason = Literal["balancer", "cookie", "fallback", "outage"]
 
 
@@ -200,9 +192,6 @@ class View:
     def pick(self, path: str, sticky_url: str | None = None, u: float = 0.0) -> Decision:
         """Choose the member for a request path; ``u`` is a uniform draw for ``random``."""
         return pick(self, path, sticky_url, u)
-
-    def to_json(self) -> dict[str, Any]:
-        return view_to_json(self)
 
 
 def _member_view(
@@ -424,62 +413,3 @@ def balance(view: View, path: str, u: float) -> Decision:
     elif view.outage_active:
         reason = "outage"
     return Decision(chosen.name, chosen.url, reason)
-
-
-def view_to_json(view: View) -> dict[str, Any]:
-    """The view as served at /status.json and printed by ``fedredirect status``."""
-    ref = view.reference
-    return {
-        "evaluated_at": view.evaluated_at,
-        "reference": {
-            "policy": ref.policy,
-            "versions": ref.versions,
-            "compared_keys": list(ref.keys),
-            "source": ref.source,
-            "observed_at": ref.observed_at,
-            "age_seconds": ref.age,
-            "max_age_seconds": view.config.versions_max_age,
-            "stale": ref.stale,
-            "stale_reason": ref.stale_reason,
-        },
-        "version_gate": {"suspended": view.gate_suspended, "reason": view.gate_reason},
-        "fallback": {
-            "policy": view.fallback_policy,
-            "active": view.fallback_active,
-            "reason": view.fallback_reason,
-        },
-        "outage": {
-            "policy": view.config.outage.policy,
-            "max_staleness_seconds": view.config.max_staleness,
-            "active": view.outage_active,
-            "reason": view.outage_reason,
-        },
-        "targets": [t.name for t in view.targets],
-        "checker": {
-            "checker_id": view.heartbeat.checker_id if view.heartbeat else None,
-            "heartbeat_age_seconds": view.heartbeat_age,
-        },
-        "members": {
-            m.name: {
-                "url": m.url,
-                "weight": m.weight,
-                "effective_weight": m.effective_weight,
-                "prime": m.prime,
-                "state": m.state,
-                "eligible": m.eligible,
-                "reasons": list(m.reasons),
-                "excluded_by": list(m.excluded_by),
-                "versions": m.versions,
-                "version_differences": list(m.version_differences),
-                "total_pods": m.total_pods,
-                "quota": m.quota,
-                "record_age_seconds": m.record_age,
-                "health_age_seconds": m.health_age,
-                "versions_age_seconds": m.versions_age,
-                "last_error": m.last_error,
-                "health_url": m.health_url,
-                "versions_url": m.versions_url,
-            }
-            for m in view.members
-        },
-    }

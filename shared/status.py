@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.evaluate import View, view_to_json
+from shared.evaluate import View
 
 
 def status_document(
@@ -77,3 +77,62 @@ def banners(doc: Mapping[str, Any]) -> list[Banner]:
         for ident, active, title, reason in conditions
         if active
     ]
+
+
+def view_to_json(view: View) -> dict[str, Any]:
+    """The view as served at /status.json and printed by ``fedredirect status``."""
+    ref = view.reference
+    return {
+        "evaluated_at": view.evaluated_at,
+        "reference": {
+            "policy": ref.policy,
+            "versions": ref.versions,
+            "compared_keys": list(ref.keys),
+            "source": ref.source,
+            "observed_at": ref.observed_at,
+            "age_seconds": ref.age,
+            "max_age_seconds": view.config.versions_max_age,
+            "stale": ref.stale,
+            "stale_reason": ref.stale_reason,
+        },
+        "version_gate": {"suspended": view.gate_suspended, "reason": view.gate_reason},
+        "fallback": {
+            "policy": view.fallback_policy,
+            "active": view.fallback_active,
+            "reason": view.fallback_reason,
+        },
+        "outage": {
+            "policy": view.config.outage.policy,
+            "max_staleness_seconds": view.config.max_staleness,
+            "active": view.outage_active,
+            "reason": view.outage_reason,
+        },
+        "targets": [t.name for t in view.targets],
+        "checker": {
+            "checker_id": view.heartbeat.checker_id if view.heartbeat else None,
+            "heartbeat_age_seconds": view.heartbeat_age,
+        },
+        "members": {
+            m.name: {
+                "url": m.url,
+                "weight": m.weight,
+                "effective_weight": m.effective_weight,
+                "prime": m.prime,
+                "state": m.state,
+                "eligible": m.eligible,
+                "reasons": list(m.reasons),
+                "excluded_by": list(m.excluded_by),
+                "versions": m.versions,
+                "version_differences": list(m.version_differences),
+                "total_pods": m.total_pods,
+                "quota": m.quota,
+                "record_age_seconds": m.record_age,
+                "health_age_seconds": m.health_age,
+                "versions_age_seconds": m.versions_age,
+                "last_error": m.last_error,
+                "health_url": m.health_url,
+                "versions_url": m.versions_url,
+            }
+            for m in view.members
+        },
+    }

@@ -71,7 +71,7 @@ def test_checker_metrics_port_taken(redis_url: str, key_prefix: str, tmp_path: P
 
 @pytest.mark.parametrize("offset", [0, 1, 12])
 def test_dev_port_taken_names_the_port_and_the_flag(offset: int) -> None:
-    base = free_port()
+    base = free_dev_base()  # only the port taken here may be the one it names
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", base + offset))
@@ -84,7 +84,8 @@ def test_dev_port_taken_names_the_port_and_the_flag(offset: int) -> None:
 
 def test_dev_redis_port_taken() -> None:
     with taken_port() as port:
-        result = run_cli("dev", "--port", str(free_port()), "--redis-port", str(port))
+        # A base whose block is free: else dev may name one of those ports instead (seen).
+        result = run_cli("dev", "--port", str(free_dev_base()), "--redis-port", str(port))
     assert_port_message(result, port, "--redis-port")
 
 

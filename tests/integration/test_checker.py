@@ -16,6 +16,7 @@ from fedredirect.simulator import MemberServer, MemberSimState
 from shared.config import parse_config
 from shared.payloads import parse_versions
 from shared.records import MemberObservation
+from shared.status import view_to_json
 from shared.store import Change, Store, connect
 from tests.support.members import running_members
 
@@ -353,7 +354,7 @@ async def test_a_member_that_moved_is_followed_a_few_hops(
             f"{moved.url}/health",
             f"{moved.url}/versions",
         )
-        assert view.to_json()["members"]["moved"]["health_url"] == f"{moved.url}/health"
+        assert view_to_json(view)["members"]["moved"]["health_url"] == f"{moved.url}/health"
     else:
         assert obs.health.reasons == ("more than 3 redirects",)
         assert obs.versions_error == "more than 3 redirects"

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from shared.config import parse_config
-from shared.evaluate import View, evaluate, view_to_json
+from shared.evaluate import View, evaluate
 from shared.records import CheckerHeartbeat, Drain, MemberObservation
-from shared.status import status_document
+from shared.status import status_document, view_to_json
 from tests.unit.test_evaluate import FULL_PODS, NOW, V1, V2, drain, federations, make_obs, url
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -159,7 +159,7 @@ EXPECTED_MEMBERS: dict[str, dict[str, Any]] = {
 def test_every_field_of_a_federation_in_every_state() -> None:
     config, observations, drains = federation()
     heartbeat = CheckerHeartbeat("checker-1", NOW - 5, NOW - 500)
-    doc = evaluate(config, observations, drains, heartbeat, NOW).to_json()
+    doc = view_to_json(evaluate(config, observations, drains, heartbeat, NOW))
     assert doc == {
         "evaluated_at": NOW,
         "reference": {
@@ -199,7 +199,7 @@ def test_a_degraded_federation_reports_stale_reference_fallback_and_outage() -> 
         "beta": make_obs("beta", status="unreachable", now=NOW - 50),
     }
     heartbeat = CheckerHeartbeat("checker-2", NOW - 50, NOW - 500)
-    doc = evaluate(config, observations, drains, heartbeat, NOW).to_json()
+    doc = view_to_json(evaluate(config, observations, drains, heartbeat, NOW))
     assert doc["reference"] == {
         "policy": "prime",
         "versions": V1,
@@ -243,7 +243,7 @@ def test_a_moved_member_shows_the_urls_that_answered() -> None:
         observations["alpha"], health_url=f"{moved}/health", versions_url=f"{moved}/versions"
     )
     observations["beta"] = replace(observations["beta"], versions_url=f"{moved}/beta/versions")
-    members = evaluate(config, observations, drains, None, NOW).to_json()["members"]
+    members = view_to_json(evaluate(config, observations, drains, None, NOW))["members"]
     assert (members["alpha"]["health_url"], members["alpha"]["versions_url"]) == (
         f"{moved}/health",
         f"{moved}/versions",
@@ -258,7 +258,7 @@ def test_a_moved_member_shows_the_urls_that_answered() -> None:
 
 def test_a_view_without_heartbeat_has_no_checker() -> None:
     config, observations, drains = federation()
-    doc = evaluate(config, observations, drains, None, NOW).to_json()
+    doc = view_to_json(evaluate(config, observations, drains, None, NOW))
     assert doc["checker"] == {"checker_id": None, "heartbeat_age_seconds": None}
     assert errors(doc) == []
 
@@ -270,7 +270,7 @@ def test_pinned_reference_has_no_age() -> None:
             "versions": {"reference": "pinned", "pinned": V2, "keys": ["binderhub"]},
         }
     )
-    doc = evaluate(config, {"a": make_obs("a", versions=V2)}, {}, None, NOW).to_json()
+    doc = view_to_json(evaluate(config, {"a": make_obs("a", versions=V2)}, {}, None, NOW))
     assert doc["reference"] == {
         "policy": "pinned",
         "versions": V2,
@@ -332,7 +332,7 @@ def assert_document_is_the_view(doc: dict[str, Any], view: View) -> None:
 
 def known_document() -> dict[str, Any]:
     config, observations, drains = federation()
-    return evaluate(config, observations, drains, None, NOW).to_json()
+    return view_to_json(evaluate(config, observations, drains, None, NOW))
 
 
 @pytest.mark.parametrize(
