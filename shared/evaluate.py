@@ -222,24 +222,24 @@ def _member_view(
     state: State = excluded_by[0] if excluded_by else "eligible"
     health = obs.health if obs else None
     return MemberView(
-        name,
-        cfg.url,
-        cfg.weight,
-        cfg.prime,
-        state,
-        tuple([reason for _, reason in verdicts if reason is not None]),
-        excluded_by,
-        dict(obs.versions) if obs and obs.versions else None,
-        differences,
-        health.total_pods if health else None,
-        health.quota if health else None,
-        _age(now, obs.checked_at if obs else None),
-        _age(now, health.observed_at if health else None),
-        _age(now, obs.versions_at if obs else None),
-        obs.last_error if obs else None,
-        cfg.weight if state == "eligible" else 0.0,
-        (obs.health_url if obs else None) or cfg.health,
-        (obs.versions_url if obs else None) or cfg.versions,
+        name=name,
+        url=cfg.url,
+        weight=cfg.weight,
+        prime=cfg.prime,
+        state=state,
+        reasons=tuple([reason for _, reason in verdicts if reason is not None]),
+        excluded_by=excluded_by,
+        versions=dict(obs.versions) if obs and obs.versions else None,
+        version_differences=differences,
+        total_pods=health.total_pods if health else None,
+        quota=health.quota if health else None,
+        record_age=_age(now, obs.checked_at if obs else None),
+        health_age=_age(now, health.observed_at if health else None),
+        versions_age=_age(now, obs.versions_at if obs else None),
+        last_error=obs.last_error if obs else None,
+        effective_weight=cfg.weight if state == "eligible" else 0.0,
+        health_url=(obs.health_url if obs else None) or cfg.health,
+        versions_url=(obs.versions_url if obs else None) or cfg.versions,
     )
 
 
@@ -308,7 +308,6 @@ def _evaluate_at(
     reference = reference_version(config, observations, as_of)
     reference = replace(reference, age=_age(now, reference.observed_at))
     gate = not reference.stale
-
     limits = _Limits(config.versions_max_age, config.stale_after, config.pod_headroom)
 
     def evaluate_members(gate_on: bool) -> tuple[MemberView, ...]:
