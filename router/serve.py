@@ -9,10 +9,10 @@ counters meet in prometheus-client's multiprocess files (:mod:`router.metrics`),
 directory made here unless ``PROMETHEUS_MULTIPROC_DIR`` names one.
 
 Every process serves the app with granian (a Rust HTTP server) on a uvloop event loop:
-measured side by side, it answers a bare 307 1.3x as fast as uvicorn with httptools and
-uvloop, and the router 1.2x (docs/benchmarks.md). It is driven here at the level of its
-worker (:func:`serve_on`), not through its own process manager, so that the socket
-stays the caller's and the supervisor below stays ours.
+measured side by side with uvicorn (httptools, uvloop), it served the router 1.2x as fast
+on 2026-12-02 and 0.9-1.1x on 2026-12-03 (docs/benchmarks.md). It is driven here at the
+level of its worker (:func:`serve_on`), not through its own process manager, so that the
+socket stays the caller's and the supervisor below stays ours.
 """
 
 from __future__ import annotations
