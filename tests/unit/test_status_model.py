@@ -56,6 +56,29 @@ def test_the_page_and_the_command_line_show_the_same_banners(idents: tuple[str, 
     assert printed == [f"!! {b.title}: {b.reason}" for b in expected]
 
 
+def test_every_banner_says_what_is_wrong_most_severe_first() -> None:
+    """The words an operator reads on /status and in ``fedredirect status``."""
+    assert [(b.ident, b.title, b.reason) for b in banners(_with(*CONDITIONS))] == [
+        ("banner-outage", "Checker outage", "heartbeat 90s old"),
+        ("banner-fallback", "Fallback active", "nobody"),
+        ("banner-gate", "Version gating suspended", "would exclude all"),
+        ("banner-stale-reference", "Reference version is stale", "prime versions 4000s old"),
+        (
+            "banner-store",
+            "This router cannot read the store; showing its last view",
+            "ConnectionError: refused",
+        ),
+    ]
+
+
+def test_a_banner_without_a_reason_says_so() -> None:
+    doc = _with("banner-gate")
+    doc["version_gate"]["reason"] = None
+    assert [(b.title, b.reason) for b in banners(doc)] == [
+        ("Version gating suspended", "no reason given")
+    ]
+
+
 def test_the_command_line_shows_the_outage_banner() -> None:
     text = render_status_document(_with("banner-outage"))
     assert text.splitlines()[0] == "!! Checker outage: heartbeat 90s old"
