@@ -6,8 +6,8 @@ Usage (the tree of an older commit beside this one, measured in the same run)::
     python bench/evaluate_ab.py /tmp/before . --rounds 4
 
 Each round runs every tree in a fresh interpreter (so each imports its own ``shared``),
-60 evaluations each; it prints the median and minimum in ms per tree and round. The view
-is router_bench's synthetic federation (every member eligible, versions fresh).
+60 evaluations each with router_bench's ``evaluate_cost`` (its synthetic federation: every
+member eligible, versions fresh); it prints the median and minimum in ms per tree and round.
 """
 
 from __future__ import annotations
@@ -17,22 +17,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+# router_bench's own measurement of evaluate(), as each tree has it.
 MEASURE = """
-import statistics, sys, time
+import sys
 sys.path[:0] = [sys.argv[1], sys.argv[1] + "/bench"]
-from router_bench import federation, observations
-from shared.evaluate import evaluate
-from shared.records import CheckerHeartbeat
-now = time.time()
-config = federation(1000)
-obs = observations(config, now)
-heartbeat = CheckerHeartbeat("bench", now, now, 1)
-out = []
-for _ in range(60):
-    t0 = time.perf_counter()
-    evaluate(config, obs, {}, heartbeat, now)
-    out.append((time.perf_counter() - t0) * 1000)
-print(f"median {statistics.median(out):6.2f} ms, min {min(out):6.2f} ms")
+from router_bench import evaluate_cost
+cost = evaluate_cost(1000, repeats=60)
+print(f"median {cost['evaluate_ms_median']:6.2f} ms, min {cost['evaluate_ms_min']:6.2f} ms")
 """
 
 
