@@ -8,24 +8,21 @@ app after the fork: its own connection to the store and its own view. Their redi
 counters meet in prometheus-client's multiprocess files (:mod:`router.metrics`), in a
 directory made here unless ``PROMETHEUS_MULTIPROC_DIR`` names one.
 
-Every process serves the app with granian (a Rust HTTP server) on a uvloop event loop:
-measured side by side with uvicorn (httptools, uvloop), it served the router 1.2x as fast
-on 2026-12-02 and 0.9-1.1x on 2026-12-03 (docs/benchmarks.md). It is driven here at the
-level of its worker (:func:`serve_on`), not through its own process manager, so that the
-socket stays the caller's and the supervisor below stays ours.
+Every process serves the app with uvicorn's public API (:func:`serve_on`), with httptools
+and uvloop named so that it never falls back to the pure-Python parser and event loop.
+uvicorn's own process manager is not used: the socket stays the caller's and the
+supervisor below stays ours.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import logging
 import os
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 import time
 import traceback
@@ -34,22 +31,26 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import uvicorn
+
 log = logging.getLogger("fedredirect")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # router.metrics reads it
-STARTUP_FAILURE = 3  # the exit status of a worker whose app cannot start
-#: Requests one process lets into Python at a time; more wait in granian's and the
-#: kernel's queues.
-MAX_CONCURRENT_REQUESTS = 1024
-#: The listening socket's backlog as fedredirect.ports.listen asks for it (granian only
-#: records it: the socket is already listening).
-LISTEN_BACKLOG = 2048
-M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+STARTUP_FAILURE = 3  # the exit status of a worker whose app cannot start (uvicorn's too)
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 #: A worker that exits within this many seconds of its start, twice in a row, is not
 #: started again: the app cannot start (a bug, a bad setting), so the router exits.
 CRASH_LOOP_SECONDS = 5.0
-SWITCH_INTERVAL = 0.0001  # seconds a thread holds the GIL while another waits for it
+#: uvicorn listens again on the socket it is given: the backlog fedredirect.ports.listen
+#: asks for, so that this second listen() does not shorten the queue.
+LISTEN_BACKLOG = 2048
+#: Longer than an ingress's idle timeout for its upstream connections (nginx's and the
+#: cloud load balancers' default is 60 s): the proxy closes an idle connection, never the
+#: router, whose close could cross a request the proxy is sending (a 502).
+KEEP_ALIVE_SECONDS = 75
+#: After SIGTERM, how long the requests in flight may take before they are cancelled and
+#: the lifespan ends: within a pod's default 30 s grace before SIGKILL.
+GRACEFUL_SHUTDOWN_SECONDS = 20
 
 
 def serve(
@@ -64,21 +65,16 @@ def serve(
     """Serve the router on ``sock`` (listening) until stopped; the exit status."""
 
     def run_worker() -> int:
-        from fedredirect.logs import setup_logging
         from router.app import create_app
+        from shared.logs import setup_logging
         from shared.store import Store, connect
 
         setup_logging(log_format, log_level)
         app = create_app(Store(connect(redis_url), key_prefix))
-        # Everything imported so far lives as long as the process: out of the garbage
-        # collector's sight, a full collection scans only what came later (a 1,000-member
-        # view every re-evaluation), 5 ms instead of 70 ms without a pause in serving.
+        # What lives as long as the process, out of the garbage collector's sight: a full
+        # collection scans only what came later (bench/router_bench.py, docs/benchmarks.md).
         gc.collect()
         gc.freeze()
-        # The view is evaluated in a thread (router.snapshot): with turns at the GIL of
-        # 0.1 ms instead of 5 ms, a redirect waits at most that long for a turn.
-        sys.setswitchinterval(SWITCH_INTERVAL)
-        _fewer_malloc_arenas()
         return serve_on(app, sock)
 
     if workers == 1 and not os.environ.get(MULTIPROC_ENV):
@@ -91,80 +87,45 @@ def serve(
         return Supervisor(run_worker, workers).run()
 
 
-def _fewer_malloc_arenas() -> None:
-    """At most two glibc malloc arenas, before granian's and the evaluation's threads
-    start: each thread would otherwise get an arena of its own that keeps what it once
-    held (5 MB less RSS for a 1,000-member router, docs/benchmarks.md)."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to tune
-        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, 2)
-
-
 def serve_on(app: Any, sock: socket.socket) -> int:
     """Serve the ASGI ``app`` on the listening ``sock`` in this process until SIGTERM or
-    SIGINT: lifespan startup, then granian's worker on a uvloop loop; on the signal it
-    stops accepting, finishes the requests in flight, and runs the lifespan shutdown.
+    SIGINT: lifespan startup, then uvicorn (httptools, uvloop) on the socket; on the signal
+    it stops accepting, finishes the requests in flight, and runs the lifespan shutdown.
     The exit status: 0, or :data:`STARTUP_FAILURE` when the lifespan startup fails."""
-    import asyncio
-
-    import uvloop
-    from granian import _granian
-    from granian._futures import _future_watcher_wrapper, _new_cbscheduler
-    from granian.asgi import LifespanProtocol, _callback_wrapper
-
-    native: Any = _granian  # its type stubs lag behind its signatures
-
-    # Its only warning here would call a failed startup "continuing without lifespan".
-    logging.getLogger("_granian").setLevel(logging.ERROR)
-
-    async def run() -> int:
-        loop = asyncio.get_running_loop()
-        lifespan = LifespanProtocol(app)
-        await lifespan.startup()
-        # The router's app always has a lifespan: an error in it is a failure to start,
-        # not (as granian would take it) an app without one.
-        if lifespan.interrupt or lifespan.errored:
-            log.error("the router cannot start", exc_info=lifespan.exc)
-            return STARTUP_FAILURE
-        stop = native.WorkerSignal()
-        stopped = loop.create_future()
-        stop.add_cb(lambda: loop.call_soon_threadsafe(stopped.set_result, None))
-        for sig in _STOP_SIGNALS:
-            loop.add_signal_handler(sig, stop.set)
-        # The arguments of granian's own ASGI worker (granian/server/embed.py), by position:
-        # id, socket, IPC, Rust threads, their blocking pool, Python threads and their
-        # idle timeout, backpressure, HTTP/1 only (and its settings; no HTTP/2), no
-        # websockets, no static files, no TLS, no metrics.
-        worker = native.ASGIWorker(
-            1,
-            (None, native.SocketHolder(sock.fileno(), False, LISTEN_BACKLOG)),
-            None,
-            1,
-            512,
-            1,
-            30,
-            MAX_CONCURRENT_REQUESTS,
-            "1",
-            None,
-            None,
-            False,
-            None,
-            False,
-            None,
-            None,
-            None,
-            "tls13",
-            None,
-            [],
-            False,
-            (None, None),
-        )
-        handler = _future_watcher_wrapper(_callback_wrapper(app, {}, lifespan.state, None))
-        worker.serve_async(_new_cbscheduler(loop, handler, impl_asyncio=True), loop, stop)
-        await stopped
-        await lifespan.shutdown()
-        return 0
-
-    return uvloop.run(run())
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http="httptools",
+        ws="none",
+        lifespan="on",  # an error in the lifespan is a failure to start, not "no lifespan"
+        interface="asgi3",
+        log_config=None,  # the process's own logging (shared.logs) stays in charge
+        access_log=False,
+        # The redirect reads X-Forwarded-Proto itself; nothing else uses the client address.
+        proxy_headers=False,
+        server_header=False,  # fewer bytes per answer; Date stays (RFC 9110 6.6.1)
+        backlog=LISTEN_BACKLOG,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn handles the stop signals while it serves, and once it has stopped raises the
+    # one it received again, for whatever handled it before. That is this server's own
+    # handler too: a signal before uvicorn's handlers are in place stops it as soon as it
+    # has started, and the signal raised again after a clean stop ends nothing (exit 0).
+    previous = {sig: signal.signal(sig, server.handle_exit) for sig in _STOP_SIGNALS}
+    try:
+        server.run(sockets=[sock])
+    except SystemExit:  # how uvicorn stops when the lifespan startup fails
+        if server.started:
+            raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not server.started:
+        log.error("the router cannot start (the error is logged above)")
+        return STARTUP_FAILURE
+    return 0
 
 
 class Supervisor:

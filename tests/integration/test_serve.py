@@ -1,4 +1,4 @@
-"""``router.serve.serve_on``: the router's server (granian, driven at its worker level) as a
+"""``router.serve.serve_on``: the router's server (uvicorn, on the caller's socket) as a
 process runs it: a real listening socket, real signals, a real HTTP client.
 
 The app under test is a few lines of ASGI, so each test shows one promise of the server:
@@ -103,5 +103,22 @@ def test_a_lifespan_that_fails_to_start_is_exit_status_3_with_the_error(tmp_path
         proc.kill()
     assert proc.returncode == 3
     assert "RuntimeError: no store to read" in output
-    assert "continuing without" not in output  # granian's own reading of a failed startup
+    assert "the router cannot start" in output
     assert "started" not in events.read_text()
+
+
+def test_sigint_stops_it_too_while_a_client_holds_an_idle_connection(tmp_path: Path) -> None:
+    """An idle keep-alive connection (an ingress keeps them open) does not hold up the stop;
+    the answer carries no Server header."""
+    proc, port, events = start(tmp_path)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            answer = wait_for(lambda: client.get("/ready", timeout=2), what="serving")
+            assert answer.text == "/ready"
+            assert "server" not in answer.headers
+            assert "date" in answer.headers
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+    assert events.read_text().splitlines()[-1] == "lifespan shutdown"
