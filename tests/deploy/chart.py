@@ -228,6 +228,7 @@ VARIANTS: dict[str, Values] = {
             "sentinel": {
                 "auth": {"existingSecret": "fedredirect-redis-auth"},
                 "networkPolicy": {"enabled": True},
+                "persistence": {"size": "4Gi", "storageClass": "fast-ssd"},
                 "nodeSelector": {"example.org/pool": "redis"},
                 "tolerations": [{"key": "dedicated", "operator": "Exists"}],
                 "affinity": {
@@ -302,6 +303,7 @@ VARIANTS: dict[str, Values] = {
                 "quorum": 3,
                 "downAfterMilliseconds": 10000,
                 "failoverTimeoutMilliseconds": 120000,
+                "persistence": {"enabled": False},
                 "auth": {"existingSecret": "redis-auth", "existingSecretKey": "redis-password"},
                 "networkPolicy": {"enabled": False},
                 "podSecurityContext": {"fsGroupChangePolicy": "OnRootMismatch"},

@@ -9,7 +9,9 @@ cluster supplies and this machine does not is mapped, and only that:
 - inside a pod, the wildcard ``0.0.0.0`` and ``127.0.0.1``/``localhost`` become the pod's
   own address (a pod has its own network namespace; here they share the host's);
 - volumes: each ``mountPath`` becomes a directory of the pod's; a ConfigMap volume holds
-  the rendered ConfigMap's files, an emptyDir is empty;
+  the rendered ConfigMap's files, an emptyDir is empty, and a StatefulSet's claim
+  (``volumeClaimTemplates``) is a directory kept across the pod's restarts, as a
+  PersistentVolumeClaim is, until :meth:`LocalCluster.lose_claims`;
 - environment: ``fieldRef`` (pod name, namespace, IP) and ``secretKeyRef`` (from the
   secrets the test gives) are resolved and ``$(VAR)`` is expanded in values, commands and
   arguments by the kubelet's rules; the container gets that environment and nothing else
@@ -25,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import random
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -158,6 +161,20 @@ class LocalCluster:
             else:
                 assert "emptyDir" in volume, f"{pod.name}: volume kind not emulated: {volume}"
             pod.volumes[volume["name"]] = path
+        for claim in pod.workload["spec"].get("volumeClaimTemplates", []):
+            path = self.claim_path(pod, claim["metadata"]["name"])
+            path.mkdir(parents=True, exist_ok=True)
+            pod.volumes[claim["metadata"]["name"]] = path
+
+    def claim_path(self, pod: Pod, claim: str) -> Path:
+        """The directory standing for the pod's claim (StatefulSets name it CLAIM-POD)."""
+        return self.workdir / "claims" / f"{claim}-{pod.name}"
+
+    def lose_claims(self, pod: Pod) -> None:
+        """The pod's persistent volumes are gone (a node lost with its local disk): its next
+        start gets empty ones."""
+        for claim in pod.workload["spec"].get("volumeClaimTemplates", []):
+            shutil.rmtree(self.claim_path(pod, claim["metadata"]["name"]), ignore_errors=True)
 
     def _mounts(self, pod: Pod, container: Manifest) -> list[tuple[str, Path]]:
         mounts = [(m["mountPath"], pod.volumes[m["name"]]) for m in container["volumeMounts"]]

@@ -19,6 +19,9 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,6 +127,39 @@ def test_resources_by_kind() -> None:
     # the router's and checker's PodDisruptionBudgets and the NetworkPolicy switched off
     switched_off = {k: n for k, n in bundled.items() if k != "NetworkPolicy"}
     assert kinds("every-default-changed") == {**switched_off, "PodDisruptionBudget": 2}
+
+
+def test_bundled_redis_persists_on_a_claim_unless_switched_off() -> None:
+    """By default each redis pod keeps its append-only file on a claim of its own (size and
+    class as given); switched off, an emptyDir and no append-only file."""
+
+    def redis_set(variant: str) -> tuple[Manifest, Manifest]:
+        statefulset = one(render_variant(variant), "StatefulSet", name("redis"))
+        (container,) = statefulset["spec"]["template"]["spec"]["containers"]
+        return statefulset, container
+
+    statefulset, container = redis_set("default")
+    (claim,) = statefulset["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert "storageClassName" not in claim["spec"]  # the cluster's default
+    volumes = statefulset["spec"]["template"]["spec"]["volumes"]
+    assert "data" not in [v["name"] for v in volumes]
+    assert env_of(container)["APPENDONLY"]["value"] == "yes"
+
+    statefulset, _ = redis_set("all-options-sentinel")
+    (claim,) = statefulset["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "4Gi"
+    assert claim["spec"]["storageClassName"] == "fast-ssd"
+
+    off = one(
+        render_variant("every-default-changed"), "StatefulSet", "binder-redirect-redis"
+    )
+    assert "volumeClaimTemplates" not in off["spec"]
+    (data,) = [v for v in off["spec"]["template"]["spec"]["volumes"] if v["name"] == "data"]
+    assert "emptyDir" in data
+    (container,) = off["spec"]["template"]["spec"]["containers"]
+    assert env_of(container)["APPENDONLY"]["value"] == "no"
 
 
 def test_contradictory_values_are_refused_with_the_fix() -> None:
@@ -537,17 +573,109 @@ def test_rendered_pods_serve_with_an_existing_redis(
 
 
 PASSWORD = "helmTestPassw0rd"
+#: How long a failover may take before the test gives up: a guard against a hang, far
+#: above what it takes (the test waits on the condition, not on this).
+FAILOVER_DEADLINE = 40.0
+MASTER_KILLS = 5
 
 
+@contextlib.contextmanager
+def busy_cores(count: int = 2) -> Iterator[None]:
+    """Every core busy with a spinning process, as on a loaded node."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+class BundledRedis:
+    """The chart's redis and sentinel pods, run locally, and what a test asks of them."""
+
+    def __init__(self, cluster: LocalCluster, procs: dict[str, Any], key_prefix: str) -> None:
+        self.cluster = cluster
+        self.procs = procs
+        self.redis = cluster.plan("StatefulSet", name("redis"))
+        self.sentinels = cluster.plan("StatefulSet", name("sentinel"))
+        self.drains = f"{key_prefix}:drains"
+        self.history = f"{key_prefix}:history"
+
+    def start(self, pods: list[Pod]) -> None:
+        self.procs |= {pod.name: self.cluster.start(pod) for pod in pods}
+
+    def kill(self, pods: list[Pod]) -> None:
+        for pod in pods:
+            gone = self.procs.pop(pod.name)
+            gone.kill()
+            gone.wait()
+
+    def pause(self, pods: list[Pod]) -> None:
+        for pod in pods:
+            self.procs[pod.name].send_signal(signal.SIGSTOP)
+
+    def resume(self, pods: list[Pod]) -> None:
+        for pod in pods:
+            self.procs[pod.name].send_signal(signal.SIGCONT)
+
+    def wait_ready(self, pods: list[Pod]) -> None:
+        for pod in pods:
+            wait_for(
+                lambda p=pod: self.cluster.probe(p, "readinessProbe"),
+                FAILOVER_DEADLINE,
+                f"{pod.name} ready",
+            )
+
+    def cli(self, pod: Pod, *command: str) -> str:
+        done = self.cluster.exec(pod, "redis-cli", "-h", pod.ip, *command)
+        return done.stdout
+
+    def master_ip(self) -> str:
+        """The master as a sentinel names it now ("" when none answers)."""
+        sentinel = self.sentinels[1]
+        answer = self.cluster.exec(
+            sentinel, "redis-cli", "-h", sentinel.ip, "-p", "26379",
+            "sentinel", "get-master-addr-by-name", "fedredirect",
+        )  # fmt: skip
+        return answer.stdout.split("\n")[0]
+
+    def master(self) -> Pod:
+        return next(pod for pod in self.redis if pod.ip == self.master_ip())
+
+    def replicating(self, pod: Pod) -> bool:
+        info = self.cli(pod, "info", "replication")
+        return "role:slave" in info and "master_link_status:up" in info
+
+    def every_pod_holds_the_drain(self, member: str) -> bool:
+        held = [self.cli(pod, "hexists", self.drains, member).strip() for pod in self.redis]
+        return held == ["1"] * len(self.redis)
+
+    def first_history_entry(self) -> str:
+        return self.cli(self.master(), "xrange", self.history, "-", "+", "count", "1")
+
+    def kill_master_empty(self) -> Pod:
+        """The master pod dies and a new one starts at once on an empty volume (a lost
+        node's local disk): the case that must never serve empty data."""
+        master = self.master()
+        self.kill([master])
+        self.cluster.lose_claims(master)
+        self.start([master])
+        return master
+
+
+@pytest.mark.timeout(900)
 def test_rendered_pods_serve_with_the_bundled_sentinel_and_survive_a_failover(
     tmp_path: Path,
 ) -> None:
-    """The chart's own 3 redis + 3 sentinel pods, with a password, then a legacy config's
-    checkers and routers on them; the master pod dies and comes back empty at once: its
-    start-up script waits for the sentinels to promote a replica and joins it as a replica,
-    so nothing is lost (a drain set before survives) and everyone follows the new master.
-    Then every sentinel restarts at once and finds that master. Last, all of Redis goes:
-    the routers stay ready (probes on /livez) and keep serving."""
+    """The chart's own 3 redis + 3 sentinel pods (append-only files on their claims), with a
+    password, then a legacy config's checkers and routers on them. While both cores are
+    busy, the master pod dies and comes back empty at once, five times in a row: each time
+    its start-up script has the sentinels fail over to a replica and joins it, so the drain
+    set before is on every pod and the checkers publish to the new master. Then every
+    sentinel restarts at once and finds that master; then every redis and sentinel pod at
+    once: the drain and the history come back from the append-only files. Last, all of
+    Redis goes: the routers stay ready (probes on /livez) and keep serving."""
     with (
         running_members(MemberSimState("alpha"), MemberSimState("beta")) as (alpha, beta),
         contextlib.ExitStack() as stack,
@@ -571,72 +699,25 @@ def test_rendered_pods_serve_with_the_bundled_sentinel_and_survive_a_failover(
         manifests = [doc for doc in yaml.safe_load_all(text) if doc]
         secrets = {("redis-auth", "password"): PASSWORD}
         cluster = LocalCluster(manifests, tmp_path, stack, secrets, NAMESPACE)
-        redis_pods = cluster.plan("StatefulSet", name("redis"))
-        sentinels = cluster.plan("StatefulSet", name("sentinel"))
+        procs: dict[str, Any] = {}
+        redis = BundledRedis(cluster, procs, "helm-sentinel")
         checkers = cluster.plan("Deployment", name("checker"))
         routers = cluster.plan("Deployment", name("router"))
-        assert (len(redis_pods), len(sentinels)) == (3, 3)
-        procs = {pod.name: cluster.start(pod) for pod in redis_pods + sentinels}
+        assert (len(redis.redis), len(redis.sentinels)) == (3, 3)
         try:
-            for pod in redis_pods + sentinels:
-                wait_for(lambda p=pod: cluster.probe(p, "readinessProbe"), 30, f"{pod.name} ready")
+            redis.start(redis.redis + redis.sentinels)
+            redis.wait_ready(redis.redis + redis.sentinels)
+            for pod in redis.redis + redis.sentinels:
                 assert cluster.probe(pod, "livenessProbe"), pod.name
-            procs |= {pod.name: cluster.start(pod) for pod in checkers + routers}
+            redis.start(checkers + routers)
             check_serving(cluster, checkers, routers, members)
-
-            def master() -> str:
-                done = cluster.exec(
-                    sentinels[1], "redis-cli", "-h", sentinels[1].ip, "-p", "26379",
-                    "sentinel", "get-master-addr-by-name", "fedredirect",
-                )  # fmt: skip
-                return done.stdout.split("\n")[0]
-
-            assert master() == redis_pods[0].ip
+            assert redis.master_ip() == redis.redis[0].ip
             drain = cluster.exec(routers[0], "fedredirect", "drain", "beta", "--reason", "helm")
             assert drain.returncode == 0, drain.stderr
+            wait_for(lambda: redis.every_pod_holds_the_drain("beta"), 10, "the drain replicated")
 
-            def beta_drained() -> bool:
-                doc = status(cluster, routers[1])
-                return doc is not None and doc["members"]["beta"]["state"] == "drained"
-
-            wait_for(beta_drained, 10, "the drain applied")
-
-            # The master pod dies; a new one (empty data directory) starts at once.
-            procs[redis_pods[0].name].kill()
-            procs[redis_pods[0].name].wait()
-            procs[redis_pods[0].name] = cluster.start(redis_pods[0])
-            wait_for(lambda: master() in (redis_pods[1].ip, redis_pods[2].ip), 30, "failover")
-
-            def rejoined_as_replica() -> bool:
-                done = cluster.exec(
-                    redis_pods[0], "redis-cli", "-h", redis_pods[0].ip, "info", "replication"
-                )
-                return "role:slave" in done.stdout and "master_link_status:up" in done.stdout
-
-            wait_for(rejoined_as_replica, 30, "the restarted pod joining the new master")
-            assert "waiting for a failover" in cluster.log(redis_pods[0])
-            assert cluster.probe(redis_pods[0], "readinessProbe")
-            held = cluster.exec(
-                redis_pods[0], "redis-cli", "-h", redis_pods[0].ip, "hexists",
-                "helm-sentinel:drains", "beta",
-            )  # fmt: skip
-            assert held.stdout.strip() == "1", "the drain was lost in the failover"
-
-            # Every sentinel restarts at once (a node pool upgrade, say): with no sentinel
-            # left to ask, the new ones find the promoted master among the redis pods.
-            promoted = master()
-            for pod in sentinels:
-                gone = procs.pop(pod.name)
-                gone.kill()
-                gone.wait()
-            for pod in sentinels:
-                procs[pod.name] = cluster.start(pod)
-            for pod in sentinels:
-                wait_for(lambda p=pod: cluster.probe(p, "readinessProbe"), 30, f"{pod.name} back")
-            assert master() == promoted
-
-            def publishing_again() -> bool:
-                doc = status(cluster, routers[0])
+            def publishing(pod: Pod) -> bool:
+                doc = status(cluster, pod)
                 return (
                     doc is not None
                     and doc["checker"]["heartbeat_age_seconds"] < 1.5
@@ -644,15 +725,76 @@ def test_rendered_pods_serve_with_the_bundled_sentinel_and_survive_a_failover(
                     and doc["members"]["alpha"]["state"] == "eligible"
                 )
 
-            wait_for(publishing_again, 30, "the checker publishing to the new master")
+            def routers_follow(what: str) -> None:
+                for pod in routers:
+                    wait_for(lambda p=pod: publishing(p), FAILOVER_DEADLINE, f"{pod.name}: {what}")
+
+            with busy_cores():
+                for kill in range(1, MASTER_KILLS + 1):
+                    killed = redis.kill_master_empty()
+                    wait_for(
+                        lambda k=killed: redis.master_ip() not in ("", k.ip),
+                        FAILOVER_DEADLINE,
+                        f"failover {kill}",
+                    )
+                    wait_for(
+                        lambda k=killed: redis.replicating(k),
+                        FAILOVER_DEADLINE,
+                        f"{killed.name} joining the new master (kill {kill})",
+                    )
+                    assert "waiting for a failover" in cluster.log(killed)
+                    assert "as the master" not in cluster.log(killed)
+                    wait_for(
+                        lambda: redis.every_pod_holds_the_drain("beta"),
+                        FAILOVER_DEADLINE,
+                        f"the drain on every redis pod after kill {kill}",
+                    )
+                    routers_follow(f"publishing to the new master after kill {kill}")
+
+                # Two sentinels frozen: no failover can win a vote, so waiting for the
+                # sentinels' own failover, however long, would end with an empty master.
+                # The restarted pod asks the one left for SENTINEL FAILOVER, which needs no
+                # vote, and joins the replica it promotes.
+                frozen = [redis.sentinels[0], redis.sentinels[2]]
+                redis.pause(frozen)
+                killed = redis.kill_master_empty()
+                wait_for(
+                    lambda: redis.master_ip() not in ("", killed.ip),
+                    FAILOVER_DEADLINE,
+                    "a failover with two sentinels frozen",
+                )
+                wait_for(lambda: redis.replicating(killed), FAILOVER_DEADLINE, "rejoining")
+                assert "SENTINEL FAILOVER asked" in cluster.log(killed)
+                assert redis.every_pod_holds_the_drain("beta")
+                redis.resume(frozen)
+                routers_follow("publishing after a failover with two sentinels frozen")
+
+            # Every sentinel restarts at once (a node pool upgrade, say): with no sentinel
+            # left to ask, the new ones find the promoted master among the redis pods.
+            promoted = redis.master_ip()
+            redis.kill(redis.sentinels)
+            redis.start(redis.sentinels)
+            redis.wait_ready(redis.sentinels)
+            assert redis.master_ip() == promoted
+            routers_follow("publishing after the sentinels restarted")
+
+            # Every redis and sentinel pod at once (a cluster restart): the claims keep
+            # the append-only files, so the drain and the history come back.
+            history = redis.first_history_entry()
+            assert history.strip(), "no history was written"
+            redis.kill(redis.redis + redis.sentinels)
+            redis.start(redis.redis + redis.sentinels)
+            redis.wait_ready(redis.redis + redis.sentinels)
+            assert redis.first_history_entry() == history
+            assert redis.every_pod_holds_the_drain("beta")
+            routers_follow("publishing after every redis pod restarted")
             for pod in routers:
                 assert httpx.get(pod.url("http", "/health")).status_code == 200
             assert_alive(cluster, procs)
 
             # Redis is gone altogether: /health turns 503 on every router, yet the probes
             # keep them ready and live, and they go on redirecting (the readiness decision).
-            for pod in redis_pods:
-                procs.pop(pod.name).kill()
+            redis.kill(redis.redis)
             for pod in routers:
                 url = pod.url("http", "/health")
                 wait_for(lambda u=url: httpx.get(u).status_code == 503, 20, "a stale view")
@@ -661,7 +803,7 @@ def test_rendered_pods_serve_with_the_bundled_sentinel_and_survive_a_failover(
                 launch = httpx.get(pod.url("http", "/build/gh/org/repo/HEAD"))
                 assert launch.status_code == 307
             assert_alive(cluster, procs)
-        except AssertionError:
+        except BaseException:  # a timeout too: the logs say where it stopped
             for pod_name in procs:
                 print(f"--- {pod_name}\n{cluster.log(cluster.pods[pod_name])}")
             raise
@@ -682,7 +824,7 @@ def test_docs_describe_every_value() -> None:
     def undocumented(tree: dict[str, Any], prefix: str = "") -> Iterator[str]:
         for key, value in tree.items():
             path = f"{prefix}{key}"
-            if f"| `{path}` |" in docs:
+            if f"\n| `{path}` |" in docs:  # a row's first cell, not a default
                 continue
             if isinstance(value, dict) and value:
                 yield from undocumented(value, f"{path}.")
