@@ -152,9 +152,7 @@ def test_bundled_redis_persists_on_a_claim_unless_switched_off() -> None:
     assert claim["spec"]["resources"]["requests"]["storage"] == "4Gi"
     assert claim["spec"]["storageClassName"] == "fast-ssd"
 
-    off = one(
-        render_variant("every-default-changed"), "StatefulSet", "binder-redirect-redis"
-    )
+    off = one(render_variant("every-default-changed"), "StatefulSet", "binder-redirect-redis")
     assert "volumeClaimTemplates" not in off["spec"]
     (data,) = [v for v in off["spec"]["template"]["spec"]["volumes"] if v["name"] == "data"]
     assert "emptyDir" in data
