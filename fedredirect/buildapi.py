@@ -8,6 +8,11 @@ fields (``url``, ``token``, ``image``, ``repo_url``, ``binder_launch_host``,
 ``binder_request``, ``binder_persistent_request``, ``binder_ref_url``) are those a real
 client reads. Like a BinderHub with ``cors_allow_origin: "*"`` it allows any origin and
 answers preflights, so a page on another site (or the router's) can follow a redirect here.
+
+Build tokens work as in BinderHub (``fedredirect.buildtoken``): the ``/v2/`` page carries
+one in ``window.pageConfig.buildToken``; a launch with a bad one, or one minted for another
+origin, is refused with ``403 Invalid build token``; a launch without one is allowed but
+counts against the client address's rate limit (``429`` once spent).
 """
 
 from __future__ import annotations
@@ -16,18 +21,22 @@ import asyncio
 import hashlib
 import html
 import json
+import logging
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-if TYPE_CHECKING:
-    from fedredirect.simulator import MemberSimState
+from fedredirect import buildtoken
+from fedredirect.memberstate import MemberSimState, is_full
+
+log = logging.getLogger("fedredirect.member")
 
 #: Providers whose spec is ``<repo>/<ref>``, with the URL of the repository and of a ref.
 _GIT_PROVIDERS = {
@@ -90,7 +99,7 @@ def launch_events(
         events.append(
             {"phase": "built", "imageName": image, "message": "Found built image, launching...\n"}
         )
-    elif _full(state):
+    elif is_full(state):
         return [_too_many_users()]
     else:
         events += [
@@ -99,7 +108,7 @@ def launch_events(
             {"phase": "building", "message": "Using PythonBuildPack builder\n"},
             {"phase": "built", "imageName": image, "message": "Built image, launching...\n"},
         ]
-    if _full(state):
+    if is_full(state):
         return [*events, _too_many_users()]
     url = f"{base_url}user/{server}/"
     events.append({"phase": "launching", "message": "Launching server...\n"})
@@ -120,12 +129,33 @@ def launch_events(
     return events
 
 
-def _full(state: MemberSimState) -> bool:
-    return state.quota is not None and state.total_pods >= state.quota
-
-
 def _too_many_users() -> dict[str, Any]:
     return {"phase": "failed", "message": "Too many users on this BinderHub! Try again soon.\n"}
+
+
+class RateLimitExceeded(Exception):
+    """A client address has spent its launches without a build token for this period."""
+
+
+class RateLimiter:
+    """BinderHub's RateLimiter: a count per key that resets ``period`` seconds after the
+    key's first request (a fixed window, not a sliding one)."""
+
+    def __init__(self) -> None:
+        self.limits: dict[str, dict[str, int]] = {}
+
+    def increment(self, key: str, limit: int, period: int, now: float) -> dict[str, int]:
+        """Count one request of ``key``: what remains and when it resets, or
+        RateLimitExceeded once more than ``limit`` were made in the window."""
+        second = int(now)
+        self.limits = {k: v for k, v in self.limits.items() if v["reset"] >= second}
+        current = self.limits.get(key)
+        if current is None:
+            current = self.limits[key] = {"remaining": limit, "reset": second + period}
+        current["remaining"] -= 1  # on past zero, so excess requests show
+        if current["remaining"] < 0:
+            raise RateLimitExceeded(key)
+        return current
 
 
 class BuildAPI:
@@ -134,6 +164,7 @@ class BuildAPI:
     def __init__(self, state: MemberSimState) -> None:
         self.state = state
         self.servers: dict[str, tuple[str, str]] = {}  # user server -> (token, image)
+        self.rate_limiter = RateLimiter()  # per process, as in BinderHub
 
     def routes(self) -> list[Route]:
         return [
@@ -151,6 +182,9 @@ class BuildAPI:
         if request.method in ("OPTIONS", "HEAD"):
             media_type = None if request.method == "OPTIONS" else "text/event-stream"
             return Response(headers=headers, media_type=media_type)
+        refused = self._refused(request, headers)
+        if refused is not None:
+            return refused
         provider, spec = request.path_params["provider"], request.path_params["spec"]
         spec = spec.rstrip("/")
         if provider not in _GIT_PROVIDERS and provider not in _DOI_PROVIDERS:
@@ -163,6 +197,49 @@ class BuildAPI:
             events = launch_events(self.state, repo, str(request.base_url), server, token)
         stream = self._stream(events)
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+
+    def _refused(self, request: Request, headers: dict[str, str]) -> Response | None:
+        """BinderHub's checks before a launch starts, in its order: the build token
+        (``check_build_token``), then the rate limit of launches without one
+        (``check_rate_limit``). Sets the rate-limit headers on ``headers``; None: go on."""
+        state = self.state
+        audience = _raw_path(request).removeprefix("/build/")
+        token = request.query_params.get("build_token")
+        have_token = bool(token)
+        if token:
+            origin = buildtoken.token_origin(
+                request.headers.get("origin"), request.headers.get("host")
+            )
+            try:
+                key = buildtoken.secret_bytes(state.build_token_secret)
+                claims = buildtoken.decode(token, key, audience)
+            except ValueError as exc:  # InvalidToken is one
+                log.warning("Failure to validate build token for %s: %s", audience, exc)
+                return _failed(403, "Invalid build token", headers)
+            if claims.get("origin") != origin:
+                log.warning(
+                    "Build token from mismatched origin != %s: %s; Host=%s, Origin=%s",
+                    origin,
+                    claims,
+                    request.headers.get("host"),
+                    request.headers.get("origin"),
+                )
+                if state.build_token_check_origin:
+                    return _failed(403, "Invalid build token", headers)
+        if have_token or state.rate_limit == 0:
+            return None
+        client = request.client.host if request.client else ""
+        try:
+            limit = self.rate_limiter.increment(
+                client, state.rate_limit, state.rate_limit_period, time.time()
+            )
+        except RateLimitExceeded:
+            message = f"Rate limit exceeded. Try again in {state.rate_limit_period} seconds."
+            return _failed(429, message, headers)
+        headers["x-ratelimit-remaining"] = str(limit["remaining"])
+        headers["x-ratelimit-reset"] = str(limit["reset"])
+        headers["x-ratelimit-limit"] = str(state.rate_limit)
+        return None
 
     async def _stream(self, events: list[dict[str, Any]]) -> AsyncIterator[bytes]:
         """Each event after ``build_delay``; the image counts as built once ``built`` is
@@ -182,13 +259,17 @@ class BuildAPI:
 
     async def launch_page(self, request: Request) -> Response:
         """``GET /v2/<provider>/<spec>``: a page that launches through ``/build/`` on the
-        origin it was served from (the router's, when the router proxies it)."""
-        raw_path = request.scope.get("raw_path") or request.url.path.encode()
-        build_path = "/build/" + raw_path.decode("latin-1").partition("/v2/")[2]
+        origin it was served from (the router's, when the router proxies it), with a build
+        token minted for the origin the request names (``Origin``, else ``Host``)."""
+        audience = _raw_path(request).removeprefix("/v2/")
         spec = f"{request.path_params['provider']}/{request.path_params['spec']}"
+        origin = buildtoken.token_origin(request.headers.get("origin"), request.headers.get("host"))
+        key = buildtoken.secret_bytes(self.state.build_token_secret)
+        config = {"baseUrl": "/", "buildToken": buildtoken.mint(key, audience, origin, time.time())}
         page = _LAUNCH_PAGE.format(
+            page_config=_script_json(config),
             spec=html.escape(spec),
-            build=html.escape(build_path, quote=True),
+            build=html.escape("/build/" + audience, quote=True),
             member=html.escape(self.state.name),
         )
         return HTMLResponse(page, headers={"X-Fedredirect-Member": self.state.name})
@@ -213,6 +294,25 @@ class BuildAPI:
         return HTMLResponse(body, headers={"X-Fedredirect-Member": self.state.name})
 
 
+def _raw_path(request: Request) -> str:
+    """The path as sent, still percent-encoded: BinderHub reads a spec from it that way."""
+    raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    return raw.decode("latin-1")
+
+
+def _failed(status: int, message: str, headers: dict[str, str]) -> Response:
+    """An error of the build API as BinderHub's BuildHandler.send_error answers it: the
+    status, and one ``failed`` event naming it, for clients that only read events."""
+    event = {"phase": "failed", "status_code": status, "message": message + "\n"}
+    body = f"data: {json.dumps(event)}\n\n"
+    return Response(body, status_code=status, media_type="text/event-stream", headers=headers)
+
+
+def _script_json(value: object) -> str:
+    """JSON that cannot end the <script> element it is written in."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 # Self-contained: no external assets, so it works on a machine without network. The
 # launch reads the stream with fetch (as BinderHub's own client does), so an error answer
 # from the router (a 503 when nobody can take launches) shows with its status.
@@ -221,6 +321,9 @@ _LAUNCH_PAGE = """<!doctype html>
 <head>
 <meta charset="utf-8">
 <title>Launching {spec}</title>
+<script>
+window.pageConfig = {page_config};
+</script>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 48em; }}
 li {{ margin: 0.2em 0; }} .phase {{ font-weight: bold; }}
@@ -251,9 +354,13 @@ answered with a redirect to a member, and the events below come from that member
     item.append(name, " " + (event.message || "").trim());
     phases.append(item);
   }};
+  // As BinderHub's page does: the build token goes along as ?build_token=.
+  const build = new URL(main.dataset.build, location.href);
+  const token = (window.pageConfig || {{}}).buildToken;
+  if (token) build.searchParams.set("build_token", token);
   let response;
   try {{
-    response = await fetch(main.dataset.build, {{ headers: {{ accept: "text/event-stream" }} }});
+    response = await fetch(build, {{ headers: {{ accept: "text/event-stream" }} }});
   }} catch (err) {{
     finish("failed", "The launch got no answer: " + err);
     return;

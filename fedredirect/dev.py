@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import yaml
 
+from fedredirect.buildtoken import DEV_SECRET
 from fedredirect.ports import check_free
 from fedredirect.simulator import MemberServer, MemberSimState
 
@@ -83,7 +84,10 @@ def run_dev(args: argparse.Namespace) -> int:
         redis_url = stack.enter_context(start_redis(find_redis_server(), args.redis_port, workdir))
         members = []
         for offset, (name, _, _) in enumerate(MEMBERS):
-            server = MemberServer(MemberSimState(name=name), port=base + 11 + offset)
+            # One build-token secret for all: a token minted by the home member's /v2/ page
+            # must verify on whichever member the router sends the launch to.
+            state = MemberSimState(name=name, build_token_secret=DEV_SECRET)
+            server = MemberServer(state, port=base + 11 + offset)
             members.append(stack.enter_context(server))
         config = {
             "check": {"period": args.period, "timeout": 1, "failed_period": args.period * 3},

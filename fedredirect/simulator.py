@@ -19,17 +19,20 @@ import socket
 import threading
 import time
 import typing
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from fedredirect.buildapi import BuildAPI
+from fedredirect.buildtoken import secret_bytes
+from fedredirect.memberstate import DEFAULT_QUOTA, IDLE_PODS, MemberSimState, is_full
 from fedredirect.shapes import SHAPES, shapes_for
 
 # Faults a checker must survive; they replace the answer of /health and /versions only.
@@ -48,30 +51,6 @@ FAULTS = frozenset(
     }
 )
 HUGE_BYTES = 2 * 1024 * 1024
-DEFAULT_QUOTA = 100
-IDLE_PODS = 10
-
-
-@dataclass
-class MemberSimState:
-    """What the simulated member reports; mutable so tests and POST /_sim can change it live."""
-
-    name: str
-    binderhub_version: str = "1.0.0-0.dev.git.3520.h1234abcd"
-    repo2docker_version: str = "2024.07.0"
-    total_pods: int = IDLE_PODS
-    quota: int | None = DEFAULT_QUOTA
-    hub_ok: bool = True
-    registry_ok: bool = True
-    fault: str | None = None
-    delay: float = 0.0
-    flap: bool = False  # each /health answer alternates healthy / unhealthy
-    flap_versions: str | None = None  # each /versions answer alternates with this version
-    health_body: str | None = None  # answer /health with exactly this body (HTTP 200)
-    health_shape: str | None = None  # answer /health with a recorded shape (fedredirect.shapes)
-    versions_shape: str | None = None  # answer /versions with a recorded shape
-    build_delay: float = 0.05  # seconds before each event of a launch (GET /build/...)
-    built: list[str] = field(default_factory=list)  # images this member has built (cached)
 
 
 _FIELD_TYPES = typing.get_type_hints(MemberSimState)
@@ -90,7 +69,7 @@ def health_payload(state: MemberSimState) -> tuple[int, dict[str, typing.Any]]:
             "build_pods": 0,
             "user_pods": n,
             "quota": quota,
-            "ok": quota is None or n < quota,
+            "ok": not is_full(state),
             "_ignore_failure": True,
         },
     ]
@@ -137,9 +116,13 @@ def apply_update(state: MemberSimState, update: object) -> None:
         if name is not None and name not in shapes_for(endpoint):
             known = ", ".join(shapes_for(endpoint))
             raise ValueError(f"unknown {endpoint} shape {name!r}; known: {known}")
-    for key in ("total_pods", "quota", "delay", "build_delay"):
+    for key in ("total_pods", "quota", "delay", "build_delay", "rate_limit"):
         if (changes.get(key) or 0) < 0:
             raise ValueError(f"field {key!r} must not be negative")
+    if changes.get("rate_limit_period", 1) < 1:
+        raise ValueError("field 'rate_limit_period' must be at least 1")
+    if "build_token_secret" in changes:
+        secret_bytes(changes["build_token_secret"])
     for key, value in changes.items():
         setattr(state, key, value)
     if update.get("full") is True:
@@ -201,10 +184,20 @@ async def _fault_body(fault: str) -> AsyncIterator[bytes]:
         raise _SimulatedReset("simulated connection reset")
 
 
-def build_app(state: MemberSimState, hits: Counter[str] | None = None) -> Starlette:
+#: Requests a member remembers (``MemberServer.requests``), newest last.
+MAX_REQUESTS_KEPT = 1000
+
+
+def build_app(
+    state: MemberSimState,
+    hits: Counter[str] | None = None,
+    requests: deque[SeenRequest] | None = None,
+) -> ASGIApp:
     """A Starlette app serving `state`; it reads the state on every request, so changes apply.
 
-    ``hits`` counts requests to /health and /versions, so tests can see retries.
+    ``hits`` counts requests to /health and /versions, so tests can see retries;
+    ``requests`` keeps every other request's target and headers, so tests can see what a
+    proxy in front of the member sent.
     """
     hits = Counter() if hits is None else hits
 
@@ -250,7 +243,7 @@ def build_app(state: MemberSimState, hits: Counter[str] | None = None) -> Starle
         body = f"<h1>member {html.escape(state.name)}</h1>\n<p>{html.escape(target)}</p>\n"
         return HTMLResponse(body, headers={"X-Fedredirect-Member": state.name})
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/health", probe),
             Route("/versions", probe),
@@ -260,6 +253,37 @@ def build_app(state: MemberSimState, hits: Counter[str] | None = None) -> Starle
             Route("/{path:path}", page),
         ]
     )
+    return app if requests is None else _Recorder(app, requests)
+
+
+@dataclass(frozen=True)
+class SeenRequest:
+    """One request as the member received it: raw target and headers, in order."""
+
+    method: str
+    target: bytes  # raw path, and "?" + query if any
+    headers: list[tuple[bytes, bytes]]
+
+    def values(self, name: str) -> list[str]:
+        """Every value of header ``name`` (lowercase), in the order received."""
+        key = name.encode()
+        return [v.decode("latin-1") for k, v in self.headers if k.lower() == key]
+
+
+class _Recorder:
+    """Keeps each request that is not a probe, then hands it to the app."""
+
+    def __init__(self, app: ASGIApp, requests: deque[SeenRequest]) -> None:
+        self.app, self.requests = app, requests
+
+    async def __call__(self, scope: typing.Any, receive: typing.Any, send: typing.Any) -> None:
+        if scope["type"] == "http" and scope["path"] not in ("/health", "/versions"):
+            query = scope.get("query_string", b"")
+            target = (scope.get("raw_path") or scope["path"].encode()) + (
+                b"?" + query if query else b""
+            )
+            self.requests.append(SeenRequest(scope["method"], target, list(scope["headers"])))
+        await self.app(scope, receive, send)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -271,12 +295,15 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _config(state: MemberSimState, hits: Counter[str] | None = None) -> uvicorn.Config:
+def _config(
+    state: MemberSimState,
+    hits: Counter[str] | None = None,
+    requests: deque[SeenRequest] | None = None,
+) -> uvicorn.Config:
     """uvicorn settings; the grace period cancels hanging and dripping requests at shutdown."""
     logging.getLogger("uvicorn.error").addFilter(_not_simulated_fault)
-    return uvicorn.Config(
-        build_app(state, hits), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-    )
+    app = build_app(state, hits, requests)
+    return uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
 
 
 class MemberServer:
@@ -288,7 +315,9 @@ class MemberServer:
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.hits: Counter[str] = Counter()  # requests served per probe path
-        self._server = uvicorn.Server(_config(state, self.hits))
+        # Every other request, as received (the newest MAX_REQUESTS_KEPT).
+        self.requests: deque[SeenRequest] = deque(maxlen=MAX_REQUESTS_KEPT)
+        self._server = uvicorn.Server(_config(state, self.hits, self.requests))
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [self._sock]},
@@ -340,6 +369,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--quota", type=_quota, default=DEFAULT_QUOTA, help="pod quota; 'none' for no quota"
     )
     parser.add_argument("--pods", type=int, default=IDLE_PODS, help="running pods")
+    parser.add_argument(
+        "--build-token-secret",
+        type=_hex_secret,
+        default=MemberSimState.build_token_secret,
+        help="hex key of the build tokens (BinderHub's build_token_secret); members that "
+        "share it accept each other's tokens. Default: the dev stack's fixed secret",
+    )
+    parser.add_argument(
+        "--no-build-token-check-origin",
+        dest="build_token_check_origin",
+        action="store_false",
+        help="accept a build token from another origin (BinderHub's "
+        "build_token_check_origin: false)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=MemberSimState.rate_limit,
+        help="launches without a build token allowed per client address and hour (0: no limit)",
+    )
+
+
+def _hex_secret(text: str) -> str:
+    try:
+        secret_bytes(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+    return text
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -349,6 +406,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         binderhub_version=args.binderhub_version,
         quota=args.quota,
         total_pods=args.pods,
+        build_token_secret=args.build_token_secret,
+        build_token_check_origin=args.build_token_check_origin,
+        rate_limit=args.rate_limit,
     )
     sock = _bind(args.host, args.port)
     print(f"member {args.name} listening on http://{args.host}:{sock.getsockname()[1]}", flush=True)
