@@ -124,6 +124,7 @@ class Checker:
             rise=check.rise,
             fall=check.fall,
             min_dwell=self.config.versions_min_dwell,
+            stale_after=self.config.stale_after,
         )
         previous = self.observations.get(name)
         self.observations[name] = obs

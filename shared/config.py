@@ -57,6 +57,22 @@ class CheckConfig(_Strict):
     fall: int = Field(2, ge=1, le=20)  # consecutive bad /health answers before "failing"
     lease: float | None = Field(None, gt=0)  # HA writer lease; None: 3 x period
 
+    @property
+    def longest_round(self) -> float:
+        """The longest one round of checks of a member can take. Its first attempt may use
+        the whole ``timeout``; a retry starts only if it can end within the period (the
+        checker's deadline, see ``checker.probe.fetch_parsed``), so however many attempts
+        there are, a round never outlasts both the timeout and the period."""
+        return max(self.timeout, self.period)
+
+    @property
+    def longest_refresh(self) -> float:
+        """The longest a member's record can go unrefreshed while its checks run: from the
+        end of a quick round to the end of the next, which starts at most a period
+        stretched by jitter later and lasts at most :attr:`longest_round`. Rounded to the
+        millisecond, so the minimum a message names is the one that is accepted."""
+        return round(self.period * (1 + self.jitter) + self.longest_round, 3)
+
 
 class MemberConfig(_Strict):
     """One federation member as configured."""
@@ -161,7 +177,8 @@ class FederationConfig(_Strict):
     pod_headroom: int = Field(10, ge=0)
     host_cookie_age_hours: float = Field(4.0, ge=0)
     versions: VersionsConfig = VersionsConfig()
-    record_max_age: float | None = Field(None, gt=0)  # None: 3 x check.period
+    # None: 3 x check.period, or check.longest_refresh when that is longer
+    record_max_age: float | None = Field(None, gt=0)
     fallback: FallbackPolicy | None = None  # None: prime if a member is prime, else all
     other_paths: OtherPaths = "proxy"
     outage: OutageConfig = OutageConfig()
@@ -221,6 +238,15 @@ class FederationConfig(_Strict):
                 )
         if self.fallback == "prime" and prime is None:
             raise ValueError("fallback: is 'prime' but no member is marked prime")
+        refresh = self.check.longest_refresh
+        if self.record_max_age is not None and self.record_max_age < refresh:
+            # Shorter, a member whose checks hang would go stale between two of its rounds.
+            raise ValueError(
+                f"record_max_age: {self.record_max_age:g}s is shorter than a member's record "
+                f"can go unrefreshed while its checks run ({refresh:g}s: check.period "
+                "x (1 + check.jitter) + the longer of check.timeout and check.period); "
+                f"set at least {refresh:g} or leave it out"
+            )
         return self
 
     @property
@@ -258,7 +284,11 @@ class FederationConfig(_Strict):
 
     @property
     def stale_after(self) -> float:
-        return self.record_max_age or 3 * self.check.period
+        """A record older than this is stale: ``record_max_age``, else three periods, or
+        longer when a round of checks can take longer than that (a timeout above a period)."""
+        if self.record_max_age is not None:
+            return self.record_max_age
+        return max(3 * self.check.period, self.check.longest_refresh)
 
     @property
     def cookie_max_age_seconds(self) -> int:
@@ -444,7 +474,8 @@ def config_from_json(data: Mapping[str, Any]) -> FederationConfig:
 
 def effective_config(config: FederationConfig) -> dict[str, Any]:
     """The config with every default filled in, derived ones included (``lease`` 3 periods,
-    ``versions.reference`` from the prime...), in the native shape: loading it again gives
+    ``versions.reference`` from the prime, ``record_max_age`` from the period and the
+    timeout...), in the native shape: loading it again gives
     the same effective config. ``versions.keys`` null means every key of the reference."""
     doc = config_to_json(config)
     doc["check"]["lease"] = config.lease_seconds

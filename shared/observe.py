@@ -5,8 +5,9 @@ versions (with their old timestamp, so their age shows), and a failed /health fe
 touches versions.
 
 Flap damping lives here too: a member's health verdict changes only after ``rise``
-consecutive good or ``fall`` consecutive bad answers (the first answer counts at once),
-and the versions that feed the reference settle only after ``min_dwell`` seconds unchanged.
+consecutive good or ``fall`` consecutive bad answers (the first answer counts at once, and
+so does a bad answer to a record that had gone stale), and the versions that feed the
+reference settle only after ``min_dwell`` seconds unchanged.
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ def next_observation(
     rise: int = 1,
     fall: int = 1,
     min_dwell: float = 0.0,
+    stale_after: float | None = None,
 ) -> MemberObservation:
     """The record after one round; ``health`` None means /health was not due this round.
 
     ``health_url`` and ``versions_url`` are the URLs that answered (after redirects), when
-    an answer came."""
+    an answer came. ``stale_after`` is the config's: see :func:`record_lapsed`."""
+    lapsed = record_lapsed(previous, now, stale_after)
     obs = previous or MemberObservation(member=member, checked_at=now)
     obs = replace(obs, checked_at=now)
     if health_url is not None:
@@ -47,7 +50,7 @@ def next_observation(
         obs = replace(obs, versions_url=versions_url)
     if health is not None:
         streak = _streak(obs.health_streak, health.status == "ok")
-        verdict = damped_health(obs.health, health, streak, rise, fall)
+        verdict = damped_health(obs.health, health, streak, rise, fall, lapsed=lapsed)
         obs = replace(obs, health=verdict, raw_health=health, health_streak=streak)
         if health.status == "ok":
             obs = replace(obs, healthy_at=now)
@@ -75,19 +78,35 @@ def _streak(streak: int, ok: bool) -> int:
     return streak - 1 if streak < 0 else -1
 
 
+def record_lapsed(
+    previous: MemberObservation | None, now: float, stale_after: float | None
+) -> bool:
+    """Whether the record had gone stale before this round ended (older than
+    ``stale_after``, as :func:`shared.evaluate.stale_reason` judges it). Routers stopped
+    trusting its verdict then, so a bad answer now must not bring that verdict back."""
+    return (
+        previous is not None and stale_after is not None and now - previous.checked_at > stale_after
+    )
+
+
 def damped_health(
     verdict: HealthObservation | None,
     answer: HealthObservation,
     streak: int,
     rise: int,
     fall: int,
+    *,
+    lapsed: bool = False,
 ) -> HealthObservation:
-    """The health verdict after one more answer: it flips only after enough in a row."""
+    """The health verdict after one more answer: it flips only after enough in a row.
+
+    After a lapse (see :func:`record_lapsed`) a bad answer counts at once, as a first answer
+    does; a good one still needs ``rise`` in a row to lift a bad verdict."""
     if verdict is None:
         return answer  # the first answer counts at once: no delay at start-up
     if answer.status == "ok":
         return answer if verdict.status == "ok" or streak >= rise else verdict
-    return answer if verdict.status != "ok" or -streak >= fall else verdict
+    return answer if lapsed or verdict.status != "ok" or -streak >= fall else verdict
 
 
 def settled_versions(

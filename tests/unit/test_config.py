@@ -134,7 +134,9 @@ def test_explicit_policies_override_the_defaults() -> None:
 
 @pytest.mark.parametrize("period", [1, 10, 15, 60.5])
 def test_ages_default_to_three_periods(period: float) -> None:
-    config = parse_config({"members": {"a": member("a")}, "check": {"period": period}})
+    # timeout 1: a round never outlasts a period, so three periods cover it
+    check = {"period": period, "timeout": 1}
+    config = parse_config({"members": {"a": member("a")}, "check": check})
     assert config.versions_max_age == 3 * period
     assert config.stale_after == 3 * period
 
@@ -144,11 +146,11 @@ def test_explicit_ages_override_three_periods() -> None:
         {
             "members": {"a": member("a")},
             "versions": {"max_age": 100},
-            "record_max_age": 7,
+            "record_max_age": 25,  # the defaults' record goes 21 s unrefreshed at most
         }
     )
     assert config.versions_max_age == 100
-    assert config.stale_after == 7
+    assert config.stale_after == 25
 
 
 # --- native YAML ----------------------------------------------------------------------------
