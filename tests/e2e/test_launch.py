@@ -2,10 +2,14 @@
 
 The module's ``stack`` is real: a redis-server, three simulated members, a checker and two
 routers as processes. The browser tests run headless Chromium (a hard requirement, like
-the status page test); the client test runs BinderHub's own client library,
+the status page test); the client tests run BinderHub's own client library,
 ``@jupyterhub/binderhub-client`` from the npm registry bundled with esbuild, on a page
 served from a third origin (neither router nor member), exactly as a site embedding
-launches would.
+launches would, and on the router's own ``/v2/`` page with that page's build token.
+
+The members check build tokens as BinderHub does, origin check on: a launch from the
+router's ``/v2/`` page reaches ``ready`` only if the router's proxy told the home member
+the public origin when it served the page.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from urllib.parse import quote, urlsplit
 import httpx
 import pytest
 
+from fedredirect import buildtoken
 from fedredirect.simulator import MemberServer
+from tests.support.binderhub import page_config
 from tests.support.chromium import browser, chromium
 from tests.support.dom import Dom
 
@@ -140,18 +146,30 @@ def test_launch_page_arrives_through_the_router_from_the_home_member(
     assert launch is not None and launch[0]["data-build"] == "/build/gh/org/repo/HEAD"
     assert "gh/org/repo/HEAD" in launch[1]
     assert dom.by_id("phases") is not None and dom.by_id("result") is not None
-    assert dom.scripts == 1
+    assert dom.scripts == 2  # window.pageConfig, then the launch
     external = [a for _t, a, _x in dom.elements if {"src", "href"} & set(a)]
     assert external == [], "the launch page must not load anything"
+    key = buildtoken.secret_bytes(buildtoken.DEV_SECRET)
+    claims = buildtoken.decode(page_config(response.text)["buildToken"], key, "gh/org/repo/HEAD")
+    assert claims["origin"] == urlsplit(router).netloc  # the router's, not alpha's
+
+
+def _build_requests(member: MemberServer, path: str) -> list[tuple[bytes, list[str]]]:
+    """The launches of ``path`` the member received: (target, Origin values)."""
+    prefix = path.encode()
+    return [(r.target, r.values("origin")) for r in member.requests if r.target.startswith(prefix)]
 
 
 def test_launch_page_shows_each_phase_and_the_member_in_chromium(
     stack: dict[str, object], tmp_path: Path
 ) -> None:
     """The page's own script, run by a browser on the router's origin: the relative
-    /build/ URL is redirected to another origin (a member), which CORS lets it read."""
+    /build/ URL, with the page's build token, is redirected to another origin (a member),
+    which checks the token's origin against the browser's and CORS lets the page read."""
     router, _ = _routers(stack)
     name, member_url = _picked(router, "/build/gh/org/page/HEAD")
+    member = _members(stack)[name]
+    assert member.state.build_token_check_origin  # BinderHub's default
     with browser(tmp_path / "profile", tmp_path / "chromium.log") as chrome:
         page = chrome.open(f"{router}/v2/gh/org/page/HEAD")
         done = "['ready', 'failed'].includes(document.getElementById('result')?.dataset.phase)"
@@ -164,6 +182,72 @@ def test_launch_page_shows_each_phase_and_the_member_in_chromium(
     assert result[0]["data-url"].startswith(f"{member_url}/user/")
     phases = [attrs["data-phase"] for _tag, attrs, _text in dom.elements if "data-phase" in attrs]
     assert phases == [*BUILD_PHASES, "ready"]  # one item per event, then #result
+    [(target, origins)] = _build_requests(member, "/build/gh/org/page/HEAD")
+    assert b"?build_token=" in target and origins == [router]
+
+
+# The launch of BinderHub's page, as its script runs it: BinderRepository with the page's
+# window.pageConfig.buildToken and the build endpoint on the page's own origin. A first
+# launch brings a token minted without the proxy's headers (one naming the home member's
+# own host), as the router served pages before issue 16: BinderHub refuses it.
+_LAUNCH_IN_PAGE = """
+(async () => {
+  const launch = async (token) => {
+    const repo = new BinderRepository(%(spec)s, new URL("/build/", location.href),
+                                      { buildToken: token });
+    const events = [];
+    try {
+      for await (const event of repo.fetch()) {
+        events.push(event);
+        if (event.phase === "ready" || event.phase === "failed") break;
+      }
+    } finally {
+      repo.close();
+    }
+    return events;
+  };
+  try {
+    const stale = await launch(%(stale)s);
+    const fresh = await launch(window.pageConfig.buildToken);
+    window.clientReport = { stale, fresh };
+  } catch (err) {
+    window.clientReport = { error: String(err.stack || err) };
+  }
+})();
+"""
+
+
+@pytest.mark.timeout(420)  # a cold run installs the client from the npm registry
+def test_binderhub_client_on_the_routers_page_launches_with_its_build_token(
+    stack: dict[str, object], tmp_path: Path
+) -> None:
+    chromium()
+    bundle = client_bundle().read_text()
+    router, _ = _routers(stack)
+    spec = "gh/org/client-in-page/HEAD"
+    name, member_url = _picked(router, f"/build/{spec}")
+    member = _members(stack)[name]
+    home = _members(stack)["alpha"]
+    direct = httpx.get(f"{home.url}/v2/{spec}")  # no proxy: the token names alpha's host
+    stale = page_config(direct.text)["buildToken"]
+    with browser(tmp_path / "profile", tmp_path / "chromium.log") as chrome:
+        page = chrome.open(f"{router}/v2/{spec}")
+        done = "document.getElementById('result')?.dataset.phase === 'ready'"
+        page.wait_for(done, 30, "the page's own launch")  # it builds the image
+        page.evaluate(bundle)
+        script = _LAUNCH_IN_PAGE % {"spec": json.dumps(spec), "stale": json.dumps(stale)}
+        page.evaluate(script)
+        report = page.wait_for("window.clientReport", 60, "two launches by the client")
+    assert "error" not in report, report
+    [refused] = report["stale"]
+    assert refused["phase"] == "failed", report
+    assert refused["message"].startswith("Failed to connect to event stream: 403"), refused
+    fresh = report["fresh"]
+    assert [e["phase"] for e in fresh] == CACHED_PHASES, report
+    assert fresh[-1]["url"].startswith(f"{member_url}/user/"), (name, fresh[-1])
+    launches = _build_requests(member, f"/build/{spec}")
+    assert [origins for _target, origins in launches] == [[router]] * 3
+    assert all(b"build_token=" in target for target, _origins in launches)
 
 
 # -- BinderHub's own client in Chromium, from a third origin ------------------------------
