@@ -8,16 +8,16 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fedredirect.ports import PortUnavailable, check_free, describe, listen
+from fedredirect.store_access import open_store, redacted
 from shared.config import ConfigError, effective_config, read_config
-from shared.store import DEFAULT_PREFIX, DEFAULT_REDIS_URL, Store, connect
+from shared.store import DEFAULT_PREFIX, DEFAULT_REDIS_URL
 
 log = logging.getLogger("fedredirect")
 
@@ -53,15 +53,34 @@ def _add_log_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="INFO", help="default %(default)s")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from fedredirect import simulator
+#: ``add_parser`` of the command line's subcommands: a name and options give a parser.
+AddParser = Callable[..., argparse.ArgumentParser]
 
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fedredirect", description="Health-checked redirector for a federation of services."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in (
+        _checker_parser,
+        _check_config_parser,
+        _router_parser,
+        _status_parser,
+        _dev_parser,
+        _why_parser,
+        _history_parser,
+        _replay_parser,
+        _drain_parser,
+        _undrain_parser,
+        _member_sim_parser,
+    ):
+        add_command(sub.add_parser)
+    return parser
 
-    p = sub.add_parser("checker", help="poll every member and publish observations to Redis")
+
+def _checker_parser(add: AddParser) -> None:
+    p = add("checker", help="poll every member and publish observations to Redis")
     p.add_argument(
         "--config",
         default=_env("FEDREDIRECT_CONFIG"),
@@ -82,14 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_log_args(p)
 
-    p = sub.add_parser(
+
+def _check_config_parser(add: AddParser) -> None:
+    p = add(
         "check-config",
         help="validate a config file (legacy JSON or YAML) without Redis and print the "
         "effective configuration as JSON",
     )
     p.add_argument("path", help="the config file")
 
-    p = sub.add_parser("router", help="serve redirects from the view published in Redis")
+
+def _router_parser(add: AddParser) -> None:
+    p = add("router", help="serve redirects from the view published in Redis")
     _add_store_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     p.add_argument("--port", type=int, default=8080, help="port to listen on (default %(default)s)")
@@ -102,13 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_log_args(p)
 
-    p = sub.add_parser("status", help="print what the routers consider now")
+
+def _status_parser(add: AddParser) -> None:
+    p = add("status", help="print what the routers consider now")
     _add_store_args(p)
     p.add_argument("--json", action="store_true", help="print the view as JSON")
 
-    p = sub.add_parser(
-        "dev", help="run a local stack: Redis, 3 simulated members, checker, 2 routers"
-    )
+
+def _dev_parser(add: AddParser) -> None:
+    p = add("dev", help="run a local stack: Redis, 3 simulated members, checker, 2 routers")
     p.add_argument(
         "--port", type=int, default=8080, help="first router's port (default %(default)s)"
     )
@@ -116,14 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", type=float, default=2.0, help="check period in seconds (default 2)")
     _add_log_args(p)
 
-    p = sub.add_parser("why", help="explain where a launch of PATH goes now, as JSON")
+
+def _why_parser(add: AddParser) -> None:
+    p = add("why", help="explain where a launch of PATH goes now, as JSON")
     p.add_argument("path", help="request path, e.g. /build/gh/org/repo/HEAD")
     p.add_argument("--cookie", default=None, help="value of a sticky `host` cookie to consider")
     _add_store_args(p)
 
-    p = sub.add_parser(
-        "history", help="what happened: transitions, drains, observations, launch counts"
-    )
+
+def _history_parser(add: AddParser) -> None:
+    p = add("history", help="what happened: transitions, drains, observations, launch counts")
     p.add_argument(
         "--since", default="24h", help="a duration (6h, 90m, 2d) or a UNIX time (default 24h)"
     )
@@ -134,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_store_args(p)
 
-    p = sub.add_parser(
+
+def _replay_parser(add: AddParser) -> None:
+    p = add(
         "replay",
         help="what happened, and what would have happened under a config, from history",
     )
@@ -158,18 +187,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="the report as JSON")
     _add_store_args(p)
 
-    p = sub.add_parser("drain", help="take a member out of rotation on every router")
+
+def _drain_parser(add: AddParser) -> None:
+    p = add("drain", help="take a member out of rotation on every router")
     p.add_argument("member")
     p.add_argument("--reason", default="", help="shown in the status view and logs")
     _add_store_args(p)
 
-    p = sub.add_parser("undrain", help="put a drained member back into rotation")
+
+def _undrain_parser(add: AddParser) -> None:
+    p = add("undrain", help="put a drained member back into rotation")
     p.add_argument("member")
     _add_store_args(p)
 
-    p = sub.add_parser("member-sim", help="run one simulated BinderHub member")
+
+def _member_sim_parser(add: AddParser) -> None:
+    from fedredirect import simulator
+
+    p = add("member-sim", help="run one simulated BinderHub member")
     simulator.add_arguments(p)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -197,10 +233,16 @@ def _run(args: argparse.Namespace) -> int:
     if args.command in ("status", "why"):
         return asyncio.run(run_status(args))
     if args.command == "history":
+        from fedredirect.history_command import run_history
+
         return asyncio.run(run_history(args))
     if args.command == "replay":
+        from fedredirect.replay_command import run_replay
+
         return asyncio.run(run_replay(args))
     if args.command in ("drain", "undrain"):
+        from fedredirect.drain_command import run_drain
+
         return asyncio.run(run_drain(args))
     if args.command == "dev":
         from fedredirect.dev import run_dev
@@ -260,40 +302,41 @@ def run_checker(args: argparse.Namespace) -> int:
     _raise_open_files_limit()
 
     async def run() -> None:
-        store = Store(connect(args.redis_url), args.key_prefix)
-        checker = Checker(config, store)
-        if args.metrics_port is not None:
-            from prometheus_client import start_http_server
-
-            try:
-                start_http_server(args.metrics_port, args.metrics_host, checker.metrics.registry)
-            except OSError as exc:
-                raise PortUnavailable(
-                    describe(args.metrics_host, args.metrics_port, exc, "--metrics-port")
-                ) from None
+        async with open_store(args.redis_url, args.key_prefix) as store:
+            checker = Checker(config, store)
+            if args.metrics_port is not None:
+                _serve_metrics(checker.metrics.registry, args.metrics_host, args.metrics_port)
             log.info(
-                "checker metrics on http://%s:%d/metrics", args.metrics_host, args.metrics_port
+                "checker %s: %s, %d members, period %gs, publishing to %s (prefix %s)",
+                checker.checker_id,
+                path,
+                len(config.members),
+                config.check.period,
+                redacted(args.redis_url),
+                args.key_prefix,
             )
-        log.info(
-            "checker %s: %s, %d members, period %gs, publishing to %s (prefix %s)",
-            checker.checker_id,
-            path,
-            len(config.members),
-            config.check.period,
-            _redacted(args.redis_url),
-            args.key_prefix,
-        )
-        main = asyncio.current_task()
-        assert main is not None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, main.cancel)  # stop cleanly: release the lease
-        with contextlib.suppress(asyncio.CancelledError):
-            await checker.run()
+            main = asyncio.current_task()
+            assert main is not None
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, main.cancel)  # stop cleanly: release the lease
+            with contextlib.suppress(asyncio.CancelledError):
+                await checker.run()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
     return 0
+
+
+def _serve_metrics(registry: Any, host: str, port: int) -> None:
+    """The checker's metrics at http://HOST:PORT/metrics, from a thread of their own."""
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port, host, registry)
+    except OSError as exc:
+        raise PortUnavailable(describe(host, port, exc, "--metrics-port")) from None
+    log.info("checker metrics on http://%s:%d/metrics", host, port)
 
 
 def _raise_open_files_limit() -> None:
@@ -317,7 +360,7 @@ def run_router(args: argparse.Namespace) -> int:
         args.port,
         args.workers,
         "" if args.workers == 1 else "s",
-        _redacted(args.redis_url),
+        redacted(args.redis_url),
         args.key_prefix,
     )
     return serve(
@@ -339,19 +382,17 @@ def _positive(text: str) -> int:
 
 async def run_status(args: argparse.Namespace) -> int:
     from fedredirect.status import render_status
-    from shared.evaluate import evaluate
     from shared.status import view_to_json
 
-    store = Store(connect(args.redis_url), args.key_prefix)
-    try:
-        snapshot = await store.read()
-    except Exception as exc:
-        print(
-            f"fedredirect status: cannot read {_redacted(args.redis_url)}: {exc}", file=sys.stderr
-        )
-        return 1
-    finally:
-        await store.client.aclose()
+    async with open_store(args.redis_url, args.key_prefix) as store:
+        try:
+            snapshot = await store.read()
+        except Exception as exc:
+            print(
+                f"fedredirect status: cannot read {redacted(args.redis_url)}: {exc}",
+                file=sys.stderr,
+            )
+            return 1
     if snapshot is None:
         print(
             f"fedredirect status: nothing published under prefix {args.key_prefix!r} yet "
@@ -359,9 +400,7 @@ async def run_status(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    view = evaluate(
-        snapshot.config, snapshot.observations, snapshot.drains, snapshot.heartbeat, time.time()
-    )
+    view = snapshot.evaluate(time.time())
     if args.command == "why":
         from shared.explain import explain
 
@@ -371,186 +410,6 @@ async def run_status(args: argparse.Namespace) -> int:
     else:
         print(render_status(view))
     return 0
-
-
-async def run_history(args: argparse.Namespace) -> int:
-    """Print (or export) the history the checker and routers keep in the store."""
-    from shared.history import context_before, describe, parse_since, select
-
-    now = time.time()
-    try:
-        since = parse_since(args.since, now)
-    except ValueError as exc:
-        print(f"fedredirect history: {exc}", file=sys.stderr)
-        return 2
-    store = Store(connect(args.redis_url), args.key_prefix)
-    try:
-        # An export starts with the context from before --since (config, where each member
-        # stood), so replaying it needs nothing else: it reads the whole stream.
-        available_since, events = await store.read_history(None if args.export else since)
-    except Exception as exc:
-        print(
-            f"fedredirect history: cannot read {_redacted(args.redis_url)}: {exc}", file=sys.stderr
-        )
-        return 1
-    finally:
-        await store.client.aclose()
-    context = select(context_before(events, since), member=args.member) if args.export else []
-    events = context + select(events, since, args.member)
-    if args.export:
-        with open(args.export, "w", encoding="utf-8") as out:
-            for event in events:
-                out.write(json.dumps(event, separators=(",", ":")) + "\n")
-        print(f"wrote {len(events)} events to {args.export}", file=sys.stderr)
-    elif args.json:
-        doc = {"since": since, "available_since": available_since, "events": events}
-        print(json.dumps(doc, indent=2))
-    else:
-        if available_since is None:
-            print("no history recorded yet (is the checker running?)")
-        elif available_since > since:
-            print(f"history available since {_when(available_since)} only")
-        for event in events:
-            print(f"{_when(event['at'])}  {describe(event)}")
-    return 0
-
-
-async def run_replay(args: argparse.Namespace) -> int:
-    """Replay recorded history under the recorded (or another) config: the report."""
-    from shared.config import FederationConfig, load_config
-    from shared.history import parse_since
-    from shared.replay import ReplayError, render, replay
-
-    def fail(message: str, code: int = 2) -> int:
-        print(f"fedredirect replay: {message}", file=sys.stderr)
-        return code
-
-    try:
-        since = None if args.since is None else parse_since(args.since, time.time())
-        config: FederationConfig | None = load_config(args.config) if args.config else None
-    except (ValueError, ConfigError) as exc:
-        return fail(str(exc))
-    config_from, served = args.config, None
-    if args.source == "redis":
-        store = Store(connect(args.redis_url), args.key_prefix)
-        try:
-            # all of it: what was recorded before --since says where each state stood
-            _, events = await store.read_history()
-            snapshot = await store.read()
-        except Exception as exc:
-            return fail(f"cannot read {_redacted(args.redis_url)}: {exc}", 1)
-        finally:
-            await store.client.aclose()
-        served = snapshot.config if snapshot else None
-        if config is None and served is not None:
-            config, config_from = served, "the store"
-    else:
-        try:
-            with open(args.source, encoding="utf-8") as lines:
-                events = [json.loads(line) for line in lines if line.strip()]
-        except (OSError, ValueError) as exc:
-            return fail(f"cannot read {args.source}: {exc}")
-    try:
-        report = replay(
-            events, config, since, alert_for=_alert_for(), config_from=config_from, served=served
-        )
-    except ReplayError as exc:
-        return fail(str(exc), 1)
-    print(json.dumps(report, indent=2) if args.json else render(report))
-    return 0
-
-
-def _alert_for() -> dict[str, float]:
-    """The ``for:`` of each replayed alert in deploy/prometheus/alerts.yml, when this runs
-    from a checkout; the values replay knows otherwise."""
-    from pathlib import Path
-
-    import yaml
-
-    from shared.replay import REPLAYED_ALERTS
-
-    rules = Path(__file__).resolve().parent.parent / "deploy/prometheus/alerts.yml"
-    if not rules.is_file():
-        return dict(REPLAYED_ALERTS)
-    units = {"s": 1, "m": 60, "h": 3600}
-    found = dict(REPLAYED_ALERTS)
-    for group in yaml.safe_load(rules.read_text(encoding="utf-8"))["groups"]:
-        for rule in group["rules"]:
-            name, text = rule.get("alert"), str(rule.get("for", "0s"))
-            if name in found:
-                found[name] = sum(float(n) * units[u] for n, u in re.findall(r"(\d+)([smh])", text))
-    return found
-
-
-def _when(at: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
-
-
-async def run_drain(args: argparse.Namespace) -> int:
-    """Record (or clear) a drain in the store; every router applies it on its next sync."""
-    from shared.records import Drain
-
-    _setup_logs_plain()
-    store = Store(connect(args.redis_url), args.key_prefix)
-    try:
-        snapshot = await store.read()
-        if snapshot is None or args.member not in snapshot.config.members:
-            known = ", ".join(snapshot.config.members) if snapshot else "none published yet"
-            print(
-                f"fedredirect {args.command}: unknown member {args.member!r} (members: {known})",
-                file=sys.stderr,
-            )
-            return 2
-        if args.command == "drain":
-            drain = Drain(args.member, args.reason, time.time())
-            await store.set_drain(drain)
-            await _remember(store, snapshot, {"event": "drain", **drain.to_json()})
-            log.warning(
-                "member %s drained by an operator: %s",
-                args.member,
-                args.reason or "-",
-                extra={"event": "drain", "member": args.member, "reason": args.reason},
-            )
-        else:
-            await store.clear_drain(args.member)
-            event = {"event": "undrain", "member": args.member, "at": time.time()}
-            await _remember(store, snapshot, event)
-            log.warning(
-                "member %s undrained by an operator",
-                args.member,
-                extra={"event": "undrain", "member": args.member},
-            )
-    except Exception as exc:
-        print(
-            f"fedredirect {args.command}: cannot write to {_redacted(args.redis_url)}: {exc}",
-            file=sys.stderr,
-        )
-        return 1
-    finally:
-        await store.client.aclose()
-    return 0
-
-
-async def _remember(store: Store, snapshot: Any, event: dict[str, Any]) -> None:
-    """Add an operator's action to history; failing that is a warning, not a failure."""
-    try:
-        await store.append_history([event], snapshot.config.history.max_entries)
-    except Exception as exc:
-        log.warning("the %s is in effect but not in history: %s", event["event"], exc)
-
-
-def _setup_logs_plain() -> None:
-    from fedredirect.logs import setup_logging
-
-    setup_logging("text", "INFO")
-
-
-def _redacted(url: str) -> str:
-    """The Redis URL without its password, for logs."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel
 
 from shared.config import FederationConfig, config_from_json, config_to_json
+from shared.evaluate import View, evaluate
 from shared.records import CheckerHeartbeat, Drain, MemberObservation
 
 SCHEMA = 2
@@ -104,6 +105,10 @@ class Snapshot:
     drains: dict[str, Drain] = field(default_factory=dict)
     generation: int = 0
     config_hash: str = ""
+
+    def evaluate(self, now: float) -> View:
+        """The view a router serves from this snapshot at ``now``."""
+        return evaluate(self.config, self.observations, self.drains, self.heartbeat, now)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -11,13 +12,17 @@ from typing import Any
 import pytest
 import yaml
 
-from fedredirect.cli import _alert_for
+from fedredirect.replay_command import read_alert_durations
+from shared import replay as replays
 from shared.config import load_config, parse_config
 from shared.history import config_event, observation_event
 from shared.records import HealthObservation, MemberObservation
-from shared.replay import NOT_REPLAYED, REPLAYED_ALERTS, ReplayError, replay
+from shared.replay import ReplayError
+from shared.replay_alerts import NOT_REPLAYED, REPLAYED
 
 ROOT = Path(__file__).resolve().parents[2]
+#: Replay as the command line runs it: with the for: of each alert in the rule file.
+replay = functools.partial(replays.replay, alert_for=read_alert_durations())
 V1 = {"binderhub": "1"}
 V2 = {"binderhub": "2"}
 
@@ -156,8 +161,20 @@ def test_history_without_observations_or_config_is_refused() -> None:
 def test_every_alert_of_the_rule_file_is_replayed_or_said_not_to_be() -> None:
     rules = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())
     names = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
-    assert names == set(REPLAYED_ALERTS) | set(NOT_REPLAYED)
-    assert _alert_for() == REPLAYED_ALERTS  # the for: durations replay knows are the file's
+    assert names == set(REPLAYED) | set(NOT_REPLAYED)
+    durations = read_alert_durations()
+    assert durations["FedredirectNoEligibleMembers"] == 180  # for: 3m
+    assert durations["FedredirectMemberStarved"] == 1200  # for: 20m
+
+
+def test_without_the_rule_file_no_alert_is_replayed(tmp_path: Path) -> None:
+    """An installed package has no deploy/: replay says so instead of guessing a for:."""
+    durations = read_alert_durations(tmp_path / "alerts.yml")
+    assert durations == {}
+    down = {m: (lambda t: {"status": "unhealthy"} if 300 <= t < 600 else {}) for m in "ab"}
+    report = replays.replay(history(**down), alert_for=durations)
+    assert report["replayed"]["alerts"] == [] and report["recorded"]["alerts"] == []
+    assert set(report["alerts_not_replayed"]) == set(REPLAYED) | set(NOT_REPLAYED)
 
 
 EXAMPLE = ROOT / "examples/incident-2022-01-27.jsonl"

@@ -20,18 +20,11 @@ from typing import Any
 import pytest
 import yaml
 
+from fedredirect.replay_command import read_alert_durations
 from shared.config import load_config
 from shared.evaluate import STATES
-from shared.replay import (
-    EVAL_INTERVAL,
-    REPLAYED_ALERTS,
-    Firing,
-    Timeline,
-    alerts,
-    launches,
-    recorded_config,
-    replayed_timeline,
-)
+from shared.replay import Timeline, launches, recorded_config, replayed_timeline
+from shared.replay_alerts import EVAL_INTERVAL, REPLAYED, Firing, alerts
 from tests.unit.test_alert_rules import promtool
 from tests.unit.test_replay import history
 
@@ -118,7 +111,7 @@ def series(timeline: Timeline, picks: Sequence[tuple[float, str | None]]) -> lis
 
 def promtool_agrees(timeline: Timeline, tmp: Path) -> list[Firing]:
     picks = launches(timeline)
-    firings = alerts(timeline, picks)
+    firings = alerts(timeline, picks, read_alert_durations())
     rules = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())
     severity: dict[str, str] = {}
     for group in rules["groups"]:
@@ -130,7 +123,7 @@ def promtool_agrees(timeline: Timeline, tmp: Path) -> list[Firing]:
     cases: list[dict[str, Any]] = []
     for k in range(minutes):
         t = timeline.start + k * EVAL_INTERVAL
-        for alert in REPLAYED_ALERTS:
+        for alert in REPLAYED:
             now = [
                 labels(f, severity[alert])
                 for f in firings

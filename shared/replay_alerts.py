@@ -1,0 +1,198 @@
+"""The alerts of deploy/prometheus/alerts.yml that a replay evaluates, in Python.
+
+Each replayed alert's expression is a named function of one evaluation (what the checker
+exported, the launches the routers redirected); its ``for:`` comes from the rule file
+(:func:`alert_durations`), the one place it is written. tests/unit/test_replay_alerts.py
+runs the real rules in promtool on a replay's series and checks both agree, to the minute.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from shared.config import FederationConfig
+
+EVAL_INTERVAL = 60.0  # Prometheus' evaluation interval; also replay's longest step
+#: The alerts about the machinery itself: replay assumes the checker published at every
+#: step and the routers served, so these never fire in a replay.
+NOT_REPLAYED: dict[str, str] = {
+    "FedredirectCheckerHeartbeatStale": "replay assumes the checker published at every step",
+    "FedredirectCheckerDown": "about scraping the checker, not in history",
+    "FedredirectCheckerReplicaDown": "about scraping the checker, not in history",
+    "FedredirectRouterViewStale": "about a router's reads of Redis, not in history",
+    "FedredirectRouterDown": "about scraping the routers, not in history",
+}
+
+
+class Exported(Protocol):
+    """What the checker exported at one moment (a frame of :mod:`shared.replay`)."""
+
+    @property
+    def states(self) -> Mapping[str, str]: ...
+    @property
+    def fallback(self) -> bool: ...
+    @property
+    def reference_stale(self) -> bool: ...
+
+
+class Timeline(Protocol):
+    """A replay timeline (:class:`shared.replay.Timeline`) as the alerts read it."""
+
+    @property
+    def config(self) -> FederationConfig: ...
+    @property
+    def start(self) -> float: ...
+    @property
+    def end(self) -> float: ...
+    def frame_at(self, t: float) -> Exported: ...
+
+
+_STARVED_WINDOW = 600.0  # increase(fedredirect_redirects_total[10m])
+_CONCENTRATED_WINDOW = 300.0  # rate(fedredirect_redirects_total[5m])
+_PROMETHEUS_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def alert_durations(rules: Mapping[str, Any]) -> dict[str, float]:
+    """Every alert of a Prometheus rule document (deploy/prometheus/alerts.yml, loaded) and
+    its ``for:`` in seconds: the one place replay learns how long a condition must hold."""
+    durations: dict[str, float] = {}
+    for group in rules.get("groups", ()):
+        for rule in group.get("rules", ()):
+            if "alert" in rule:
+                parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)", str(rule.get("for", "0s")))
+                durations[rule["alert"]] = math.fsum(
+                    float(n) * _PROMETHEUS_UNITS[u] for n, u in parts
+                )
+    return durations
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What the replayed alerts read at one evaluation: the checker's view as exported
+    (the frame) and the launches the routers had redirected by then."""
+
+    at: float
+    frame: Exported
+    redirected: Sequence[str]  # every redirected launch's member, in time order
+    times: Sequence[float]  # when each was redirected
+    upto: int  # how many of them were redirected by ``at``
+    weight_share: Mapping[str, float]  # member -> its weight / the federation's
+
+    def redirected_within(self, window: float) -> Sequence[str]:
+        """The redirects ``increase(...[window])`` counts: those in (at - window, at]."""
+        return self.redirected[bisect_right(self.times, self.at - window, 0, self.upto) : self.upto]
+
+
+def _no_eligible(e: Evaluation) -> set[str | None]:  # fedredirect_eligible_members == 0
+    return set() if "eligible" in e.frame.states.values() else {None}
+
+
+def _reference_stale(e: Evaluation) -> set[str | None]:
+    return {None} if e.frame.reference_stale else set()
+
+
+def _fallback_active(e: Evaluation) -> set[str | None]:
+    return {None} if e.frame.fallback else set()
+
+
+def _version_mismatch(e: Evaluation) -> set[str | None]:
+    return {name for name, state in e.frame.states.items() if state == "version_mismatch"}
+
+
+def _starved(e: Evaluation) -> set[str | None]:
+    """Passing its checks, yet no redirect in 10 minutes while others got some."""
+    recent = set(e.redirected_within(_STARVED_WINDOW))
+    if not recent:
+        return set()
+    checks_pass = ("eligible", "version_mismatch")
+    return {n for n, s in e.frame.states.items() if s in checks_pass and n not in recent}
+
+
+def _concentrated(e: Evaluation) -> set[str | None]:
+    """Over 90 % of the last 5 minutes' redirects, with under 90 % of the weight."""
+    recent = Counter(e.redirected_within(_CONCENTRATED_WINDOW))
+    total = recent.total()
+    return {n for n, c in recent.items() if c / total > 0.9 and e.weight_share[n] < 0.9}
+
+
+#: The alerts replay evaluates: each one's expression in deploy/prometheus/alerts.yml as a
+#: function of one evaluation, giving the members (None: the federation) it holds for.
+#: tests/unit/test_replay_alerts.py checks every one against promtool on the real rules.
+REPLAYED: dict[str, Callable[[Evaluation], set[str | None]]] = {
+    "FedredirectNoEligibleMembers": _no_eligible,
+    "FedredirectReferenceStale": _reference_stale,
+    "FedredirectVersionMismatchExcluded": _version_mismatch,
+    "FedredirectMemberStarved": _starved,
+    "FedredirectTrafficConcentrated": _concentrated,
+    "FedredirectFallbackActive": _fallback_active,
+}
+
+
+@dataclass(frozen=True)
+class Firing:
+    alert: str
+    member: str | None
+    fired_at: float
+    resolved_at: float | None  # None: still firing at the end of the history
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "alert": self.alert,
+            "member": self.member,
+            "fired_at": self.fired_at,
+            "resolved_at": self.resolved_at,
+        }
+
+
+def evaluations(
+    timeline: Timeline, picks: Sequence[tuple[float, str | None]]
+) -> Iterator[Evaluation]:
+    """One evaluation a minute along the timeline, as Prometheus would make them."""
+    weights = {name: m.weight for name, m in timeline.config.members.items()}
+    total = math.fsum(weights.values())
+    share = {name: w / total if total else 1.0 for name, w in weights.items()}
+    served = [(t, m) for t, m in picks if m is not None]
+    times, members = [t for t, _ in served], [m for _, m in served]
+    for step in range(int((timeline.end - timeline.start) // EVAL_INTERVAL) + 1):
+        at = timeline.start + step * EVAL_INTERVAL
+        upto = bisect_right(times, at)
+        yield Evaluation(at, timeline.frame_at(at), members, times, upto, share)
+
+
+def alerts(
+    timeline: Timeline, picks: Sequence[tuple[float, str | None]], alert_for: Mapping[str, float]
+) -> list[Firing]:
+    """The replayed alerts that ``alert_for`` gives a ``for:`` (seconds), evaluated every
+    minute on the timeline as the checker and routers would have exported it: each fires
+    once its condition has held for its ``for:``, and resolves at the first evaluation
+    where the condition is false."""
+    conditions = {name: holds for name, holds in REPLAYED.items() if name in alert_for}
+    pending: dict[tuple[str, str | None], float] = {}  # condition -> true since
+    firing: dict[tuple[str, str | None], Firing] = {}
+    done: list[Firing] = []
+    for e in evaluations(timeline, picks):
+        active = {(name, label) for name, holds in conditions.items() for label in holds(e)}
+        for key in [key for key in pending if key not in active]:
+            del pending[key]
+            if key in firing:
+                done.append(replace(firing.pop(key), resolved_at=e.at))
+        for key in active:
+            since = pending.setdefault(key, e.at)
+            if key not in firing and e.at - since >= alert_for[key[0]]:
+                firing[key] = Firing(key[0], key[1], e.at, None)
+    done += firing.values()
+    return sorted(done, key=lambda f: (f.fired_at, f.alert, f.member or ""))
+
+
+def not_replayed(alert_for: Mapping[str, float]) -> dict[str, str]:
+    """The alerts a replay leaves out, and why."""
+    missing = {
+        name: "no for: read from the alert rules" for name in REPLAYED if name not in alert_for
+    }
+    return NOT_REPLAYED | missing
