@@ -14,48 +14,18 @@ import yaml
 
 from fedredirect.replay_command import read_alert_durations
 from shared import replay as replays
-from shared.config import load_config, parse_config
-from shared.history import config_event, observation_event
-from shared.records import HealthObservation, MemberObservation
+from shared.balance import Target
+from shared.config import load_config
+from shared.evaluate import evaluate
+from shared.history import config_event
+from shared.records import CheckerHeartbeat, MemberObservation
 from shared.replay import ReplayError
 from shared.replay_alerts import NOT_REPLAYED, REPLAYED
+from tests.support.replay import V2, config, history, obs
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Replay as the command line runs it: with the for: of each alert in the rule file.
 replay = functools.partial(replays.replay, alert_for=read_alert_durations())
-V1 = {"binderhub": "1"}
-V2 = {"binderhub": "2"}
-
-
-def config(**settings: Any) -> Any:
-    return parse_config(
-        {
-            "members": {
-                "a": {"url": "http://a.example", "weight": 1, "prime": True},
-                "b": {"url": "http://b.example", "weight": 1},
-            },
-            "history": {"observation_interval": 60},
-            **settings,
-        }
-    )
-
-
-def obs(
-    member: str, at: float, status: str = "ok", pods: int = 0, versions: dict[str, str] = V1
-) -> dict[str, Any]:
-    health = HealthObservation(status, () if status == "ok" else ("boom",), pods, 100, at)  # type: ignore[arg-type]
-    record = MemberObservation(member, at, health, versions=versions, versions_at=at)
-    return observation_event(record)
-
-
-def history(end: float = 900, **special: Any) -> list[dict[str, Any]]:
-    """Both members observed every minute from 0 to ``end``; ``special`` maps a member to
-    a function of time giving obs() keyword arguments."""
-    events = [config_event(config(), 0.0)]
-    for t in range(0, int(end) + 1, 60):
-        for m in ("a", "b"):
-            events.append(obs(m, float(t), **special.get(m, lambda t: {})(t)))
-    return events
 
 
 def test_eligible_time_follows_the_observations() -> None:
@@ -264,3 +234,52 @@ def test_the_served_config_stands_for_a_config_event_trimmed_away() -> None:
     assert report["config"]["from"] == "the store"
     assert report["recorded"]["eligible_seconds"] == {"a": 900, "b": 0}
     assert report["recorded"]["state_seconds"]["b"] == {"unknown": 900}
+
+
+def stale_and_unreachable() -> list[dict[str, Any]]:
+    """Under ``fallback: all``: the prime a unhealthy from 120 s; b unreachable from 120 s
+    and not observed after 300 s, so its unreachable record goes stale (from 420 s)."""
+    events = [config_event(config(fallback="all"), 0.0)]
+    for t in range(0, 901, 60):
+        events.append(obs("a", float(t), status="unhealthy" if t >= 120 else "ok"))
+        if t <= 300:
+            events.append(obs("b", float(t), status="unreachable" if t >= 120 else "ok"))
+    return events
+
+
+def test_a_member_stale_and_unreachable_replays_as_a_router_routes_it() -> None:
+    """The core's fallback leaves out a member whose record says unreachable, stale or not
+    (replay's own copy of that rule once kept it in when it was stale)."""
+    events = stale_and_unreachable()
+    timeline = replays.replayed_timeline(events, config(fallback="all"))
+    late = timeline.frame_at(600.0).view
+    b = late.member("b")
+    assert b is not None and b.excluded_by[:2] == ("stale", "unreachable")
+    # what a router evaluates from the same records at that moment
+    seen = [e for e in events[1:] if e["at"] <= 600]
+    records = {e["member"]: MemberObservation.from_json(e["record"]) for e in seen}
+    router = evaluate(config(fallback="all"), records, {}, CheckerHeartbeat("c", 600.0, 0), 600.0)
+    assert router.members_by_name["b"].excluded_by == b.excluded_by
+    assert late.targets == router.targets == (Target("a", "http://a.example", 1.0),)
+    got = replay(events, bucket=300)["replayed"]
+    assert got["state_seconds"]["b"] == {"stale": 900 - 420, "unreachable": 300, "eligible": 120}
+    assert [row["counts"] for row in got["launches"]["buckets"][1:]] == [{"a": 300}, {"a": 300}]
+
+
+def test_recorded_rules_behind_a_state_decide_the_fallback_as_in_the_router() -> None:
+    """A recorded change that lists every rule excluding the member (``excluded_by``) is
+    routed by all of them: stale and unreachable is out of ``fallback: all``."""
+    events = stale_and_unreachable()
+    change = {"event": "member_state_changed", "reasons": []}
+    events += [
+        {**change, "member": "a", "old": None, "new": "eligible", "at": 0.0},
+        {**change, "member": "b", "old": None, "new": "eligible", "at": 0.0},
+        {**change, "member": "a", "old": "eligible", "new": "unhealthy", "at": 120.0},
+        {**change, "member": "b", "old": "eligible", "new": "unreachable", "at": 120.0},
+        {**change, "member": "b", "old": "unreachable", "new": "stale", "at": 420.0}
+        | {"excluded_by": ["stale", "unreachable"]},
+        {"event": "fallback_active", "old": False, "new": True, "at": 120.0},
+    ]
+    got = replay(events, bucket=300)["recorded"]
+    assert got["state_seconds"]["b"] == {"stale": 480, "unreachable": 300, "eligible": 120}
+    assert [row["counts"] for row in got["launches"]["buckets"][1:]] == [{"a": 300}, {"a": 300}]
