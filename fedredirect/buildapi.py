@@ -205,7 +205,6 @@ class BuildAPI:
         state = self.state
         audience = _raw_path(request).removeprefix("/build/")
         token = request.query_params.get("build_token")
-        have_token = bool(token)
         if token:
             origin = buildtoken.token_origin(
                 request.headers.get("origin"), request.headers.get("host")
@@ -226,7 +225,7 @@ class BuildAPI:
                 )
                 if state.build_token_check_origin:
                     return _failed(403, "Invalid build token", headers)
-        if have_token or state.rate_limit == 0:
+        if token or state.rate_limit == 0:  # a valid token is never rate-limited
             return None
         client = request.client.host if request.client else ""
         try:
