@@ -48,10 +48,6 @@ class Frame:
     reference_stale: bool
     view: View
 
-    @property
-    def targets(self) -> tuple[Target, ...]:
-        return self.view.targets
-
 
 @dataclass(frozen=True)
 class Timeline:
