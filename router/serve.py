@@ -150,7 +150,11 @@ class Supervisor:
                 except ChildProcessError:
                     break
                 started = self.children.pop(pid, None)
-                if started is None or self.stopping:
+                if started is None:
+                    continue
+                if self.stopping:  # each should finish its requests and its lifespan: 0
+                    if code != 0:
+                        log.warning("router worker %d stopped with %s", pid, _describe(code))
                     continue
                 quick = time.monotonic() - started < CRASH_LOOP_SECONDS
                 quick_exits = quick_exits + 1 if quick else 0
