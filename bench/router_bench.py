@@ -23,14 +23,13 @@ this virtualenv when missing. Everything runs on 127.0.0.1.
 3. **Over the wire**, one process each, started here and measured in turns within one run
    (round r starts with the r-th server, so drift of the machine hits each alike), ``wrk -t1
    -c50`` for ``--seconds`` over 1,000 repositories: nginx ``return 307``; a bare ASGI 307
-   app on the router's own server (granian on uvloop, ``router.serve.serve_on``), and the
-   same app on uvicorn with httptools and uvloop for reference; ``fedredirect router``
-   (and, for reference, the same router app on uvicorn, 3 members) reading a redis-server
-   that holds a published snapshot of 3 members, and another of 1,000 members that is kept
-   changing as a checker with period 10 s would (10 publishes a second, 10 records each,
-   and the heartbeat); and a tornado app doing what the replaced
-   redirector's ``/build/`` handler did (read the ``host`` cookie, ``rendezvous_rank`` of
-   the hosts with BLAKE2b, ``set_cookie``, ``redirect(..., 307)``).
+   app on the router's own server and settings (uvicorn with httptools and uvloop,
+   ``router.serve.serve_on``); ``fedredirect router`` reading a redis-server that holds a
+   published snapshot of 3 members, and another of 1,000 members that is kept changing as
+   a checker with period 10 s would (10 publishes a second, 10 records each, and the
+   heartbeat); and a tornado app doing what the replaced redirector's ``/build/`` handler
+   did (read the ``host`` cookie, ``rendezvous_rank`` of the hosts with BLAKE2b,
+   ``set_cookie``, ``redirect(..., 307)``).
    Every server is first warmed up with each repository once. Each figure is the median
    over the rounds; each ratio is taken within a round, then the median: ratios hold
    better than absolute numbers on a shared machine. Each run also reads the server's CPU
@@ -315,8 +314,6 @@ BARE_APP = """
 import socket
 import sys
 
-import uvicorn
-
 from router.serve import serve_on
 
 
@@ -342,44 +339,12 @@ async def app(scope, receive, send):
 
 
 sock = socket.create_server(("127.0.0.1", int(sys.argv[1])), backlog=2048)
-if sys.argv[2] == "granian":  # the router's own server, as router.serve runs it
-    sys.exit(serve_on(app, sock))
-# uvicorn at its fastest, for reference: httptools and uvloop
-config = uvicorn.Config(
-    app, http="httptools", loop="uvloop", log_level="warning", access_log=False,
-    server_header=False, proxy_headers=False,
-)
-uvicorn.Server(config).run(sockets=[sock])
+sys.exit(serve_on(app, sock))  # the router's own server, as router.serve runs it
 """
 
 # What the replaced redirector's /build/ handler did per request, on tornado as it ran:
 # hosts in a module-level dict, the cookie read, rendezvous_rank over the hosts with
 # BLAKE2b, the cookie set path-scoped, a 307 to host + URI.
-# The router's app as ``fedredirect router`` builds it, served by uvicorn with httptools and
-# uvloop (what it ran on before granian), for reference.
-UVICORN_ROUTER = """
-import gc
-import socket
-import sys
-
-import uvicorn
-
-from router.app import create_app
-from router.serve import SWITCH_INTERVAL
-from shared.store import Store, connect
-
-app = create_app(Store(connect(sys.argv[2]), sys.argv[3]))
-gc.collect()
-gc.freeze()
-sys.setswitchinterval(SWITCH_INTERVAL)
-sock = socket.create_server(("127.0.0.1", int(sys.argv[1])), backlog=2048)
-config = uvicorn.Config(
-    app, http="httptools", loop="uvloop", log_level="warning", access_log=False,
-    server_header=False, proxy_headers=False,
-)
-uvicorn.Server(config).run(sockets=[sock])
-"""
-
 TORNADO_APP = """
 import asyncio
 import math
@@ -650,11 +615,8 @@ def servers(workdir: Path) -> Iterator[list[Server]]:
         started.append(("nginx return 307", [nginx, "-c", str(workdir / "nginx.conf")], port, None))
         port = free_port()
         (workdir / "bare_app.py").write_text(BARE_APP)
-        bare = [sys.executable, str(workdir / "bare_app.py"), str(port), "granian"]
+        bare = [sys.executable, str(workdir / "bare_app.py"), str(port)]
         started.append(("bare ASGI 307 app", bare, port, None))
-        port = free_port()
-        bare = [sys.executable, str(workdir / "bare_app.py"), str(port), "uvicorn"]
-        started.append(("bare ASGI 307 app, uvicorn", bare, port, None))
         for members in (3, 1000):
             port = free_port()
             cmd = fedredirect_command(
@@ -662,10 +624,6 @@ def servers(workdir: Path) -> Iterator[list[Server]]:
                 "--key-prefix", f"bench{members}",
             )  # fmt: skip
             started.append((f"fedredirect router, {members} members", cmd, port, members))
-        port = free_port()
-        (workdir / "uvicorn_router.py").write_text(UVICORN_ROUTER)
-        cmd = [sys.executable, str(workdir / "uvicorn_router.py"), str(port), redis_url, "bench3"]
-        started.append(("router app on uvicorn, 3 members", cmd, port, 3))
         port = free_port()
         (workdir / "tornado_app.py").write_text(TORNADO_APP)
         tornado = [sys.executable, str(workdir / "tornado_app.py"), str(port)]
