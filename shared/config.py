@@ -109,7 +109,8 @@ class VersionsConfig(_Strict):
     reference: ReferencePolicy | None = None  # None: prime if a member is prime, else majority
     pinned: dict[str, str] | None = None
     keys: list[str] | None = None  # None: every key of the reference
-    max_age: float | None = Field(None, gt=0)  # None: 3 x check.period
+    # None: 3 x check.period, or check.longest_refresh when that is longer
+    max_age: float | None = Field(None, gt=0)
     min_dwell: float | None = Field(None, ge=0)  # None: 2 x check.period
 
 
@@ -267,7 +268,10 @@ class FederationConfig(_Strict):
 
     @property
     def versions_max_age(self) -> float:
-        return self.versions.max_age or 3 * self.check.period
+        """Versions older than this are not compared: ``versions.max_age``, else as long as
+        a record may go unrefreshed (:attr:`stale_after`'s default): a /versions answer
+        comes once a round, however long a hung /health makes the round."""
+        return self.versions.max_age or max(3 * self.check.period, self.check.longest_refresh)
 
     @property
     def versions_min_dwell(self) -> float:

@@ -176,6 +176,8 @@ def test_a_derived_limit_is_never_shorter_than_a_refresh(check: CheckConfig) -> 
     assert config.stale_after >= longest - 0.0005
     assert config.stale_after >= 3 * check.period
     assert config.stale_after == max(3 * check.period, check.longest_refresh)
+    # versions come once a round too: a hung /health must not make them "not recent"
+    assert config.versions_max_age == config.stale_after
 
 
 @settings(max_examples=300)
@@ -331,3 +333,14 @@ def test_a_member_stale_before_a_failed_answer_is_not_eligible_until_rise_good_a
             assert state_at(obs, stale_after) != "eligible"
         if goods_since_lapse is not None and goods_since_lapse >= rise:
             goods_since_lapse = None  # healthy again: damping applies as before
+
+
+def test_versions_max_age_given_is_taken_as_given() -> None:
+    config = parse_config(
+        {"members": members(), "check": {"period": 2, "timeout": 5}, "versions": {"max_age": 3}}
+    )
+    assert config.versions_max_age == 3
+    assert (
+        parse_config({"members": members(), "check": {"period": 2, "timeout": 5}}).versions_max_age
+        == 7.2
+    )
