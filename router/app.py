@@ -117,7 +117,9 @@ def create_app(store: Store, *, poll_interval: float = 0.5) -> RedirectApp:
         if view is None:
             _ok, body = holder.health()
             return 503, {"error": body["reason"], "router": body}
-        doc = status_document(view, holder.health()[1], redirect.counts)
+        doc = status_document(
+            view, holder.health()[1], redirect.counts, now=holder.clock(), records=holder.snapshot
+        )
         return 200, doc
 
     @api.get("/status.json")

@@ -9,7 +9,9 @@ counts into its own file every second and just before it answers a scrape, the H
 go to the same files, and a scrape sums the files of every worker that ever ran, so whichever
 worker answers gives the same totals and a restarted worker's counts are kept. The gauges
 (view age, fallback, outage, store) are those of the worker that answers: each keeps its own
-view of the same store.
+view of the same store. ``fedredirect_router_evaluations_total`` counts how often the view
+was evaluated (only when a verdict may have changed: an idle federation costs nothing),
+summed over workers like the redirects.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class RouterCollector(Collector):
             for (member, reason), count in sorted(self.redirect.counts.items()):
                 redirects.add_metric([member, reason], count)
             yield redirects
+            yield _evaluations(self.holder.evaluations)
         age = GaugeMetricFamily(
             "fedredirect_router_view_age_seconds",
             "seconds since this router last read the store successfully",
@@ -78,8 +81,9 @@ class RouterCollector(Collector):
         if view is not None:
             fallback.add_metric([], 1.0 if view.fallback_active else 0.0)
             outage.add_metric([], 1.0 if view.outage_active else 0.0)
-            if view.heartbeat_age is not None:
-                heartbeat.add_metric([], view.heartbeat_age)
+        heartbeat_age = self.holder.heartbeat_age()
+        if view is not None and heartbeat_age is not None:
+            heartbeat.add_metric([], heartbeat_age)
         yield fallback
         yield outage
         yield heartbeat
@@ -90,18 +94,33 @@ class RouterCollector(Collector):
         yield store_up
 
 
-class SharedRedirectCounts:
-    """Copies one worker's redirect counts into its prometheus-client multiprocess file."""
+_EVALUATIONS_HELP = "evaluations of the federation's view by this router, each on a change"
 
-    def __init__(self, redirect: RedirectApp) -> None:
+
+def _evaluations(count: int) -> CounterMetricFamily:
+    family = CounterMetricFamily("fedredirect_router_evaluations", _EVALUATIONS_HELP)
+    family.add_metric([], count)
+    return family
+
+
+class SharedRedirectCounts:
+    """Copies one worker's redirect and evaluation counts into its prometheus-client
+    multiprocess file."""
+
+    def __init__(self, redirect: RedirectApp, holder: SnapshotHolder) -> None:
         self.redirect = redirect
+        self.holder = holder
         self.counter = PromCounter(
             "fedredirect_redirects",
             "launches redirected to a member, by why that member was chosen",
             ["member", "reason"],
             registry=None,
         )
+        self.evaluations = PromCounter(
+            "fedredirect_router_evaluations", _EVALUATIONS_HELP, registry=None
+        )
         self.shared: dict[tuple[str, str], int] = {}  # what the file holds already
+        self.shared_evaluations = 0
 
     def share(self) -> None:
         """Add what was counted since the last call to the file (never twice, never lost)."""
@@ -110,6 +129,10 @@ class SharedRedirectCounts:
             if delta > 0:
                 self.counter.labels(*key).inc(delta)
                 self.shared[key] = count
+        evaluations = self.holder.evaluations
+        if evaluations > self.shared_evaluations:
+            self.evaluations.inc(evaluations - self.shared_evaluations)
+            self.shared_evaluations = evaluations
 
     async def run(self, interval: float = SHARE_INTERVAL) -> None:
         """Forever: share every ``interval`` seconds (and once more when cancelled)."""
@@ -128,7 +151,7 @@ class RouterMetrics:
         self.registry = CollectorRegistry()
         Instrumentator(registry=self.registry, excluded_handlers=["/metrics"]).instrument(api)
         multiprocess = bool(os.environ.get(MULTIPROC_ENV))
-        self.shared = SharedRedirectCounts(redirect) if multiprocess else None
+        self.shared = SharedRedirectCounts(redirect, holder) if multiprocess else None
         self.collector = RouterCollector(holder, redirect, redirects=not multiprocess)
         if not multiprocess:
             self.registry.register(self.collector)

@@ -38,9 +38,9 @@ def stale_reason(obs: MemberObservation | None, now: float, max_age: float) -> s
     """A record the checker has not refreshed within ``max_age`` cannot be trusted."""
     if obs is None:
         return "no observation published yet"
-    age = now - obs.checked_at
-    if age > max_age:
-        return f"record is {age:.0f}s old (max {max_age:.0f}s)"
+    if now - obs.checked_at > max_age:
+        # No age in the words: a reason holds as long as the view, however old that gets.
+        return f"record not refreshed for more than {max_age:.0f}s"
     return None
 
 
@@ -87,7 +87,7 @@ def state_may_change(
     the reference: health verdict and reasons, fullness (not the pod count itself, which
     changes with nearly every check of a busy member), versions, errors. A change only in
     the time of the check cannot: what time alone moves (a record or the reference growing
-    old) is judged against the checker's heartbeat at the next evaluation."""
+    old) is what :mod:`shared.deadline` tells apart."""
     if old is None or old.versions != new.versions:
         return True
     if old.settled_versions != new.settled_versions or old.last_error != new.last_error:
@@ -106,9 +106,10 @@ def state_may_change(
 class MemberView(NamedTuple):
     """One member as the routers see it now.
 
-    A named tuple, not a frozen dataclass: a view holds one per member and is evaluated
-    anew every half second, and a frozen dataclass's 18 guarded field assignments made up
-    a fifth of evaluating a 1,000-member federation (docs/benchmarks.md)."""
+    A named tuple, not a frozen dataclass: a view holds one per member, and a frozen
+    dataclass's 18 guarded field assignments made up a fifth of evaluating a 1,000-member
+    federation (docs/benchmarks.md). Times are kept as timestamps, never as ages: a view
+    lasts until something changes, and a page measures ages when it is asked."""
 
     name: str
     url: str
@@ -121,9 +122,9 @@ class MemberView(NamedTuple):
     version_differences: tuple[str, ...]
     total_pods: int | None
     quota: int | None
-    record_age: float | None
-    health_age: float | None
-    versions_age: float | None
+    checked_at: float | None  # when the record was last refreshed
+    health_at: float | None  # when /health was last observed
+    versions_at: float | None  # when /versions last answered
     last_error: str | None
     effective_weight: float
     health_url: str  # the URL that last answered /health (after redirects), else configured
@@ -158,7 +159,6 @@ class View:
     fallback_reason: str | None
     targets: tuple[Target, ...]  # who receives launches now (eligible, or the fallback set)
     heartbeat: CheckerHeartbeat | None
-    heartbeat_age: float | None
     outage_active: bool = False  # the checker's heartbeat is too old: outage.policy applies
     outage_reason: str | None = None
     #: ``targets`` by member URL, derived on construction: the sticky-cookie check is a
@@ -202,7 +202,6 @@ def _member_view(
     reference: Reference,
     limits: _Limits,
     as_of: float,
-    now: float,
     gate: bool,
 ) -> MemberView:
     # Compare only versions seen recently: an old observation says nothing about today.
@@ -233,9 +232,9 @@ def _member_view(
         version_differences=differences,
         total_pods=health.total_pods if health else None,
         quota=health.quota if health else None,
-        record_age=_age(now, obs.checked_at if obs else None),
-        health_age=_age(now, health.observed_at if health else None),
-        versions_age=_age(now, obs.versions_at if obs else None),
+        checked_at=obs.checked_at if obs else None,
+        health_at=health.observed_at if health else None,
+        versions_at=obs.versions_at if obs else None,
         last_error=obs.last_error if obs else None,
         effective_weight=cfg.weight if state == "eligible" else 0.0,
         health_url=(obs.health_url if obs else None) or cfg.health,
@@ -251,8 +250,30 @@ class _Limits(NamedTuple):
     pod_headroom: int
 
 
-def _age(now: float, at: float | None) -> float | None:
+def age(now: float, at: float | None) -> float | None:
+    """Seconds from ``at`` to ``now`` (never negative; None when never)."""
     return None if at is None else max(0.0, now - at)
+
+
+def heartbeat_too_old(
+    config: FederationConfig, heartbeat: CheckerHeartbeat | None, now: float
+) -> bool:
+    """The outage rule: the checker (or Redis) is gone when its last heartbeat is older than
+    ``outage.max_staleness`` by the wall clock. Without any heartbeat there is no outage."""
+    if heartbeat is None:
+        return False
+    return max(0.0, now - heartbeat.at) > config.max_staleness
+
+
+def judged_at(config: FederationConfig, heartbeat: CheckerHeartbeat | None, now: float) -> float:
+    """The instant the freshness rules are judged at: the checker's last heartbeat ("has the
+    checker refreshed this?"), or the wall clock without one or once outage policy ``all``
+    applies (then records age as they are shown)."""
+    if heartbeat is None:
+        return now
+    if config.outage.policy == "all" and heartbeat_too_old(config, heartbeat, now):
+        return now
+    return heartbeat.at
 
 
 def evaluate(
@@ -270,21 +291,21 @@ def evaluate(
     the heartbeat's age alone: past ``outage.max_staleness``, ``outage.policy`` applies:
     ``keep`` goes on serving the view as of the last heartbeat; ``all`` sends launches to
     every member that is not drained, by weight (and shows the records as they age).
-    Displayed ages are always measured against ``now``.
+    The view keeps timestamps, not ages: whoever shows it measures ages against its own
+    clock. When time alone will next change a verdict is :mod:`shared.deadline`'s answer.
     """
-    age = _age(now, heartbeat.at if heartbeat else None)
-    as_of = heartbeat.at if heartbeat else now
-    if heartbeat is None or age is None or age <= config.max_staleness:
+    as_of = judged_at(config, heartbeat, now)
+    if not heartbeat_too_old(config, heartbeat, now):
         return _evaluate_at(config, observations, drains, heartbeat, now, as_of)
-    reason = f"checker heartbeat is {age:.0f}s old (max {config.max_staleness:.0f}s): " + (
+    # No age in the words: a reason holds as long as the view, however old that gets.
+    reason = f"checker heartbeat is older than {config.max_staleness:.0f}s: " + (
         "serving the last known good view"
         if config.outage.policy == "keep"
         else "sending launches to every member that is not drained"
     )
+    view = _evaluate_at(config, observations, drains, heartbeat, now, as_of)
     if config.outage.policy == "keep":
-        kept = _evaluate_at(config, observations, drains, heartbeat, now, as_of)
-        return replace(kept, outage_active=True, outage_reason=reason)
-    view = _evaluate_at(config, observations, drains, heartbeat, now, now)
+        return replace(view, outage_active=True, outage_reason=reason)
     targets = tuple(Target(m.name, m.url, m.weight) for m in view.members if m.state != "drained")
     return replace(
         view,
@@ -304,9 +325,9 @@ def _evaluate_at(
     now: float,
     as_of: float,
 ) -> View:
-    """The view with freshness rules judged at ``as_of`` and ages shown against ``now``."""
+    """The view with freshness rules judged at ``as_of``, evaluated at ``now``."""
     reference = reference_version(config, observations, as_of)
-    reference = replace(reference, age=_age(now, reference.observed_at))
+    reference = replace(reference, age=age(now, reference.observed_at))
     gate = not reference.stale
     limits = _Limits(config.versions_max_age, config.stale_after, config.pod_headroom)
 
@@ -322,7 +343,6 @@ def _evaluate_at(
                     reference,
                     limits,
                     as_of,
-                    now,
                     gate_on,
                 )
                 for name, cfg in config.members.items()
@@ -363,7 +383,6 @@ def _evaluate_at(
         fallback_reason=fallback_reason,
         targets=targets,
         heartbeat=heartbeat,
-        heartbeat_age=_age(now, heartbeat.at if heartbeat else None),
     )
 
 

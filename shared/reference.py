@@ -32,6 +32,9 @@ class Reference:
     age: float | None
     stale: bool
     stale_reason: str | None = None
+    #: The members whose /versions times make ``observed_at``: a page measures the age of the
+    #: reference from their latest records, since a view lasts until a verdict changes.
+    members: tuple[str, ...] = ()
 
 
 def compared_keys(config: FederationConfig, versions: Mapping[str, str] | None) -> tuple[str, ...]:
@@ -95,7 +98,8 @@ def _prime_reference(
     stale = age > max_age
     reason: str | None = None
     if stale:
-        reason = f"the prime's versions were last observed {age:.0f}s ago (max {max_age:.0f}s)"
+        # No age in the words: a reason holds as long as the view, however old that gets.
+        reason = f"the prime's versions were not observed in the last {max_age:.0f}s"
         if obs.versions_error:
             reason += f": {obs.versions_error}"
     return Reference(
@@ -107,6 +111,7 @@ def _prime_reference(
         age,
         stale=stale,
         stale_reason=reason,
+        members=(prime,),
     )
 
 
@@ -165,6 +170,7 @@ def _majority_reference(
         observed_at,
         max(0.0, now - observed_at),
         stale=False,
+        members=tuple(sorted(names)),
     )
 
 

@@ -3,26 +3,44 @@
 The document is the evaluated view as JSON (``view_to_json``) with, on a router, that
 router's health and redirect counts. Every renderer reads it, and every renderer takes its
 banners from :func:`banners`, so the page, the JSON and the command line cannot disagree
-about what is wrong.
+about what is wrong. Ages are measured when the document is made: a view lasts until a
+verdict changes, which may be long after it was evaluated.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from shared.evaluate import View
+from shared.evaluate import View, age
+from shared.records import CheckerHeartbeat, MemberObservation
+
+
+class Records(Protocol):
+    """The records a view was evaluated from, or later ones that differ only in their times
+    (a router's latest snapshot): where the document takes its timestamps from."""
+
+    @property
+    def observations(self) -> Mapping[str, MemberObservation]: ...
+
+    @property
+    def heartbeat(self) -> CheckerHeartbeat | None: ...
 
 
 def status_document(
     view: View,
     router: Mapping[str, Any] | None = None,
     redirects: Mapping[tuple[str, str], int] | None = None,
+    *,
+    now: float | None = None,
+    records: Records | None = None,
 ) -> dict[str, Any]:
     """The view as served at /status.json; ``router`` (its health) and ``redirects`` (its
-    launch counts by member and reason) only when a router serves it."""
-    doc = view_to_json(view)
+    launch counts by member and reason) only when a router serves it. Ages are measured at
+    ``now`` (default: when the view was evaluated) from the timestamps of ``records``
+    (default: the view's own)."""
+    doc = view_to_json(view, now, records)
     if router is not None:
         doc["router"] = dict(router)
         doc["redirects"] = [
@@ -79,9 +97,39 @@ def banners(doc: Mapping[str, Any]) -> list[Banner]:
     ]
 
 
-def view_to_json(view: View) -> dict[str, Any]:
-    """The view as served at /status.json and printed by ``fedredirect status``."""
+def _times(
+    view: View, records: Records | None
+) -> tuple[dict[str, tuple[float | None, float | None, float | None]], CheckerHeartbeat | None]:
+    """Each member's (checked, health observed, versions observed) times, and the heartbeat:
+    from ``records`` when given, else as the view was evaluated."""
+    if records is None:
+        times = {m.name: (m.checked_at, m.health_at, m.versions_at) for m in view.members}
+        return times, view.heartbeat
+    get = records.observations.get
+    times = {}
+    for m in view.members:
+        obs = get(m.name)
+        health = obs.health if obs else None
+        times[m.name] = (
+            obs.checked_at if obs else None,
+            health.observed_at if health else None,
+            obs.versions_at if obs else None,
+        )
+    return times, records.heartbeat
+
+
+def view_to_json(
+    view: View, now: float | None = None, records: Records | None = None
+) -> dict[str, Any]:
+    """The view as served at /status.json and printed by ``fedredirect status``, its ages
+    measured at ``now`` (see :func:`status_document`)."""
+    now = view.evaluated_at if now is None else now
     ref = view.reference
+    times, heartbeat = _times(view, records)
+    observed = [times[n][2] for n in ref.members if n in times]
+    ref_at = ref.observed_at
+    if records is not None and ref.members and None not in observed:
+        ref_at = min(t for t in observed if t is not None)
     return {
         "evaluated_at": view.evaluated_at,
         "reference": {
@@ -89,8 +137,8 @@ def view_to_json(view: View) -> dict[str, Any]:
             "versions": ref.versions,
             "compared_keys": list(ref.keys),
             "source": ref.source,
-            "observed_at": ref.observed_at,
-            "age_seconds": ref.age,
+            "observed_at": ref_at,
+            "age_seconds": age(now, ref_at),
             "max_age_seconds": view.config.versions_max_age,
             "stale": ref.stale,
             "stale_reason": ref.stale_reason,
@@ -109,8 +157,8 @@ def view_to_json(view: View) -> dict[str, Any]:
         },
         "targets": [t.name for t in view.targets],
         "checker": {
-            "checker_id": view.heartbeat.checker_id if view.heartbeat else None,
-            "heartbeat_age_seconds": view.heartbeat_age,
+            "checker_id": heartbeat.checker_id if heartbeat else None,
+            "heartbeat_age_seconds": age(now, heartbeat.at if heartbeat else None),
         },
         "members": {
             m.name: {
@@ -126,9 +174,9 @@ def view_to_json(view: View) -> dict[str, Any]:
                 "version_differences": list(m.version_differences),
                 "total_pods": m.total_pods,
                 "quota": m.quota,
-                "record_age_seconds": m.record_age,
-                "health_age_seconds": m.health_age,
-                "versions_age_seconds": m.versions_age,
+                "record_age_seconds": age(now, times[m.name][0]),
+                "health_age_seconds": age(now, times[m.name][1]),
+                "versions_age_seconds": age(now, times[m.name][2]),
                 "last_error": m.last_error,
                 "health_url": m.health_url,
                 "versions_url": m.versions_url,

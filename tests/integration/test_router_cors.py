@@ -98,8 +98,7 @@ def test_503_when_nobody_can_take_launches_allows_any_origin(redis_url: str) -> 
         name: dataclasses.replace(obs, health=full)
         for name, obs in holder.snapshot.observations.items()
     }
-    holder.snapshot = dataclasses.replace(holder.snapshot, observations=observations)
-    holder.reevaluate()
+    holder.load(dataclasses.replace(holder.snapshot, observations=observations))
     try:
         status, headers = call(router, "GET", LAUNCH)
     finally:

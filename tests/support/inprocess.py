@@ -52,9 +52,7 @@ def router_with_view(redis_url: str, **settings: Any) -> RedirectApp:
     app = create_app(Store(connect(redis_url), "inprocess"))
     holder = app.holder
     holder.clock = lambda: NOW
-    holder.snapshot = Snapshot(config, {n: _observation(n) for n in MEMBERS}, None)
-    holder.synced_at = NOW
-    holder.reevaluate()
+    holder.load(Snapshot(config, {n: _observation(n) for n in MEMBERS}, None))
     assert holder.view is not None and len(holder.view.targets) == len(MEMBERS)
     return app
 

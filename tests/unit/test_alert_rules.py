@@ -57,6 +57,7 @@ COUNTERS = frozenset(
     {
         "fedredirect_check_failures_total",
         "fedredirect_redirects_total",
+        "fedredirect_router_evaluations_total",
         "http_requests_total",  # prometheus-fastapi-instrumentator, router
     }
 )

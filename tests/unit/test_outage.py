@@ -47,12 +47,11 @@ def test_max_staleness_comes_from_the_config() -> None:
 def test_each_policy_says_what_it_does() -> None:
     keep = view_after(45.0, "keep")
     assert keep.outage_reason == (
-        "checker heartbeat is 45s old (max 30s): serving the last known good view"
+        "checker heartbeat is older than 30s: serving the last known good view"
     )
     every = view_after(45.0, "all")
     assert every.outage_reason == (
-        "checker heartbeat is 45s old (max 30s): "
-        "sending launches to every member that is not drained"
+        "checker heartbeat is older than 30s: sending launches to every member that is not drained"
     )
 
 
@@ -114,4 +113,4 @@ def test_outage_exactly_when_the_heartbeat_is_older_than_max_staleness(
     age = (HEARTBEAT_AT + silence) - HEARTBEAT_AT  # as the clock sees it
     assert view.outage_active == (age > limit)
     assert (view.outage_reason is not None) == view.outage_active
-    assert view.heartbeat_age == age
+    assert view.heartbeat is not None and view.evaluated_at - view.heartbeat.at == age

@@ -154,7 +154,7 @@ def test_stale_reason_carries_the_versions_error() -> None:
     ref = reference_version(config, {"alpha": old}, NOW)
     assert ref.stale
     assert ref.stale_reason == (
-        "the prime's versions were last observed 90s ago (max 30s): connect timeout"
+        "the prime's versions were not observed in the last 30s: connect timeout"
     )
 
 

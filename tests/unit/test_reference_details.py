@@ -44,7 +44,7 @@ def test_prime_reference_is_fresh_at_exactly_max_age() -> None:
     assert at_limit.stale is False
     past = reference_version(config, {"alpha": make_obs("alpha", versions_age=30.5)}, NOW)
     assert past.stale is True
-    assert past.stale_reason == "the prime's versions were last observed 30s ago (max 30s)"
+    assert past.stale_reason == "the prime's versions were not observed in the last 30s"
 
 
 def test_pinned_reference_is_never_stale() -> None:
