@@ -1,11 +1,10 @@
 """HTTP clients for the checker: one connection pool per member origin, and one bound on
 the requests in flight across all of them.
 
-One shared pool that scans its connections for every request costs more per request the
-larger the federation (httpx's does). A session per origin holds a connection or two, so a
-request costs the same with 10 members or 5,000; they share one TLS context (CA
-certificates loaded once, not per pool). aiohttp, measured against httpx on the same
-requests: 187 against 664 µs of CPU a request (see docs/benchmarks.md).
+A pool per origin holds a connection or two, so a request costs the same with 10 members
+or 5,000 (a shared pool that scans its connections would cost more the larger the
+federation); the pools share one TLS context, so CA certificates are loaded once. Why
+aiohttp: docs/benchmarks.md, "Where the checker's time went".
 """
 
 from __future__ import annotations

@@ -77,8 +77,8 @@ class Checker:
         self._meaningful = True  # a change that can move a state (not just checked_at)
         self._evaluated_at = 0.0
         self._full_publish = True  # the next publish rewrites everything (new writer)
-        # Connections outlive the wait for the next check (httpx drops idle ones after 5 s
-        # by default, so every check of every member opened a new one, TLS included).
+        # An idle connection outlives the wait for its member's next check, so each check
+        # reuses it instead of opening a new one (a TLS handshake, for real members).
         self.clients = OriginClients(keepalive=3 * config.check.period + 5)
         self._history_kept: dict[str, float] = {}  # member -> when its record was last kept
         self._history_trimmed_at = 0.0

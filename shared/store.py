@@ -6,7 +6,8 @@ federation:
 
 - ``PREFIX:config``: hash ``schema``, ``hash`` (SHA-256 of the canonical JSON) and
   ``json`` of the federation config, written when it changes (a checker's first publish);
-  readers re-validate it only when the hash changes;
+  a full read (``Store.read``) validates it every time; a change notification that names
+  the same hash keeps the config already read (``Store.read_change``);
 - ``PREFIX:members``: hash member -> JSON observation record, written member by member;
 - ``PREFIX:heartbeat``: JSON of the checker heartbeat, written by every publish;
 - ``PREFIX:drains``: hash member -> JSON drain record, written by ``fedredirect drain``;
