@@ -10,7 +10,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 import aiohttp
 
@@ -18,6 +18,11 @@ from shared.payloads import PayloadError
 
 T = TypeVar("T")
 
+#: Why a fetch failed, a bounded set: the ``reason`` label of ``fedredirect_check_failures``
+#: (with the checker's ``member_unhealthy``).
+FailureKind = Literal[
+    "timeout", "connect", "transport", "http_status", "invalid_payload", "too_large"
+]
 
 #: Redirects followed from a member's /health or /versions URL before giving up.
 MAX_REDIRECTS = 3
@@ -37,20 +42,15 @@ class Outcome(Generic[T]):
     value: T | None
     error: str | None = None
     transport: bool = False
-    attempts: int = 1
     duration: float = 0.0
-    kind: str | None = None  # bounded failure class for metrics: see FAILURE_KINDS
+    kind: FailureKind | None = None
     url: str | None = None  # the URL that gave the last answer (after redirects), if any
-
-
-#: Failure classes, a bounded set so they can be metric labels.
-FAILURE_KINDS = ("timeout", "connect", "transport", "http_status", "invalid_payload", "too_large")
 
 
 class TransportError(Exception):
     """The member did not give a complete answer (refused, timed out, reset, TLS, DNS...)."""
 
-    def __init__(self, message: str, kind: str) -> None:
+    def __init__(self, message: str, kind: FailureKind) -> None:
         super().__init__(message)
         self.kind = kind
 
@@ -139,12 +139,12 @@ async def fetch_parsed(
             answered = answer.url
             try:
                 value = parse(answer)
-                return Outcome(value, attempts=attempt, duration=clock() - started, url=answered)
+                return Outcome(value, duration=clock() - started, url=answered)
             except PayloadError as exc:
                 error, transport = str(exc), False
                 retryable = answer.status >= 500
                 kind = "http_status" if answer.status != 200 else "invalid_payload"
         delay = backoff * 2 ** (attempt - 1)
         if not retryable or attempt > retries or clock() + delay + timeout > deadline:
-            return Outcome(None, error, transport, attempt, clock() - started, kind, answered)
+            return Outcome(None, error, transport, clock() - started, kind, answered)
         await asyncio.sleep(delay)

@@ -139,7 +139,7 @@ class Checker:
 
     def _record_metrics(self, member: str, endpoint: str, outcome: Outcome[Any]) -> None:
         self.metrics.check_duration.labels(member, endpoint).observe(outcome.duration)
-        reason = outcome.kind
+        reason: str | None = outcome.kind
         if isinstance(outcome.value, HealthObservation) and outcome.value.status == "unhealthy":
             reason = "member_unhealthy"
         if reason is not None:
