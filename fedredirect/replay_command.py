@@ -18,13 +18,14 @@ from shared.history import parse_since
 from shared.replay import ReplayError, replay
 from shared.replay_alerts import alert_durations
 
-#: The alert rules whose ``for:`` replay applies: the file Prometheus loads, in a checkout.
-ALERT_RULES = Path(__file__).resolve().parent.parent / "deploy/prometheus/alerts.yml"
+#: The alert rules whose ``for:`` replay applies: deploy/prometheus/alerts.yml, the file
+#: Prometheus loads, through a link that the package (and so the image) carries as a file.
+ALERT_RULES = Path(__file__).parent / "alerts.yml"
 
 
 def read_alert_durations(path: Path = ALERT_RULES) -> dict[str, float]:
-    """Each alert's ``for:`` in seconds from the rule file; none where there is no file
-    (an installed package ships no rules), and then replay evaluates no alert."""
+    """Each alert's ``for:`` in seconds from the rule file; none where there is no file,
+    and then replay evaluates no alert."""
     if not path.is_file():
         return {}
     return alert_durations(yaml.safe_load(path.read_text(encoding="utf-8")))

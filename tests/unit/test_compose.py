@@ -322,6 +322,8 @@ def test_dockerignore_lets_in_what_pip_install_reads() -> None:
     needed += project["tool"]["setuptools"]["packages"]
     assert [path for path in needed if not sent(path)] == []
     assert not sent(".git") and not sent(".venv") and not sent("tests")
+    # fedredirect/alerts.yml links there: the image's replay applies the alerts' for:
+    assert sent("deploy/prometheus/alerts.yml")
 
 
 def test_dockerfile_runs_the_fedredirect_console_script() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+import fedredirect.replay_command as replays_command
 from fedredirect.replay_command import read_alert_durations
 from shared import replay as replays
 from shared.balance import Target
@@ -135,10 +136,13 @@ def test_every_alert_of_the_rule_file_is_replayed_or_said_not_to_be() -> None:
     durations = read_alert_durations()
     assert durations["FedredirectNoEligibleMembers"] == 180  # for: 3m
     assert durations["FedredirectMemberStarved"] == 1200  # for: 20m
+    # what the package (and so the image) carries is that file, not a copy of it
+    packaged = Path(replays_command.__file__).parent / "alerts.yml"
+    assert packaged.read_bytes() == (ROOT / "deploy/prometheus/alerts.yml").read_bytes()
 
 
 def test_without_the_rule_file_no_alert_is_replayed(tmp_path: Path) -> None:
-    """An installed package has no deploy/: replay says so instead of guessing a for:."""
+    """A rule file that is not there: replay says so instead of guessing a for:."""
     durations = read_alert_durations(tmp_path / "alerts.yml")
     assert durations == {}
     down = {m: (lambda t: {"status": "unhealthy"} if 300 <= t < 600 else {}) for m in "ab"}
