@@ -117,7 +117,6 @@ def observations(config: FederationConfig, now: float) -> dict[str, MemberObserv
             member=name,
             checked_at=now,
             health=HealthObservation("ok", (), i % 50, 100, now),
-            healthy_at=now,
             versions=dict(VERSIONS),
             versions_at=now,
         )
@@ -589,7 +588,7 @@ class Republisher(threading.Thread):
                     old = records[name]
                     health = dataclasses.replace(old.health, observed_at=now)  # type: ignore[arg-type]
                     records[name] = dataclasses.replace(
-                        old, checked_at=now, health=health, healthy_at=now, versions_at=now
+                        old, checked_at=now, health=health, versions_at=now
                     )
                 heartbeat = CheckerHeartbeat("bench", now, started, fence)
                 await store.publish(config, records, heartbeat, changed=batch)

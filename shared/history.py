@@ -90,9 +90,7 @@ def outage_events(
 
 #: Record fields history leaves out: the checker's own bookkeeping (flap damping's latest
 #: raw answer and streak) and what the status page shows but no rule reads.
-_NOT_KEPT = frozenset(
-    {"raw_health", "health_streak", "healthy_at", "last_error_at", "health_url", "versions_url"}
-)
+_NOT_KEPT = frozenset({"raw_health", "health_streak", "health_url", "versions_url"})
 
 
 def observation_event(obs: MemberObservation) -> dict[str, Any]:

@@ -52,10 +52,8 @@ def next_observation(
         streak = _streak(obs.health_streak, health.status == "ok")
         verdict = damped_health(obs.health, health, streak, rise, fall, lapsed=lapsed)
         obs = replace(obs, health=verdict, raw_health=health, health_streak=streak)
-        if health.status == "ok":
-            obs = replace(obs, healthy_at=now)
-        elif health.reasons:
-            obs = replace(obs, last_error=f"health: {health.reasons[0]}", last_error_at=now)
+        if health.status != "ok" and health.reasons:
+            obs = replace(obs, last_error=f"health: {health.reasons[0]}")
     if versions is not None:
         if obs.versions is not None and versions != obs.versions:
             obs = replace(
@@ -63,12 +61,7 @@ def next_observation(
             )
         obs = replace(obs, versions=dict(versions), versions_at=now, versions_error=None)
     elif versions_error is not None:
-        obs = replace(
-            obs,
-            versions_error=versions_error,
-            last_error=f"versions: {versions_error}",
-            last_error_at=now,
-        )
+        obs = replace(obs, versions_error=versions_error, last_error=f"versions: {versions_error}")
     return obs
 
 

@@ -7,7 +7,7 @@ All times are UNIX seconds (wall clock), since checker and routers run on differ
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import KW_ONLY, asdict, dataclass
 from typing import Any, Literal
 
 HealthStatus = Literal["ok", "unhealthy", "unreachable"]
@@ -46,12 +46,11 @@ class MemberObservation:
     member: str
     checked_at: float  # last time the checker finished any check of this member
     health: HealthObservation | None = None  # the latest /health result, good or bad
-    healthy_at: float | None = None  # last time /health answered "ok"
+    _: KW_ONLY  # the rest by name, so a field that goes cannot shift another's value
     versions: dict[str, str] | None = None  # last successfully observed /versions
     versions_at: float | None = None
     versions_error: str | None = None  # why the latest /versions fetch failed, if it did
     last_error: str | None = None  # the latest error of either endpoint
-    last_error_at: float | None = None
     # Flap damping: ``health`` above is the verdict that counts; ``raw_health`` the latest
     # answer; ``health_streak`` counts consecutive ok (> 0) or failed (< 0) answers.
     raw_health: HealthObservation | None = None
@@ -68,12 +67,10 @@ class MemberObservation:
             "member": self.member,
             "checked_at": self.checked_at,
             "health": self.health.to_json() if self.health else None,
-            "healthy_at": self.healthy_at,
             "versions": self.versions,
             "versions_at": self.versions_at,
             "versions_error": self.versions_error,
             "last_error": self.last_error,
-            "last_error_at": self.last_error_at,
             "raw_health": self.raw_health.to_json() if self.raw_health else None,
             "health_streak": self.health_streak,
             "versions_changed_at": self.versions_changed_at,
@@ -90,12 +87,10 @@ class MemberObservation:
             member=data["member"],
             checked_at=float(data["checked_at"]),
             health=HealthObservation.from_json(health) if health else None,
-            healthy_at=data.get("healthy_at"),
             versions=data.get("versions"),
             versions_at=data.get("versions_at"),
             versions_error=data.get("versions_error"),
             last_error=data.get("last_error"),
-            last_error_at=data.get("last_error_at"),
             raw_health=HealthObservation.from_json(raw) if raw else None,
             health_streak=int(data.get("health_streak", 0)),
             versions_changed_at=data.get("versions_changed_at"),

@@ -97,7 +97,6 @@ def _shifted(obs: MemberObservation, to: float) -> MemberObservation:
         obs,
         checked_at=to,
         health=health,
-        healthy_at=None if obs.healthy_at is None else obs.healthy_at + delta,
         versions_at=None if obs.versions_at is None else obs.versions_at + delta,
     )
 

@@ -59,7 +59,7 @@ def federation(names: list[str] = NAMES) -> FederationConfig:
 
 def observation(name: str, at: float, pods: int = 1) -> MemberObservation:
     health = HealthObservation("ok", (), pods, 100, at)
-    return MemberObservation(name, at, health, at, {"binderhub": "1"}, at)
+    return MemberObservation(name, at, health, versions={"binderhub": "1"}, versions_at=at)
 
 
 async def heartbeat(store: Store, at: float) -> CheckerHeartbeat:

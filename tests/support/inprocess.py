@@ -26,7 +26,6 @@ def _observation(name: str) -> MemberObservation:
         member=name,
         checked_at=NOW,
         health=health,
-        healthy_at=NOW,
         versions=dict(VERSIONS),
         versions_at=NOW,
     )

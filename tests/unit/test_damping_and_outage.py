@@ -129,7 +129,7 @@ def observations(at: float, full: tuple[str, ...] = ()) -> dict[str, MemberObser
     for name in ("alpha", "beta", "gamma"):
         pods = 100 if name in full else 10
         health = HealthObservation("ok", (), pods, 100, at)
-        out[name] = MemberObservation(name, at, health, at, dict(VERSIONS), at)
+        out[name] = MemberObservation(name, at, health, versions=dict(VERSIONS), versions_at=at)
     return out
 
 
@@ -226,9 +226,8 @@ def test_a_silent_checker_never_makes_fresh_records_stale_before_the_outage_rule
     full = HealthObservation("ok", (), 100, 100, seen)
     ok = HealthObservation("ok", (), 10, 100, seen)
     obs = {
-        "alpha": MemberObservation("alpha", seen, full, seen, {"binderhub": "1"}, seen),
-        "beta": MemberObservation("beta", seen, ok, seen, {"binderhub": "1"}, seen),
-        "gamma": MemberObservation("gamma", seen, ok, seen, {"binderhub": "2"}, seen),
+        name: MemberObservation(name, seen, health, versions={"binderhub": v}, versions_at=seen)
+        for name, health, v in (("alpha", full, "1"), ("beta", ok, "1"), ("gamma", ok, "2"))
     }
     at_heartbeat = evaluate(cfg, obs, {}, hb, 1000.0)
     later = evaluate(cfg, obs, {}, hb, 1000.0 + silence)

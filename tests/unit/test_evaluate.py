@@ -68,7 +68,6 @@ def make_obs(
         member=name,
         checked_at=checked_at,
         health=health,
-        healthy_at=checked_at if status == "ok" else None,
         versions=None if versions is None else dict(versions),
         versions_at=None if versions is None else now - versions_age,
     )

@@ -23,7 +23,6 @@ def test_first_round_builds_the_record() -> None:
     assert obs.member == "alpha"
     assert obs.checked_at == T0
     assert obs.health == OK
-    assert obs.healthy_at == T0
     assert obs.versions == V1
     assert obs.versions_at == T0
     assert obs.versions_error is None
@@ -34,7 +33,6 @@ def test_first_round_with_only_failures() -> None:
     down = health_failure("connect refused", transport=True, now=T0)
     obs = next_observation(None, "alpha", T0, health=down, versions=None, versions_error="boom")
     assert obs.health == down
-    assert obs.healthy_at is None
     assert obs.versions is None
     assert obs.versions_at is None
     assert obs.versions_error == "boom"
@@ -50,9 +48,8 @@ def test_failed_versions_keep_the_last_versions_and_their_timestamp() -> None:
     assert obs.versions_at == T0  # the age keeps growing
     assert obs.versions_error == "versions answered HTTP 500"
     assert obs.last_error == "versions: versions answered HTTP 500"
-    assert obs.last_error_at == T0 + 10
     assert obs.checked_at == T0 + 10
-    assert obs.healthy_at == T0 + 10
+    assert obs.health == OK
 
 
 def test_successful_versions_replace_the_old_ones_and_clear_the_error() -> None:
@@ -84,7 +81,6 @@ def test_failed_health_never_touches_versions() -> None:
         assert obs.versions == V1
         assert obs.versions_at == T0
         assert obs.versions_error is None
-        assert obs.healthy_at == T0  # last time it was ok
         assert obs.last_error == "health: connect refused"
 
 
@@ -103,7 +99,6 @@ def test_health_not_due_keeps_the_last_health() -> None:
     start = next_observation(None, "a", T0, health=unhealthy, versions=V1, versions_error=None)
     obs = next_observation(start, "a", T0 + 10, health=None, versions=V2, versions_error=None)
     assert obs.health == unhealthy
-    assert obs.healthy_at is None
     assert obs.checked_at == T0 + 10
     assert obs.versions == V2
 

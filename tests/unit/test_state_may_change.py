@@ -32,7 +32,6 @@ def record(name: str, at: float = NOW, pods: int = 10, **changes: object) -> Mem
         member=name,
         checked_at=at,
         health=health,
-        healthy_at=at,
         versions={"binderhub": "1.0"},
         versions_at=at,
     )
