@@ -36,6 +36,8 @@ async def app(scope, receive, send):
             if message["type"] == "lifespan.startup":
                 if os.environ.get("FAIL_STARTUP"):
                     raise RuntimeError("no store to read")
+                events.write("lifespan startup\\n")
+                await asyncio.sleep(float(os.environ.get("STARTUP_SECONDS", "0")))
                 await send({"type": "lifespan.startup.complete"})
             else:
                 events.write("lifespan shutdown\\n")
@@ -56,12 +58,17 @@ sys.exit(serve_on(app, sock))
 """
 
 
-def start(tmp_path: Path, fail_startup: bool = False) -> tuple[subprocess.Popen[str], int, Path]:
+def start(
+    tmp_path: Path, fail_startup: bool = False, startup_seconds: float = 0.0
+) -> tuple[subprocess.Popen[str], int, Path]:
     script, events = tmp_path / "app.py", tmp_path / "events.log"
     script.write_text(APP)
     events.touch()
     port = free_port()
-    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "STARTUP_SECONDS": str(startup_seconds),
+    }
     if fail_startup:
         env["FAIL_STARTUP"] = "1"
     proc = subprocess.Popen(
@@ -122,3 +129,15 @@ def test_sigint_stops_it_too_while_a_client_holds_an_idle_connection(tmp_path: P
     finally:
         proc.kill()
     assert events.read_text().splitlines()[-1] == "lifespan shutdown"
+
+
+def test_sigterm_during_the_lifespan_startup_stops_it_once_started(tmp_path: Path) -> None:
+    """A stop asked for while the app starts is not lost: it starts, then stops at once."""
+    proc, _, events = start(tmp_path, startup_seconds=1.0)
+    try:
+        wait_for(lambda: "lifespan startup" in events.read_text(), what="the lifespan startup")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+    assert events.read_text().splitlines() == ["lifespan startup", "lifespan shutdown"]
