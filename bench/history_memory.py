@@ -46,7 +46,7 @@ def day_of_events(members: int, interval: float, routers: int) -> list[dict[str,
         for k in range(int(86400 / interval)):
             at = T0 + k * interval
             obs = parse_health(health.status, health.body(), at)
-            record = next_observation(
+            record, _ = next_observation(
                 record, name, at, health=obs, versions=versions, versions_error=None
             )
             events.append(observation_event(record))

@@ -32,7 +32,7 @@ from shared.history import (
     outage_events,
     transitions,
 )
-from shared.observe import health_failure, health_is_failing, next_observation
+from shared.observe import HealthStreak, health_failure, health_is_failing, next_observation
 from shared.payloads import parse_health, parse_versions
 from shared.records import CheckerHeartbeat, Drain, HealthObservation, MemberObservation
 from shared.store import Store
@@ -65,6 +65,7 @@ class Checker:
         self.checker_id = checker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.started_at = clock()
         self.observations: dict[str, MemberObservation] = {}
+        self.streaks: dict[str, HealthStreak] = {}  # flap damping's state: never published
         self.view: View | None = None
         self.drains: dict[str, Drain] = {}
         self.last_published_at: float | None = None
@@ -112,13 +113,15 @@ class Checker:
         if health_outcome is not None:
             self._record_metrics(name, "health", health_outcome)
         health = _health_from(health_outcome, now) if health_outcome else None
-        obs = next_observation(
-            self.observations.get(name),
+        previous = self.observations.get(name)
+        obs, streak = next_observation(
+            previous,
             name,
             now,
             health=health,
             versions=versions_outcome.value,
             versions_error=versions_outcome.error,
+            streak=self.streaks.get(name, HealthStreak()),
             health_url=health_outcome.url if health_outcome else None,
             versions_url=versions_outcome.url,
             rise=check.rise,
@@ -126,14 +129,14 @@ class Checker:
             min_dwell=self.config.versions_min_dwell,
             stale_after=self.config.stale_after,
         )
-        previous = self.observations.get(name)
         self.observations[name] = obs
+        self.streaks[name] = streak
         self._dirty.add(name)
         if state_may_change(previous, obs, self.config.pod_headroom):
             self._meaningful = True
             self._urgent.set()
         if health_due:
-            wait = check.failed_period if health_is_failing(obs) else 0.0
+            wait = check.failed_period if health_is_failing(obs, streak) else 0.0
             self._next_health[name] = time.monotonic() + wait
         self._changed.set()
 

@@ -88,14 +88,13 @@ def outage_events(
     ]
 
 
-#: Record fields history leaves out: the checker's own bookkeeping (flap damping's latest
-#: raw answer and streak) and what the status page shows but no rule reads.
-_NOT_KEPT = frozenset({"raw_health", "health_streak", "health_url", "versions_url"})
+#: Record fields history leaves out: what the status page shows but no rule reads.
+_NOT_KEPT = frozenset({"health_url", "versions_url"})
 
 
 def observation_event(obs: MemberObservation) -> dict[str, Any]:
     """An observation record as kept in history (and read back by replay): every field the
-    rules read (``MemberObservation.from_json`` restores it), no bookkeeping."""
+    rules read (``MemberObservation.from_json`` restores it), not the URLs that answered."""
     record = {k: v for k, v in obs.to_json().items() if k not in _NOT_KEPT and v is not None}
     return {"event": "observation", "member": obs.member, "at": obs.checked_at, "record": record}
 

@@ -12,7 +12,7 @@ reference settle only after ``min_dwell`` seconds unchanged.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from shared.records import HealthObservation, MemberObservation
 
@@ -20,6 +20,18 @@ from shared.records import HealthObservation, MemberObservation
 def health_failure(error: str, transport: bool, now: float) -> HealthObservation:
     """A /health fetch without a usable answer: unreachable if nobody answered."""
     return HealthObservation("unreachable" if transport else "unhealthy", (error,), observed_at=now)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthStreak:
+    """Flap damping's state for one member: ``count`` /health answers in a row were ok
+    (> 0) or failed (< 0); 0 before the first.
+
+    The checker keeps it beside the record it publishes, not in it: no reader of the store
+    needs it. A checker starts with neither, so its first answer counts at once; a standby
+    that takes over the lease has been checking all along and keeps its own streaks."""
+
+    count: int = 0
 
 
 def next_observation(
@@ -30,14 +42,16 @@ def next_observation(
     health: HealthObservation | None,
     versions: dict[str, str] | None,
     versions_error: str | None,
+    streak: HealthStreak = HealthStreak(),
     health_url: str | None = None,
     versions_url: str | None = None,
     rise: int = 1,
     fall: int = 1,
     min_dwell: float = 0.0,
     stale_after: float | None = None,
-) -> MemberObservation:
-    """The record after one round; ``health`` None means /health was not due this round.
+) -> tuple[MemberObservation, HealthStreak]:
+    """The record and the streak after one round; ``health`` None means /health was not
+    due this round. ``streak`` is the one the previous round returned beside ``previous``.
 
     ``health_url`` and ``versions_url`` are the URLs that answered (after redirects), when
     an answer came. ``stale_after`` is the config's: see :func:`record_lapsed`."""
@@ -49,9 +63,9 @@ def next_observation(
     if versions_url is not None:
         obs = replace(obs, versions_url=versions_url)
     if health is not None:
-        streak = _streak(obs.health_streak, health.status == "ok")
-        verdict = damped_health(obs.health, health, streak, rise, fall, lapsed=lapsed)
-        obs = replace(obs, health=verdict, raw_health=health, health_streak=streak)
+        streak = HealthStreak(_streak(streak.count, health.status == "ok"))
+        verdict = damped_health(obs.health, health, streak.count, rise, fall, lapsed=lapsed)
+        obs = replace(obs, health=verdict)
         if health.status != "ok" and health.reasons:
             obs = replace(obs, last_error=f"health: {health.reasons[0]}")
     if versions is not None:
@@ -62,7 +76,7 @@ def next_observation(
         obs = replace(obs, versions=dict(versions), versions_at=now, versions_error=None)
     elif versions_error is not None:
         obs = replace(obs, versions_error=versions_error, last_error=f"versions: {versions_error}")
-    return obs
+    return obs, streak
 
 
 def _streak(streak: int, ok: bool) -> int:
@@ -115,11 +129,8 @@ def settled_versions(
     return obs.settled_versions
 
 
-def health_is_failing(obs: MemberObservation) -> bool:
-    """A member whose verdict and latest answer are both bad waits ``failed_period`` for
-    its next /health; one that is rising or about to fall is rechecked every period."""
-    return (
-        obs.health is not None
-        and obs.health.status != "ok"
-        and (obs.raw_health is None or obs.raw_health.status != "ok")
-    )
+def health_is_failing(obs: MemberObservation, streak: HealthStreak) -> bool:
+    """A member whose verdict and latest answer (if any) are both bad waits
+    ``failed_period`` for its next /health; one that is rising or about to fall is
+    rechecked every period."""
+    return obs.health is not None and obs.health.status != "ok" and streak.count <= 0

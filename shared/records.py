@@ -41,20 +41,17 @@ class HealthObservation:
 
 @dataclass(frozen=True, slots=True)
 class MemberObservation:
-    """Everything the checker knows about one member; published whole, never in parts."""
+    """What the checker saw of one member, as its readers use it (the rules, pages,
+    metrics, history and replay); published whole, never in parts."""
 
     member: str
     checked_at: float  # last time the checker finished any check of this member
-    health: HealthObservation | None = None  # the latest /health result, good or bad
+    health: HealthObservation | None = None  # the /health verdict, flap-damped (observe.py)
     _: KW_ONLY  # the rest by name, so a field that goes cannot shift another's value
     versions: dict[str, str] | None = None  # last successfully observed /versions
     versions_at: float | None = None
     versions_error: str | None = None  # why the latest /versions fetch failed, if it did
     last_error: str | None = None  # the latest error of either endpoint
-    # Flap damping: ``health`` above is the verdict that counts; ``raw_health`` the latest
-    # answer; ``health_streak`` counts consecutive ok (> 0) or failed (< 0) answers.
-    raw_health: HealthObservation | None = None
-    health_streak: int = 0
     # Reference dwell: when ``versions`` last changed, and what was settled before then.
     versions_changed_at: float | None = None
     settled_versions: dict[str, str] | None = None
@@ -71,8 +68,6 @@ class MemberObservation:
             "versions_at": self.versions_at,
             "versions_error": self.versions_error,
             "last_error": self.last_error,
-            "raw_health": self.raw_health.to_json() if self.raw_health else None,
-            "health_streak": self.health_streak,
             "versions_changed_at": self.versions_changed_at,
             "settled_versions": self.settled_versions,
             "health_url": self.health_url,
@@ -81,8 +76,9 @@ class MemberObservation:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MemberObservation:
+        """Keys it does not know are left out, so a record written by an earlier checker
+        (during a rolling update, say) reads as it did then."""
         health = data.get("health")
-        raw = data.get("raw_health")
         return cls(
             member=data["member"],
             checked_at=float(data["checked_at"]),
@@ -91,8 +87,6 @@ class MemberObservation:
             versions_at=data.get("versions_at"),
             versions_error=data.get("versions_error"),
             last_error=data.get("last_error"),
-            raw_health=HealthObservation.from_json(raw) if raw else None,
-            health_streak=int(data.get("health_streak", 0)),
             versions_changed_at=data.get("versions_changed_at"),
             settled_versions=data.get("settled_versions"),
             health_url=data.get("health_url"),

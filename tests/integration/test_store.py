@@ -5,6 +5,7 @@ Command counts come from the server's own INFO commandstats."""
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -168,6 +169,20 @@ async def test_a_delta_on_another_config_becomes_a_full_rewrite(store: Store) ->
     await store.publish(federation(fewer), new, await heartbeat(store, T0 + 2), changed={"m0"})
     again = await store.read()
     assert again is not None and set(again.observations) == set(fewer)
+
+
+async def test_records_written_by_the_previous_version_still_read(store: Store) -> None:
+    # a rolling update: Redis holds what the previous checker wrote, with fields this
+    # version no longer publishes, and a router of this version reads it all the same
+    config = federation(["m0"])
+    record = observation("m0", T0)
+    await store.publish(config, {"m0": record}, await heartbeat(store, T0))
+    health = HealthObservation("ok", (), 1, 100, T0)
+    retired = {"raw_health": health.to_json(), "health_streak": 4, "healthy_at": T0}
+    old = record.to_json() | retired | {"last_error_at": None}
+    await store.client.hset(store.members_key, "m0", json.dumps(old))  # type: ignore[misc]
+    snapshot = await store.read()
+    assert snapshot is not None and snapshot.observations == {"m0": record}
 
 
 async def test_a_publish_without_the_lease_writes_nothing(store: Store) -> None:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from shared.config import parse_config
 from shared.evaluate import evaluate
 from shared.explain import explain
-from shared.observe import damped_health, next_observation, settled_versions
+from shared.observe import HealthStreak, damped_health, next_observation, settled_versions
 from shared.records import CheckerHeartbeat, Drain, HealthObservation, MemberObservation
 
 OK = HealthObservation("ok", (), 10, 100, 0.0)
@@ -21,15 +21,17 @@ BAD = HealthObservation("unhealthy", ("check failed: JupyterHub API",), None, No
 def fold(answers: list[bool], rise: int, fall: int) -> list[str]:
     """The verdict after each answer of a sequence (True = good answer)."""
     obs: MemberObservation | None = None
+    streak = HealthStreak()
     verdicts = []
     for i, good in enumerate(answers):
-        obs = next_observation(
+        obs, streak = next_observation(
             obs,
             "m",
             float(i),
             health=OK if good else BAD,
             versions=None,
             versions_error=None,
+            streak=streak,
             rise=rise,
             fall=fall,
         )
@@ -74,7 +76,7 @@ def observe_versions(seq: list[str], dwell: float, step: float = 1.0) -> list[st
     settled = []
     for i, version in enumerate(seq):
         now = i * step
-        obs = next_observation(
+        obs, _ = next_observation(
             obs,
             "m",
             now,

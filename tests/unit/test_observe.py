@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.observe import health_failure, health_is_failing, next_observation
+from shared.observe import HealthStreak, health_failure, health_is_failing, next_observation
 from shared.records import HealthObservation, MemberObservation
 from shared.reference import reference_version
 from tests.unit.test_evaluate import V1, V2, make_config, observe_all, run
@@ -15,7 +15,8 @@ OK = HealthObservation("ok", (), 10, 100, T0)
 
 
 def first_round() -> MemberObservation:
-    return next_observation(None, "alpha", T0, health=OK, versions=V1, versions_error=None)
+    obs, _ = next_observation(None, "alpha", T0, health=OK, versions=V1, versions_error=None)
+    return obs
 
 
 def test_first_round_builds_the_record() -> None:
@@ -31,7 +32,7 @@ def test_first_round_builds_the_record() -> None:
 
 def test_first_round_with_only_failures() -> None:
     down = health_failure("connect refused", transport=True, now=T0)
-    obs = next_observation(None, "alpha", T0, health=down, versions=None, versions_error="boom")
+    obs, _ = next_observation(None, "alpha", T0, health=down, versions=None, versions_error="boom")
     assert obs.health == down
     assert obs.versions is None
     assert obs.versions_at is None
@@ -40,7 +41,7 @@ def test_first_round_with_only_failures() -> None:
 
 
 def test_failed_versions_keep_the_last_versions_and_their_timestamp() -> None:
-    obs = next_observation(
+    obs, _ = next_observation(
         first_round(), "alpha", T0 + 10, health=OK, versions=None,
         versions_error="versions answered HTTP 500",
     )  # fmt: skip
@@ -53,10 +54,12 @@ def test_failed_versions_keep_the_last_versions_and_their_timestamp() -> None:
 
 
 def test_successful_versions_replace_the_old_ones_and_clear_the_error() -> None:
-    failed = next_observation(
+    failed, _ = next_observation(
         first_round(), "alpha", T0 + 10, health=None, versions=None, versions_error="timeout"
     )
-    obs = next_observation(failed, "alpha", T0 + 20, health=None, versions=V2, versions_error=None)
+    obs, _ = next_observation(
+        failed, "alpha", T0 + 20, health=None, versions=V2, versions_error=None
+    )
     assert obs.versions == V2
     assert obs.versions_at == T0 + 20
     assert obs.versions_error is None
@@ -65,7 +68,7 @@ def test_successful_versions_replace_the_old_ones_and_clear_the_error() -> None:
 
 def test_recorded_versions_are_a_copy() -> None:
     versions = dict(V2)
-    obs = next_observation(None, "a", T0, health=None, versions=versions, versions_error=None)
+    obs, _ = next_observation(None, "a", T0, health=None, versions=versions, versions_error=None)
     versions["binderhub"] = "changed"
     assert obs.versions == V2
 
@@ -73,7 +76,7 @@ def test_recorded_versions_are_a_copy() -> None:
 def test_failed_health_never_touches_versions() -> None:
     for transport in (True, False):
         failure = health_failure("connect refused", transport=transport, now=T0 + 10)
-        obs = next_observation(
+        obs, _ = next_observation(
             first_round(), "alpha", T0 + 10, health=failure, versions=None, versions_error=None
         )
         assert obs.health == failure
@@ -86,7 +89,7 @@ def test_failed_health_never_touches_versions() -> None:
 
 def test_failed_health_with_fresh_versions_records_both() -> None:
     failure = health_failure("connect refused", transport=True, now=T0 + 10)
-    obs = next_observation(
+    obs, _ = next_observation(
         first_round(), "alpha", T0 + 10, health=failure, versions=V2, versions_error=None
     )
     assert obs.health == failure
@@ -96,8 +99,8 @@ def test_failed_health_with_fresh_versions_records_both() -> None:
 
 def test_health_not_due_keeps_the_last_health() -> None:
     unhealthy = HealthObservation("unhealthy", ("check failed: JupyterHub API",), observed_at=T0)
-    start = next_observation(None, "a", T0, health=unhealthy, versions=V1, versions_error=None)
-    obs = next_observation(start, "a", T0 + 10, health=None, versions=V2, versions_error=None)
+    start, _ = next_observation(None, "a", T0, health=unhealthy, versions=V1, versions_error=None)
+    obs, _ = next_observation(start, "a", T0 + 10, health=None, versions=V2, versions_error=None)
     assert obs.health == unhealthy
     assert obs.checked_at == T0 + 10
     assert obs.versions == V2
@@ -110,19 +113,32 @@ def test_health_failure() -> None:
     assert health_failure("HTTP 500", False, T0).status == "unhealthy"
 
 
-def after_health(health: HealthObservation) -> MemberObservation:
+def after_health(health: HealthObservation) -> tuple[MemberObservation, HealthStreak]:
     return next_observation(
-        first_round(), "alpha", T0 + 10, health=health, versions=None, versions_error=None
-    )
+        first_round(), "alpha", T0 + 10, health=health, versions=None, versions_error=None,
+        streak=HealthStreak(1),
+    )  # fmt: skip
 
 
 def test_health_is_failing() -> None:
-    assert not health_is_failing(first_round())
+    assert not health_is_failing(first_round(), HealthStreak(1))
     full = after_health(HealthObservation("ok", (), 200, 100, T0 + 10))
-    assert not health_is_failing(full)  # full is not failing: keep polling at the normal period
-    assert health_is_failing(after_health(health_failure("x", True, T0 + 10)))
-    assert health_is_failing(after_health(health_failure("x", False, T0 + 10)))
-    assert not health_is_failing(MemberObservation("a", T0))
+    assert not health_is_failing(*full)  # full is not failing: keep polling at the normal period
+    assert health_is_failing(*after_health(health_failure("x", True, T0 + 10)))
+    assert health_is_failing(*after_health(health_failure("x", False, T0 + 10)))
+    assert not health_is_failing(MemberObservation("a", T0), HealthStreak())
+
+
+def test_the_streak_counts_answers_in_a_row_and_waits_out_rounds_without_one() -> None:
+    obs, streak = None, HealthStreak()
+    seen = []
+    for i, answer in enumerate([OK, OK, None, health_failure("x", True, T0), None, OK]):
+        obs, streak = next_observation(
+            obs, "a", T0 + 10 * i, health=answer, versions=None, versions_error=None,
+            streak=streak,
+        )  # fmt: skip
+        seen.append(streak.count)
+    assert seen == [1, 2, 2, -1, -1, 1]
 
 
 rounds = st.lists(
@@ -153,7 +169,7 @@ def test_versions_and_health_evolve_independently(rounds: list[tuple[str, str]])
         }[health_outcome]
         versions = {"binderhub": f"v{i}"} if versions_outcome == "new" else None
         error = "timeout" if versions_outcome == "failed" else None
-        obs = next_observation(
+        obs, _ = next_observation(
             obs, "m", now, health=health, versions=versions, versions_error=error
         )
         if versions is not None:
@@ -173,9 +189,9 @@ def test_prime_reference_ages_out_while_versions_keep_failing() -> None:
     """The checker shell: a prime whose /versions keeps failing makes the reference stale."""
     config = make_config()  # versions max age 30 s
     others = observe_all(config, versions=V1, now=T0 + 40)
-    prime = next_observation(None, "alpha", T0, health=OK, versions=V2, versions_error=None)
+    prime, _ = next_observation(None, "alpha", T0, health=OK, versions=V2, versions_error=None)
     for step in (10, 20, 30, 40):
-        prime = next_observation(
+        prime, _ = next_observation(
             prime, "alpha", T0 + step, health=OK, versions=None, versions_error="HTTP 502"
         )
         ref = reference_version(config, others | {"alpha": prime}, T0 + step)

@@ -25,7 +25,13 @@ from shared.config import (
     read_config,
 )
 from shared.evaluate import evaluate, stale_reason
-from shared.observe import damped_health, health_failure, next_observation, record_lapsed
+from shared.observe import (
+    HealthStreak,
+    damped_health,
+    health_failure,
+    next_observation,
+    record_lapsed,
+)
 from shared.records import CheckerHeartbeat, HealthObservation, MemberObservation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,12 +210,11 @@ def bad(now: float) -> HealthObservation:
     return health_failure("no complete answer within 5s", transport=True, now=now)
 
 
-def record(
-    verdict: HealthObservation | None, checked_at: float, streak: int = 1
-) -> MemberObservation:
-    return MemberObservation(
-        "m", checked_at, health=verdict, raw_health=verdict, health_streak=streak
-    )
+def record(verdict: HealthObservation | None, checked_at: float) -> MemberObservation:
+    return MemberObservation("m", checked_at, health=verdict)
+
+
+ONE_GOOD = HealthStreak(1)
 
 
 def step(
@@ -218,10 +223,13 @@ def step(
     stale_after: float | None = 8.0,
     rise: int = 2,
     fall: int = 2,
-) -> MemberObservation:
+    *,
+    streak: HealthStreak = ONE_GOOD,
+) -> tuple[MemberObservation, HealthStreak]:
+    """One answer more, to ``previous`` held with ``streak`` (one good answer, unless told)."""
     return next_observation(
         previous, "m", answer.observed_at, health=answer, versions=None, versions_error=None,
-        rise=rise, fall=fall, stale_after=stale_after,
+        streak=streak, rise=rise, fall=fall, stale_after=stale_after,
     )  # fmt: skip
 
 
@@ -249,43 +257,43 @@ def test_no_record_or_no_limit_never_lapses() -> None:
 
 def test_a_bad_answer_to_a_stale_record_counts_at_once() -> None:
     # the issue: a hung /health ends with its first bad answer after the record went stale
-    after = step(record(ok(T0), T0, streak=5), bad(T0 + 8.0625))
+    after, streak = step(record(ok(T0), T0), bad(T0 + 8.0625), streak=HealthStreak(5))
     assert after.health is not None and after.health.status == "unreachable"
-    assert after.health_streak == -1
+    assert streak == HealthStreak(-1)
 
 
 def test_a_bad_answer_to_a_fresh_record_waits_for_fall() -> None:
-    after = step(record(ok(T0), T0, streak=5), bad(T0 + 8.0))
+    after, streak = step(record(ok(T0), T0), bad(T0 + 8.0), streak=HealthStreak(5))
     assert after.health is not None and after.health.status == "ok"
-    assert after.raw_health is not None and after.raw_health.status == "unreachable"
+    assert streak == HealthStreak(-1)  # the answer counted; the verdict waits for another
 
 
 def test_without_a_limit_a_bad_answer_waits_for_fall_however_late() -> None:
-    after = step(record(ok(T0), T0), bad(T0 + 1000), stale_after=None)
+    after, _ = step(record(ok(T0), T0), bad(T0 + 1000), stale_after=None)
     assert after.health is not None and after.health.status == "ok"
 
 
 def test_a_good_answer_to_a_stale_record_still_needs_rise() -> None:
     # a stale, unreachable member that answers well once is not healthy yet
-    down = record(bad(T0), T0, streak=-3)
-    after = step(down, ok(T0 + 100))
+    down = record(bad(T0), T0)
+    after, streak = step(down, ok(T0 + 100), streak=HealthStreak(-3))
     assert after.health is not None and after.health.status == "unreachable"
-    after = step(after, ok(T0 + 102))
+    after, _ = step(after, ok(T0 + 102), streak=streak)
     assert after.health is not None and after.health.status == "ok"
 
 
 def test_a_good_answer_to_a_stale_healthy_record_keeps_it_healthy() -> None:
-    after = step(record(ok(T0), T0), ok(T0 + 100))
+    after, _ = step(record(ok(T0), T0), ok(T0 + 100))
     assert after.health is not None and after.health.status == "ok"
 
 
 @pytest.mark.parametrize("late", [1.0, 100.0])
 def test_an_excluded_member_stays_excluded_on_a_bad_answer(late: float) -> None:
     # verdict not ok: a failure keeps it out, stale record or not
-    down = record(HealthObservation("unhealthy", ("check failed",), observed_at=T0), T0, -1)
-    after = step(down, bad(T0 + late))
+    down = record(HealthObservation("unhealthy", ("check failed",), observed_at=T0), T0)
+    after, streak = step(down, bad(T0 + late), streak=HealthStreak(-1))
     assert after.health is not None and after.health.status == "unreachable"
-    assert after.health_streak == -2
+    assert streak == HealthStreak(-2)
 
 
 def test_damped_health_flips_a_good_verdict_at_once_only_after_a_lapse() -> None:
@@ -317,13 +325,14 @@ def test_a_member_stale_before_a_failed_answer_is_not_eligible_until_rise_good_a
 ) -> None:
     stale_after = 8.0
     obs: MemberObservation | None = None
+    streak = HealthStreak()
     now = T0
     goods_since_lapse: int | None = None  # None: no lapse with a bad answer to watch
     for gap, good in history:
         lapsed = obs is not None and gap > stale_after
         now += gap
         answer = ok(now) if good else bad(now)
-        obs = step(obs, answer, stale_after, rise, fall)
+        obs, streak = step(obs, answer, stale_after, rise, fall, streak=streak)
         if lapsed and not good:
             goods_since_lapse = 0
         elif goods_since_lapse is not None:

@@ -32,7 +32,7 @@ def checked(
         for i, versions in enumerate(seen):
             now = T0 + i * PERIOD
             health = HealthObservation("ok", (), 10, 100, now)
-            obs = next_observation(
+            obs, _ = next_observation(
                 obs, name, now, health=health, versions=versions, versions_error=None,
                 min_dwell=min_dwell,
             )  # fmt: skip
