@@ -83,7 +83,7 @@ from router.routes import RoutingTable  # noqa: E402
 from shared.config import FederationConfig, parse_config  # noqa: E402
 from shared.evaluate import View, evaluate  # noqa: E402
 from shared.records import CheckerHeartbeat, HealthObservation, MemberObservation  # noqa: E402
-from shared.store import Store, connect  # noqa: E402
+from shared.store import Snapshot, Store, connect  # noqa: E402
 
 VERSIONS = {"binderhub": "1.0.0", "builder": "quay.io/jupyterhub/repo2docker:2024.07.0"}
 REPOSITORIES = 5_000  # in process: fewer than router.routes.MAX_PATHS
@@ -127,7 +127,7 @@ def observations(config: FederationConfig, now: float) -> dict[str, MemberObserv
 def synthetic_view(members: int, load_balancer: str = "rendezvous") -> View:
     now = time.time()
     config = federation(members, load_balancer)
-    heartbeat = CheckerHeartbeat("bench", now, now, 1)
+    heartbeat = CheckerHeartbeat("bench", now, fence=1)
     view = evaluate(config, observations(config, now), {}, heartbeat, now)
     assert len(view.targets) == members, len(view.targets)
     return view
@@ -197,10 +197,10 @@ async def bare_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def router_app(view: View) -> RedirectApp:
-    """The app as ``fedredirect router`` builds it; its Store's client is never used."""
-    app = create_app(Store(connect("redis://127.0.0.1:1/0")))
-    app.holder.view = view
-    return app
+    """The app as ``fedredirect router`` builds it, serving ``view``'s federation alone."""
+    now = view.evaluated_at
+    snapshot = Snapshot(view.config, observations(view.config, now), view.heartbeat)
+    return create_app(snapshot=snapshot, clock=lambda: now)
 
 
 def answers_307(app: Any, scope: dict[str, Any], cookie_member: str | None) -> None:
@@ -282,7 +282,7 @@ def evaluate_cost(members: int = 1000, repeats: int = 30) -> dict[str, float]:
     now = time.time()
     config = federation(members)
     obs = observations(config, now)
-    heartbeat = CheckerHeartbeat("bench", now, now, 1)
+    heartbeat = CheckerHeartbeat("bench", now, fence=1)
 
     def timed(fn: Callable[[], object]) -> list[float]:
         out = []
@@ -547,7 +547,7 @@ async def publish(redis_url: str, prefix: str, members: int) -> None:
         assert fence is not None
         now = time.time()
         config = federation(members)
-        heartbeat = CheckerHeartbeat("bench", now, now, fence)
+        heartbeat = CheckerHeartbeat("bench", now, fence=fence)
         assert await store.publish(config, observations(config, now), heartbeat) is not None
     finally:
         await store.client.aclose()
@@ -590,7 +590,7 @@ class Republisher(threading.Thread):
                     records[name] = dataclasses.replace(
                         old, checked_at=now, health=health, versions_at=now
                     )
-                heartbeat = CheckerHeartbeat("bench", now, started, fence)
+                heartbeat = CheckerHeartbeat("bench", now, fence=fence)
                 await store.publish(config, records, heartbeat, changed=batch)
                 self.publishes += 1
                 await asyncio.sleep(0.1)

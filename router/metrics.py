@@ -145,7 +145,8 @@ class SharedRedirectCounts:
 
 
 class RouterMetrics:
-    """``/metrics`` of one router process, in either mode (see the module docstring)."""
+    """``/metrics`` of one router process, in either mode (see the module docstring); the
+    app routes ``/metrics`` to :meth:`scrape`."""
 
     def __init__(self, api: FastAPI, holder: SnapshotHolder, redirect: RedirectApp) -> None:
         self.registry = CollectorRegistry()
@@ -155,7 +156,6 @@ class RouterMetrics:
         self.collector = RouterCollector(holder, redirect, redirects=not multiprocess)
         if not multiprocess:
             self.registry.register(self.collector)
-        api.add_api_route("/metrics", self.scrape, methods=["GET"], include_in_schema=False)
 
     def exposition(self) -> bytes:
         """The text a scrape gets: every worker's counters when they share files."""

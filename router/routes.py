@@ -1,19 +1,106 @@
-"""The routing table of one view generation: what the redirect path needs, ready to use.
+"""The routing table of one view generation, and the answer to a launch decided from it.
 
-Built from a :class:`~shared.evaluate.View` when what decides a launch changes (targets,
-load balancer, fallback or outage, cookie age), not every time the view is re-evaluated.
-It holds each target as header bytes, the sticky-cookie check as a dict lookup, and a
-bounded cache of the balancer's decision (rendezvous only) by launch path and by key.
-The decisions themselves are the core's pure functions (:func:`shared.evaluate.balance`,
+A table is built from a :class:`~shared.evaluate.View` when what decides a launch changes
+(targets, load balancer, fallback or outage, cookie age), not whenever the view does. It
+holds each target as header bytes, the sticky-cookie check as a dict lookup, and a bounded
+cache of the balancer's decision (rendezvous only) by launch path and by key. The
+decisions themselves are the core's pure functions (:func:`shared.evaluate.balance`,
 :func:`shared.evaluate.sticky_decision`); this module only remembers them.
+:meth:`RoutingTable.answer` is the whole answer to one launch request, as status, headers
+and body; every answer but a redirect is precomputed.
+
+The Location is always a configured member URL followed by the request's own path and
+query, which are checked to be printable ASCII, so no request can steer the redirect to
+another host. Like BinderHub's build API, every /build/ answer allows any origin (CORS),
+so a launch page on another site sees the real status (a 503, say), not a network error.
 """
 
 from __future__ import annotations
 
+import random
+import re
+from collections.abc import Callable
 from typing import Any
 
 from shared.balance import cache_key, repo_path
 from shared.evaluate import Decision, View, balance, sticky_decision
+
+Headers = list[tuple[bytes, bytes]]
+#: A launch's answer: status, headers, body (a HEAD gets the headers only).
+Answer = tuple[int, Headers, bytes]
+
+#: Longer launch targets are refused: no repository spec needs them, and the Location and
+#: cookie would carry them whole.
+MAX_TARGET_BYTES = 8192
+#: Longer Cookie headers are not read (the browser sends the sticky cookie in far less).
+MAX_COOKIE_BYTES = 8192
+ALLOW_ANY_ORIGIN = (b"access-control-allow-origin", b"*")
+_EMPTY = (b"content-length", b"0")
+_not_printable = re.compile(rb"[^\x21-\x7e]").search
+
+
+def printable_ascii(data: bytes) -> bool:
+    """Only visible ASCII (no space, no control, nothing above 0x7E)."""
+    return _not_printable(data) is None
+
+
+def fixed_answer(
+    status: int,
+    body: bytes,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+    content_type: bytes = b"text/plain; charset=utf-8",
+) -> Answer:
+    """A precomputed answer: the server only reads it, so one object serves every request."""
+    length = str(len(body)).encode()
+    return status, [*headers, (b"content-type", content_type), (b"content-length", length)], body
+
+
+_NOBODY_PAGE = (
+    b"<!doctype html><title>No capacity</title><h1>No member can take launches right now</h1>"
+    b"<p>Every member of the federation is full, unhealthy or unreachable. "
+    b"Please try again in a few minutes.</p>\n"
+)
+TOO_LONG = fixed_answer(414, b"request target too long\n", (ALLOW_ANY_ORIGIN,))
+BAD_PATH = fixed_answer(400, b"bad request path\n", (ALLOW_ANY_ORIGIN,))
+BAD_REQUEST = fixed_answer(400, b"bad request\n", (ALLOW_ANY_ORIGIN,))
+NO_VIEW = fixed_answer(503, b"no view of the federation yet; retry shortly\n", (ALLOW_ANY_ORIGIN,))
+NOBODY = fixed_answer(503, _NOBODY_PAGE, (ALLOW_ANY_ORIGIN, (b"retry-after", b"30")), b"text/html")
+
+
+def host_cookie(header: bytes) -> bytes | None:
+    """The value of the first ``host`` cookie in a Cookie header, unquoted, as sent.
+
+    Cookie pairs are split at ``;`` and trimmed (RFC 6265 5.4, as browsers send them); a
+    browser sends the cookie with the longest path first, so the first ``host`` is the
+    repository's own. No character is interpreted: the value is only ever compared with
+    member URLs, so anything else (quotes, escapes, binary) simply matches no member."""
+    if b"host" not in header:
+        return None
+    for pair in header.split(b";"):
+        name, eq, value = pair.partition(b"=")
+        if eq and name.strip(b" \t") == b"host":
+            value = value.strip(b" \t")
+            if len(value) >= 2 and value[0] == 0x22 and value[-1] == 0x22:  # "quoted"
+                value = value[1:-1]
+            return value
+    return None
+
+
+def refused_target(path: bytes, query: bytes) -> Answer | None:
+    """The answer to a launch target no member may be sent (too long, or not printable
+    ASCII under /build/); None for a valid one."""
+    if len(path) + len(query) > MAX_TARGET_BYTES:
+        return TOO_LONG
+    if not path.startswith(b"/build/") or not printable_ascii(path + query):
+        return BAD_PATH
+    return None
+
+
+def no_view_answer(scope: dict[str, Any]) -> Answer:
+    """The answer to a launch before this router has any view: its target is still checked."""
+    path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
+    return refused_target(path, scope.get("query_string", b"")) or NO_VIEW
+
 
 #: Launch paths remembered per generation. A full cache is emptied, not evicted entry by
 #: entry: a million distinct launches cost one rendezvous each and never more memory
@@ -59,8 +146,14 @@ def cookie_path(path: bytes) -> bytes:
 class RoutingTable:
     """One generation's targets, sticky lookup and cached balancer decisions."""
 
-    def __init__(self, view: View, max_paths: int = MAX_PATHS) -> None:
+    def __init__(
+        self,
+        view: View,
+        max_paths: int = MAX_PATHS,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
         self.view = view
+        self.draw = draw  # the uniform draw of the ``random`` balancer
         self.identity = routing_identity(view)
         self.max_paths = max_paths
         self.cached = view.config.load_balancer == "rendezvous"  # random stays random
@@ -87,7 +180,7 @@ class RoutingTable:
         if routing_identity(view) == self.identity:
             self.view = view
             return self
-        return RoutingTable(view, self.max_paths)
+        return RoutingTable(view, self.max_paths, self.draw)
 
     def route(self, decision: Decision) -> Route:
         """The route of a decision with a member (one object per member and reason)."""
@@ -107,7 +200,7 @@ class RoutingTable:
         """(cookie path, balancer's route) of a valid launch path, from the cache if there.
 
         With ``rendezvous`` the route is computed once per cache key and generation; with
-        ``random`` it is None (the caller draws with :meth:`draw`)."""
+        ``random`` it is None (:meth:`answer` decides each launch anew)."""
         found = self.paths.get(path)
         if found is not None:
             return found
@@ -129,3 +222,51 @@ class RoutingTable:
         """The balancer's route for ``path`` (uncached), None when nobody can take it."""
         decision = balance(self.view, path, u)
         return None if decision.member is None else self.route(decision)
+
+    def answer(self, scope: dict[str, Any]) -> Answer:
+        """The answer to a ``GET|HEAD /build/...`` request (its ASGI scope), checks in order:
+        the target (414, 400), a well-formed request (400: an HTTP/0.9 request line, or
+        HTTP/1.1 without a Host, which RFC 9112 3.2 says to refuse), then a 307 to the
+        ``host`` cookie's member while it is a target, else the balancer's, else a 503.
+        One pass over the headers finds the cookie, whether the client used https
+        (X-Forwarded-Proto first, else the scheme) and the Host. Counts the redirect."""
+        path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
+        query: bytes = scope.get("query_string", b"")
+        entry = self.paths.get(path)
+        if entry is None or query:  # a cached path was checked when it entered the cache
+            refused = refused_target(path, query)
+            if refused is not None:
+                return refused
+        cookie = None
+        https = scope.get("scheme") == "https"
+        forwarded_seen = host_seen = False
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host_seen = host_seen or value != b""  # empty: missing, as no client sends
+            elif name == b"cookie":
+                if cookie is None and len(value) <= MAX_COOKIE_BYTES:
+                    cookie = host_cookie(value)
+            elif name == b"x-forwarded-proto" and not forwarded_seen:
+                forwarded_seen = True
+                https = value.split(b",")[0].strip().lower() == b"https"
+        version = scope.get("http_version")
+        if version == "0.9" or (version == "1.1" and not host_seen):
+            return BAD_REQUEST
+        if entry is None:
+            entry = self.entry(path)
+        route = None if cookie is None else self.sticky.get(cookie)
+        if route is None:
+            route = entry[1] if self.cached else self.decide(path.decode(), self.draw())
+            if route is None:
+                return NOBODY
+        route.count += 1
+        tail = self.cookie_tail_secure if https else self.cookie_tail
+        # No Cache-Control: a 307 without explicit freshness is never stored (RFC 9111
+        # 4.2.2); no Content-Type: there is no body; no more headers than a launch needs.
+        headers = [
+            (b"location", route.url + path + (b"?" + query if query else b"")),
+            (b"set-cookie", route.cookie_head + entry[0] + tail),
+            ALLOW_ANY_ORIGIN,
+            _EMPTY,
+        ]
+        return 307, headers, b""

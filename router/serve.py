@@ -67,10 +67,9 @@ def serve(
     def run_worker() -> int:
         from router.app import create_app
         from shared.logs import setup_logging
-        from shared.store import Store, connect
 
         setup_logging(log_format, log_level)
-        app = create_app(Store(connect(redis_url), key_prefix))
+        app = create_app(redis_url=redis_url, key_prefix=key_prefix)
         # What lives as long as the process, out of the garbage collector's sight: a full
         # collection scans only what came later (bench/router_bench.py, docs/benchmarks.md).
         gc.collect()

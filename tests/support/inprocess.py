@@ -20,8 +20,8 @@ MEMBERS = {
 VERSIONS = {"binderhub": "1.0", "builder": "r2d:1"}
 
 
-def _observation(name: str) -> MemberObservation:
-    health = HealthObservation("ok", (), 10, 100, NOW)
+def _observation(name: str, full: bool = False) -> MemberObservation:
+    health = HealthObservation("ok", (), 100 if full else 10, 100, NOW)
     return MemberObservation(
         member=name,
         checked_at=NOW,
@@ -31,12 +31,13 @@ def _observation(name: str) -> MemberObservation:
     )
 
 
-def router_with_view(redis_url: str, **settings: Any) -> RedirectApp:
-    """A router whose view has every member of ``MEMBERS`` eligible, frozen at ``NOW``.
+def router_with_view(redis_url: str | None, *, full: bool = False, **settings: Any) -> RedirectApp:
+    """A router serving a snapshot given by hand, every member of ``MEMBERS`` eligible (or
+    every one full, with ``full``), judged at ``NOW``.
 
-    Its lifespan is never run, so it never syncs from the store (a page may still read it,
-    e.g. history); ``close_router`` it when done. ``settings`` go into the config (e.g.
-    ``other_paths="redirect"``).
+    Its lifespan is never run, so it never syncs from the store at ``redis_url`` (a page may
+    still read it, e.g. history; None: no store at all); ``close_router`` it when done.
+    ``settings`` go into the config (e.g. ``other_paths="redirect"``).
     """
     config = parse_config(
         {
@@ -48,20 +49,23 @@ def router_with_view(redis_url: str, **settings: Any) -> RedirectApp:
             },
         }
     )
-    app = create_app(Store(connect(redis_url), "inprocess"))
-    holder = app.holder
-    holder.clock = lambda: NOW
-    holder.load(Snapshot(config, {n: _observation(n) for n in MEMBERS}, None))
-    assert holder.view is not None and len(holder.view.targets) == len(MEMBERS)
+    snapshot = Snapshot(config, {n: _observation(n, full) for n in MEMBERS}, None)
+    store = None if redis_url is None else Store(connect(redis_url), "inprocess")
+    app = create_app(store, snapshot=snapshot, clock=lambda: NOW)
+    assert app.holder.view is not None
     return app
 
 
 def close_router(app: RedirectApp) -> None:
-    """Close ``app``'s Redis client. A test client may have run each request in an event
-    loop of its own; a connection made in a loop that is closed by now cannot be closed
-    from another (its socket goes with the client), which is no failure of the router."""
+    """Close ``app``'s Redis client, if it has one. A test client may have run each request
+    in an event loop of its own; a connection made in a loop that is closed by now cannot be
+    closed from another (its socket goes with the client), which is no failure of the
+    router."""
+    store = app.holder.store
+    if store is None:
+        return
     try:
-        asyncio.run(app.holder.store.client.aclose())
+        asyncio.run(store.client.aclose())
     except RuntimeError as exc:
         if "Event loop is closed" not in str(exc):
             raise

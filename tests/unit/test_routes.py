@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import router.routes
-from router.redirect import RedirectApp, host_cookie
-from router.routes import RoutingTable, cookie_path
+from router.redirect import RedirectApp
+from router.routes import RoutingTable, cookie_path, host_cookie, no_view_answer
 from shared.config import parse_config
 from shared.evaluate import View, evaluate
 from shared.records import CheckerHeartbeat, HealthObservation, MemberObservation
@@ -47,7 +47,9 @@ def view_of(
         )
         for name in names
     }
-    return evaluate(config, observations, {}, CheckerHeartbeat("c", NOW, NOW, 1), now)
+    # From JSON: a heartbeat as the store holds it, whatever fields the record keeps.
+    heartbeat = CheckerHeartbeat.from_json({"checker_id": "c", "at": NOW, "started_at": NOW})
+    return evaluate(config, observations, {}, heartbeat, now)
 
 
 THREE = {"alpha": 50.0, "beta": 40.0, "gamma": 30.0}
@@ -114,7 +116,7 @@ def test_a_reevaluated_view_keeps_the_table_and_its_cache(monkeypatch: pytest.Mo
     table = RoutingTable(view)
     for i in range(20):
         table.entry(launch(i))
-    later = view_of(THREE, now=NOW + 0.5)  # what the router's timer makes every 0.5 s
+    later = view_of(THREE, now=NOW + 0.5)  # the same records judged later: a new view
     assert later is not view and later.targets == view.targets
     assert table.for_view(later) is table and table.view is later
     for i in range(20):
@@ -275,3 +277,123 @@ def test_an_unchanged_generation_answers_alike() -> None:
     holder.view = replace(view, evaluated_at=NOW + 1)
     assert [call(app, launch(i)) for i in range(20)] == before
     assert sum(app.counts.values()) == 40
+
+
+# --- the answer to a launch -------------------------------------------------------------------
+
+
+def scope_of(
+    path: bytes,
+    query: bytes = b"",
+    headers: tuple[tuple[bytes, bytes], ...] = ((b"host", b"router.example.org"),),
+    *,
+    scheme: str = "http",
+    version: str = "1.1",
+) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "http_version": version,
+        "method": "GET",
+        "scheme": scheme,
+        "path": path.decode("latin-1"),
+        "raw_path": path,
+        "query_string": query,
+        "headers": list(headers),
+    }
+
+
+def test_a_launch_is_a_307_to_the_balancers_member_with_its_cookie() -> None:
+    view = view_of(THREE)
+    table = RoutingTable(view)
+    path = launch(3)
+    member = view.pick(path.decode())
+    status, headers, body = table.answer(scope_of(path, b"a=1&b=%20"))
+    assert (status, body) == (307, b"")
+    assert headers == [
+        (b"location", f"{member.url}/build/gh/org/repo3/HEAD?a=1&b=%20".encode()),
+        (
+            b"set-cookie",
+            f"host={member.url}; Path=/build/gh/org/repo3; Max-Age=14400; HttpOnly; "
+            "SameSite=Lax".encode(),
+        ),
+        (b"access-control-allow-origin", b"*"),
+        (b"content-length", b"0"),
+    ]
+    assert table.counts() == {(member.member, "balancer"): 1}
+    _, again, _ = table.answer(scope_of(path))  # from the cache now, without a query
+    assert again[0] == (b"location", f"{member.url}/build/gh/org/repo3/HEAD".encode())
+
+
+def test_https_is_the_first_forwarded_proto_else_the_scheme() -> None:
+    table = RoutingTable(view_of(THREE))
+    host = (b"host", b"r")
+
+    def secure(scheme: str, *forwarded: bytes) -> bool:
+        headers = (host, *((b"x-forwarded-proto", f) for f in forwarded))
+        cookie = dict(table.answer(scope_of(launch(1), headers=headers, scheme=scheme))[1])
+        return cookie[b"set-cookie"].endswith(b"; Secure")
+
+    assert secure("https") and not secure("http")
+    assert secure("http", b" HTTPS , http") and not secure("https", b"http", b"https")
+
+
+def test_the_sticky_cookie_wins_while_its_member_is_a_target() -> None:
+    table = RoutingTable(view_of(THREE, full=("alpha",)))
+    beta = (b"cookie", b"x=1; host=https://beta.example.org")
+    alpha = (b"cookie", b"host=https://alpha.example.org")
+    for cookies, member in (((beta,), "beta"), ((alpha, beta), None)):
+        _, headers, _ = table.answer(scope_of(launch(5), headers=((b"host", b"r"), *cookies)))
+        if member is not None:
+            assert dict(headers)[b"location"].startswith(f"https://{member}.".encode())
+    assert table.counts()[("beta", "cookie")] == 1
+    assert ("alpha", "cookie") not in table.counts()  # full: the first host cookie, ignored
+
+
+@pytest.mark.parametrize(
+    ("scope", "status", "body"),
+    [
+        (scope_of(b"/build/gh/o/" + b"r" * 8200), 414, b"request target too long\n"),
+        (scope_of(launch(1), b"q" * 8200), 414, b"request target too long\n"),
+        (scope_of(b"/build/gh/o/r\xff/HEAD"), 400, b"bad request path\n"),
+        (scope_of(launch(1), b"a b"), 400, b"bad request path\n"),
+        (scope_of(launch(1), headers=()), 400, b"bad request\n"),
+        (scope_of(launch(1), headers=((b"host", b""),)), 400, b"bad request\n"),
+        (scope_of(launch(1), version="0.9"), 400, b"bad request\n"),
+    ],
+)
+def test_refused_launches_say_why_and_allow_any_origin(
+    scope: dict[str, Any], status: int, body: bytes
+) -> None:
+    table = RoutingTable(view_of(THREE))
+    got, headers, sent = table.answer(scope)
+    assert (got, sent) == (status, body)
+    assert (b"access-control-allow-origin", b"*") in headers
+    assert (b"content-length", str(len(body)).encode()) in headers
+    assert table.counts() == {}
+
+
+def test_http_1_0_needs_no_host() -> None:
+    table = RoutingTable(view_of(THREE))
+    assert table.answer(scope_of(launch(1), headers=(), version="1.0"))[0] == 307
+
+
+def test_nobody_to_send_to_is_a_503_to_retry() -> None:
+    table = RoutingTable(view_of(THREE, full=tuple(THREE), fallback="none"))
+    status, headers, body = table.answer(scope_of(launch(1)))
+    assert status == 503 and body.startswith(b"<!doctype html>")
+    assert (b"retry-after", b"30") in headers and (b"content-type", b"text/html") in headers
+
+
+def test_random_draws_each_launch_anew() -> None:
+    draws = iter([0.0, 0.99])
+    table = RoutingTable(view_of(THREE, load_balancer="random"), draw=lambda: next(draws))
+    first = dict(table.answer(scope_of(launch(1)))[1])[b"location"]
+    second = dict(table.answer(scope_of(launch(1)))[1])[b"location"]
+    assert first.startswith(b"https://alpha.") and second.startswith(b"https://gamma.")
+
+
+def test_without_a_view_the_target_is_still_checked() -> None:
+    status, _, body = no_view_answer(scope_of(launch(1)))
+    assert (status, body) == (503, b"no view of the federation yet; retry shortly\n")
+    assert no_view_answer(scope_of(b"/build/\x01"))[0] == 400
+    assert no_view_answer(scope_of(launch(1), b"q" * 9000))[0] == 414
