@@ -63,7 +63,6 @@ class Checker:
         self.clock = clock
         self.rng = rng or random.Random()
         self.checker_id = checker_id or f"{socket.gethostname()}:{os.getpid()}"
-        self.started_at = clock()
         self.observations: dict[str, MemberObservation] = {}
         self.streaks: dict[str, HealthStreak] = {}  # flap damping's state: never published
         self.view: View | None = None
@@ -155,7 +154,7 @@ class Checker:
         view cannot keep an alert firing."""
         if self.last_published_at is None or self.fence is None:
             return None
-        heartbeat = CheckerHeartbeat(self.checker_id, self.last_published_at, self.started_at)
+        heartbeat = CheckerHeartbeat(self.checker_id, self.last_published_at)
         return evaluate(self.config, self.observations, self.drains, heartbeat, self.clock())
 
     async def _fetch_health(
@@ -197,7 +196,7 @@ class Checker:
         if self.fence is None:
             return
         now = self.clock()
-        heartbeat = CheckerHeartbeat(self.checker_id, now, self.started_at, self.fence)
+        heartbeat = CheckerHeartbeat(self.checker_id, now, fence=self.fence)
         observations = dict(self.observations)
         last_heartbeat_at = self.last_published_at
         if self._full_publish:  # a new writer, or Redis was gone: the store's is the last

@@ -116,17 +116,19 @@ class CheckerHeartbeat:
 
     checker_id: str
     at: float
-    started_at: float
+    _: KW_ONLY
     fence: int = 0  # the writer lease's fencing token under which this was published
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Readers of the previous version require "started_at" (none reads its value): it
+        # goes once no such reader can be left, i.e. in the version after this one.
+        return asdict(self) | {"started_at": self.at}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CheckerHeartbeat:
+        """Keys it does not know (``started_at``, say) are left out."""
         return cls(
             checker_id=str(data["checker_id"]),
             at=float(data["at"]),
-            started_at=float(data["started_at"]),
             fence=int(data.get("fence", 0)),
         )

@@ -145,7 +145,7 @@ def replayed_timeline(
         observations = {
             name: _shifted(obs, min(t, obs.checked_at + hold)) for name, obs in latest.items()
         }
-        view = evaluate(config, observations, drains, CheckerHeartbeat("replay", t, start), t)
+        view = evaluate(config, observations, drains, CheckerHeartbeat("replay", t), t)
         states = {m.name: m.state for m in view.members}
         frames.append(Frame(t, states, view.fallback_active, view.reference.stale, view))
     return Timeline(config, tuple(frames), start, end)

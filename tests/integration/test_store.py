@@ -66,7 +66,7 @@ def observation(name: str, at: float, pods: int = 1) -> MemberObservation:
 async def heartbeat(store: Store, at: float) -> CheckerHeartbeat:
     fence = await store.hold_lease("c1", 30)
     assert fence is not None
-    return CheckerHeartbeat("c1", at, T0, fence)
+    return CheckerHeartbeat("c1", at, fence=fence)
 
 
 def calls(url: str, command: str) -> int:
@@ -175,20 +175,26 @@ async def test_records_written_by_the_previous_version_still_read(store: Store) 
     # a rolling update: Redis holds what the previous checker wrote, with fields this
     # version no longer publishes, and a router of this version reads it all the same
     config = federation(["m0"])
-    record = observation("m0", T0)
-    await store.publish(config, {"m0": record}, await heartbeat(store, T0))
+    record, beat = observation("m0", T0), await heartbeat(store, T0)
+    await store.publish(config, {"m0": record}, beat)
+    raw = await store.client.get(store.heartbeat_key)
+    assert raw is not None
+    written = json.loads(raw)
+    assert isinstance(written["started_at"], float)  # what the previous version's reader needs
     health = HealthObservation("ok", (), 1, 100, T0)
     retired = {"raw_health": health.to_json(), "health_streak": 4, "healthy_at": T0}
     old = record.to_json() | retired | {"last_error_at": None}
-    await store.client.hset(store.members_key, "m0", json.dumps(old))  # type: ignore[misc]
+    await store.client.hset(store.members_key, "m0", json.dumps(old))
+    await store.client.set(store.heartbeat_key, json.dumps(written | {"started_at": T0 - 60}))
     snapshot = await store.read()
     assert snapshot is not None and snapshot.observations == {"m0": record}
+    assert snapshot.heartbeat == beat
 
 
 async def test_a_publish_without_the_lease_writes_nothing(store: Store) -> None:
     await store.publish(federation(), {"m0": observation("m0", T0)}, await heartbeat(store, T0))
     before = await store.read()
-    stale = CheckerHeartbeat("c2", T0 + 5, T0, 999)
+    stale = CheckerHeartbeat("c2", T0 + 5, fence=999)
     assert await store.publish(federation(), {"m0": observation("m0", T0 + 5)}, stale) is None
     assert await store.read() == before
 

@@ -137,7 +137,7 @@ def observations(at: float, full: tuple[str, ...] = ()) -> dict[str, MemberObser
 
 def test_no_outage_while_the_heartbeat_is_fresh() -> None:
     cfg = config()
-    view = evaluate(cfg, observations(1000.0), {}, CheckerHeartbeat("c", 1000.0, 0.0), 1029.0)
+    view = evaluate(cfg, observations(1000.0), {}, CheckerHeartbeat("c", 1000.0), 1029.0)
     assert not view.outage_active
     assert {t.name for t in view.targets} == {"alpha", "beta", "gamma"}
 
@@ -146,7 +146,7 @@ def test_no_outage_while_the_heartbeat_is_fresh() -> None:
 def test_keep_serves_the_view_as_it_was_at_the_last_heartbeat(silence: float) -> None:
     cfg = config(outage={"policy": "keep"})
     obs = observations(1000.0, full=("beta",))
-    heartbeat = CheckerHeartbeat("c", 1000.0, 0.0)
+    heartbeat = CheckerHeartbeat("c", 1000.0)
     then = evaluate(cfg, obs, {}, heartbeat, 1000.0)
     later = evaluate(cfg, obs, {}, heartbeat, 1000.0 + silence)
     assert later.outage_active and "heartbeat" in (later.outage_reason or "")
@@ -163,7 +163,7 @@ def test_all_sends_to_every_undrained_member_by_weight(silence: float, drained: 
     cfg = config(outage={"policy": "all"})
     obs = observations(1000.0, full=("beta",))
     drains = {drained: Drain(drained, "maintenance", 900.0)}
-    view = evaluate(cfg, obs, drains, CheckerHeartbeat("c", 1000.0, 0.0), 1000.0 + silence)
+    view = evaluate(cfg, obs, drains, CheckerHeartbeat("c", 1000.0), 1000.0 + silence)
     assert view.outage_active and not view.fallback_active
     assert [t.name for t in view.targets] == [n for n in cfg.members if n != drained]
     for t in view.targets:  # the configured URL and weight: where the redirects go
@@ -184,9 +184,7 @@ def test_all_sends_to_every_undrained_member_by_weight(silence: float, drained: 
 )
 def test_explain_agrees_with_the_pick(path: str, full: set[str]) -> None:
     cfg = config()
-    view = evaluate(
-        cfg, observations(1000.0, tuple(full)), {}, CheckerHeartbeat("c", 1000, 0), 1001.0
-    )
+    view = evaluate(cfg, observations(1000.0, tuple(full)), {}, CheckerHeartbeat("c", 1000), 1001.0)
     doc = explain(view, path)
     decision = view.pick(path)
     assert doc["pick"] == {
@@ -223,7 +221,7 @@ def test_a_silent_checker_never_makes_fresh_records_stale_before_the_outage_rule
             },
         }
     )
-    hb = CheckerHeartbeat("c", 1000.0, 0.0)
+    hb = CheckerHeartbeat("c", 1000.0)
     seen = 1000.0 - lag
     full = HealthObservation("ok", (), 100, 100, seen)
     ok = HealthObservation("ok", (), 10, 100, seen)

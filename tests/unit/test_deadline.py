@@ -71,7 +71,7 @@ def verdicts(view: View) -> tuple[Any, ...]:
 
 def judged(cfg: FederationConfig, obs: dict[str, MemberObservation], as_of: float) -> View:
     """The view of ``obs`` with a heartbeat at ``as_of``, evaluated at that instant."""
-    return evaluate(cfg, obs, {}, CheckerHeartbeat("c", as_of, 0.0), as_of)
+    return evaluate(cfg, obs, {}, CheckerHeartbeat("c", as_of), as_of)
 
 
 times = st.floats(T0 - 200, T0 + 50)
@@ -127,7 +127,7 @@ def test_the_outage_begins_exactly_at_its_deadline(
     at: float, max_staleness: float, policy: str
 ) -> None:
     cfg = config(outage={"policy": policy, "max_staleness": max_staleness})
-    heartbeat = CheckerHeartbeat("c", at, 0.0)
+    heartbeat = CheckerHeartbeat("c", at)
     deadline = outage_deadline(cfg, heartbeat)
     obs = {n: record(n, at, at) for n in NAMES}
     assert evaluate(cfg, obs, {}, heartbeat, deadline).outage_active

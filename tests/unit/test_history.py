@@ -42,7 +42,7 @@ def obs(
 
 def view(at: float, drains: dict[str, Drain] | None = None, **members: MemberObservation) -> View:
     records = {"alpha": obs("alpha", at), "beta": obs("beta", at), **members}
-    return evaluate(CONFIG, records, drains or {}, CheckerHeartbeat("c", at, NOW), at)
+    return evaluate(CONFIG, records, drains or {}, CheckerHeartbeat("c", at), at)
 
 
 def test_the_first_view_records_every_member_and_the_reference() -> None:

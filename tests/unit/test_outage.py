@@ -22,7 +22,7 @@ def view_after(silence: float, policy: str = "keep", **settings: object) -> View
         "beta": make_obs("beta", now=HEARTBEAT_AT, pods=FULL_PODS),
         "gamma": make_obs("gamma", now=HEARTBEAT_AT, status="unhealthy"),
     }
-    heartbeat = CheckerHeartbeat("checker-1", HEARTBEAT_AT, HEARTBEAT_AT - 100)
+    heartbeat = CheckerHeartbeat("checker-1", HEARTBEAT_AT)
     return evaluate(config, observations, {}, heartbeat, HEARTBEAT_AT + silence)
 
 
@@ -70,7 +70,7 @@ def test_all_sends_to_every_member_that_is_not_drained_by_weight() -> None:
         "alpha": make_obs("alpha", now=HEARTBEAT_AT, status="unreachable"),
         "beta": make_obs("beta", now=HEARTBEAT_AT, pods=FULL_PODS),
     }
-    heartbeat = CheckerHeartbeat("checker-1", HEARTBEAT_AT, HEARTBEAT_AT - 100)
+    heartbeat = CheckerHeartbeat("checker-1", HEARTBEAT_AT)
     view = evaluate(config, observations, {"beta": drain("beta")}, heartbeat, NOW)
     # even unreachable, unobserved (gamma) and stale members: the records cannot be trusted
     assert [(t.name, t.url, t.weight) for t in view.targets] == [
@@ -91,7 +91,7 @@ def test_all_sends_to_every_member_that_is_not_drained_by_weight() -> None:
 
 def test_all_with_every_member_drained_sends_nowhere() -> None:
     config = make_config(outage={"policy": "all"})
-    heartbeat = CheckerHeartbeat("checker-1", HEARTBEAT_AT, HEARTBEAT_AT - 100)
+    heartbeat = CheckerHeartbeat("checker-1", HEARTBEAT_AT)
     drains = {name: drain(name) for name in config.members}
     view = evaluate(config, {}, drains, heartbeat, NOW)
     assert view.outage_active and view.targets == ()

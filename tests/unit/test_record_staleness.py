@@ -308,7 +308,7 @@ def state_at(obs: MemberObservation, stale_after: float) -> str:
     config = parse_config(
         {"members": members(), "check": {"period": 2, "timeout": 1}, "record_max_age": stale_after}
     )
-    heartbeat = CheckerHeartbeat("c", obs.checked_at, T0)
+    heartbeat = CheckerHeartbeat("c", obs.checked_at)
     view = evaluate(config, {"a": obs}, {}, heartbeat, obs.checked_at)
     member = view.member("a")
     assert member is not None

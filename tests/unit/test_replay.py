@@ -262,7 +262,7 @@ def test_a_member_stale_and_unreachable_replays_as_a_router_routes_it() -> None:
     # what a router evaluates from the same records at that moment
     seen = [e for e in events[1:] if e["at"] <= 600]
     records = {e["member"]: MemberObservation.from_json(e["record"]) for e in seen}
-    router = evaluate(config(fallback="all"), records, {}, CheckerHeartbeat("c", 600.0, 0), 600.0)
+    router = evaluate(config(fallback="all"), records, {}, CheckerHeartbeat("c", 600.0), 600.0)
     assert router.members_by_name["b"].excluded_by == b.excluded_by
     assert late.targets == router.targets == (Target("a", "http://a.example", 1.0),)
     got = replay(events, bucket=300)["replayed"]

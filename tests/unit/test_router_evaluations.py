@@ -35,7 +35,7 @@ def record(name: str, at: float, pods: int = 10) -> MemberObservation:
 def snapshot(cfg: FederationConfig, at: float, **records: MemberObservation) -> Snapshot:
     """Both members checked at ``at`` (unless given), published with a heartbeat at ``at``."""
     observations = {n: records.get(n) or record(n, at) for n in "ab"}
-    return Snapshot(cfg, observations, CheckerHeartbeat("c", at, T0), generation=int(at))
+    return Snapshot(cfg, observations, CheckerHeartbeat("c", at), generation=int(at))
 
 
 class Clock:
@@ -94,7 +94,7 @@ def test_a_change_of_content_drains_or_writer_is_evaluated_at_once() -> None:
     assert holder.view.members[1].state == "full"
     holder.load(dataclasses.replace(full, drains={"a": Drain("a", "", T0)}))
     assert holder.evaluations == 3 and holder.view.members[0].state == "drained"
-    other = CheckerHeartbeat("other", T0 + 1, T0)
+    other = CheckerHeartbeat("other", T0 + 1)
     holder.load(dataclasses.replace(full, heartbeat=other))
     assert holder.evaluations == 4
     holder.load(dataclasses.replace(full, heartbeat=other, observations={}))

@@ -67,7 +67,7 @@ def test_a_routine_change_evaluates_as_before(pods: int, new_pods: int, later: f
     """Evaluated at the same instant, a routine change leaves every state as it was."""
     old = {"alpha": record("alpha"), "beta": record("beta", pods=pods)}
     new = {**old, "beta": record("beta", at=NOW + later, pods=new_pods)}
-    heartbeat = CheckerHeartbeat("c", NOW + 5, NOW, 1)
+    heartbeat = CheckerHeartbeat("c", NOW + 5, fence=1)
     if state_may_change(old["beta"], new["beta"], CONFIG.pod_headroom):
         return
     before = evaluate(CONFIG, old, {}, heartbeat, NOW + 6)
@@ -78,7 +78,7 @@ def test_a_routine_change_evaluates_as_before(pods: int, new_pods: int, later: f
 
 def snapshot(observations: dict[str, MemberObservation], **changes: object) -> Snapshot:
     snap = Snapshot(
-        CONFIG, observations, CheckerHeartbeat("c", NOW, NOW, 1), {}, 7, config_hash="h1"
+        CONFIG, observations, CheckerHeartbeat("c", NOW, fence=1), {}, 7, config_hash="h1"
     )
     return replace(snap, **changes)  # type: ignore[arg-type]
 
