@@ -362,15 +362,8 @@ def _evaluate_at(
         gate_reason = "version gating would exclude every otherwise eligible member"
         members = evaluate_members(False)
 
-    targets = tuple(Target(m.name, m.url, m.weight) for m in members if m.eligible)
-    fallback_active, fallback_reason = False, None
     policy = config.fallback_policy
-    if not targets:
-        fallback_active = True
-        targets = fallback_targets(policy, members)
-        fallback_reason = f"no member is eligible; fallback '{policy}' sends launches to " + (
-            ", ".join(t.name for t in targets) if targets else "nobody (503)"
-        )
+    targets, fallback_reason = _launch_targets(policy, members)
     return View(
         config=config,
         evaluated_at=now,
@@ -378,11 +371,25 @@ def _evaluate_at(
         reference=reference,
         gate_suspended=gate_suspended,
         gate_reason=gate_reason,
-        fallback_active=fallback_active,
+        fallback_active=fallback_reason is not None,
         fallback_policy=policy,
         fallback_reason=fallback_reason,
         targets=targets,
         heartbeat=heartbeat,
+    )
+
+
+def _launch_targets(
+    policy: FallbackPolicy, members: tuple[MemberView, ...]
+) -> tuple[tuple[Target, ...], str | None]:
+    """Who receives launches: the eligible members, else the fallback set, with the reason
+    the fallback is active (None: it is not)."""
+    targets = tuple(Target(m.name, m.url, m.weight) for m in members if m.eligible)
+    if targets:
+        return targets, None
+    targets = fallback_targets(policy, members)
+    return targets, f"no member is eligible; fallback '{policy}' sends launches to " + (
+        ", ".join(t.name for t in targets) if targets else "nobody (503)"
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shared.evaluate import View, age
+from shared.evaluate import MemberView, View, age
 from shared.records import CheckerHeartbeat, MemberObservation
 
 
@@ -160,27 +160,32 @@ def view_to_json(
             "checker_id": heartbeat.checker_id if heartbeat else None,
             "heartbeat_age_seconds": age(now, heartbeat.at if heartbeat else None),
         },
-        "members": {
-            m.name: {
-                "url": m.url,
-                "weight": m.weight,
-                "effective_weight": m.effective_weight,
-                "prime": m.prime,
-                "state": m.state,
-                "eligible": m.eligible,
-                "reasons": list(m.reasons),
-                "excluded_by": list(m.excluded_by),
-                "versions": m.versions,
-                "version_differences": list(m.version_differences),
-                "total_pods": m.total_pods,
-                "quota": m.quota,
-                "record_age_seconds": age(now, times[m.name][0]),
-                "health_age_seconds": age(now, times[m.name][1]),
-                "versions_age_seconds": age(now, times[m.name][2]),
-                "last_error": m.last_error,
-                "health_url": m.health_url,
-                "versions_url": m.versions_url,
-            }
-            for m in view.members
-        },
+        "members": {m.name: _member_json(m, times[m.name], now) for m in view.members},
+    }
+
+
+def _member_json(
+    m: MemberView, times: tuple[float | None, float | None, float | None], now: float
+) -> dict[str, Any]:
+    """One member of the status document; ``times``: see :func:`_times`."""
+    checked_at, health_at, versions_at = times
+    return {
+        "url": m.url,
+        "weight": m.weight,
+        "effective_weight": m.effective_weight,
+        "prime": m.prime,
+        "state": m.state,
+        "eligible": m.eligible,
+        "reasons": list(m.reasons),
+        "excluded_by": list(m.excluded_by),
+        "versions": m.versions,
+        "version_differences": list(m.version_differences),
+        "total_pods": m.total_pods,
+        "quota": m.quota,
+        "record_age_seconds": age(now, checked_at),
+        "health_age_seconds": age(now, health_at),
+        "versions_age_seconds": age(now, versions_at),
+        "last_error": m.last_error,
+        "health_url": m.health_url,
+        "versions_url": m.versions_url,
     }
