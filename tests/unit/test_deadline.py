@@ -167,6 +167,10 @@ def test_first_instant_is_exact_whatever_the_rounding() -> None:
     instant = first_instant(lambda t: t - start > limit, -1.0, start + limit)
     assert instant - start > limit
     assert not math.nextafter(instant, -math.inf) - start > limit
+    start, limit = 264709.9830371171, 603089.3158338775  # start + limit rounds up: >= holds
+    instant = first_instant(lambda t: t - start >= limit, 0.0, start + limit)  # already below
+    assert instant - start >= limit and instant < start + limit
+    assert not math.nextafter(instant, -math.inf) - start >= limit
     assert first_instant(lambda t: t >= 5.0, 7.0, 5.0) == 7.0  # never before ``after``
     below = math.nextafter(math.nextafter(5.0, -math.inf), -math.inf)
     assert first_instant(lambda t: t >= 5.0, 0.0, below) == 5.0  # a boundary above ``near``

@@ -101,6 +101,21 @@ def test_a_change_of_content_drains_or_writer_is_evaluated_at_once() -> None:
     assert holder.evaluations == 5
 
 
+def test_a_record_refreshed_with_older_times_brings_the_deadline_forward() -> None:
+    cfg = config()
+    holder, clock = holder_at(T0)
+    holder.load(snapshot(cfg, T0))
+    older = record("a", T0 - 5)  # the same content, checked earlier (another clock, say)
+    clock.now = T0 + 1
+    holder.load(snapshot(cfg, T0 + 1, a=older))
+    assert holder.evaluations == 1
+    assert holder.deadline == math.nextafter(T0 + 25, math.inf)  # a stale past 30s
+    clock.now = T0 + 26
+    holder.load(snapshot(cfg, T0 + 26, a=older))
+    assert holder.evaluations == 2
+    assert holder.view is not None and holder.view.members[0].state == "stale"
+
+
 def test_a_heartbeat_that_goes_back_is_evaluated() -> None:
     cfg = config()
     holder, _ = holder_at(T0)

@@ -47,9 +47,7 @@ def view_of(
         )
         for name in names
     }
-    # From JSON: a heartbeat as the store holds it, whatever fields the record keeps.
-    heartbeat = CheckerHeartbeat.from_json({"checker_id": "c", "at": NOW, "started_at": NOW})
-    return evaluate(config, observations, {}, heartbeat, now)
+    return evaluate(config, observations, {}, CheckerHeartbeat("c", NOW, fence=1), now)
 
 
 THREE = {"alpha": 50.0, "beta": 40.0, "gamma": 30.0}

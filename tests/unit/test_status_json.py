@@ -22,6 +22,7 @@ from shared.config import parse_config
 from shared.evaluate import View, evaluate
 from shared.records import CheckerHeartbeat, Drain, MemberObservation
 from shared.status import status_document, view_to_json
+from shared.store import Snapshot
 from tests.unit.test_evaluate import FULL_PODS, NOW, V1, V2, drain, federations, make_obs, url
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -408,3 +409,34 @@ def test_docs_describe_exactly_the_fields_of_the_schema() -> None:
     unavailable_fields = schema_fields(SCHEMA["$defs"]["unavailable"])
     assert "members.NAME.state" in view_fields  # the walk reaches the member rows
     assert documented == view_fields | unavailable_fields
+
+
+def test_ages_are_measured_when_asked_from_the_latest_records() -> None:
+    """A router's view lasts until a verdict changes; its pages measure ages at the request
+    from the records read since (refreshed with the same content)."""
+    members = {n: {"url": url(n), "weight": 10} for n in ("a", "b", "c")}
+    config = parse_config({"members": members, "versions": {"reference": "majority"}})
+    first = {n: make_obs(n, NOW, record_age=2, versions_age=10) for n in members}
+    view = evaluate(config, first, {}, CheckerHeartbeat("c1", NOW), NOW)
+    later = {n: make_obs(n, NOW + 100, versions_age=5) for n in members}
+    later["b"] = make_obs("b", NOW + 100, versions_age=10)  # the group's oldest versions
+    records = Snapshot(config, later, CheckerHeartbeat("c2", NOW + 100))
+    doc = status_document(view, {}, {}, now=NOW + 103, records=records)
+    ages = {k: v for k, v in doc["members"]["a"].items() if k.endswith("_age_seconds")}
+    assert ages == {
+        "record_age_seconds": 3.0,
+        "health_age_seconds": 3.0,
+        "versions_age_seconds": 8.0,
+    }
+    assert (doc["reference"]["observed_at"], doc["reference"]["age_seconds"]) == (NOW + 90, 13.0)
+    assert doc["checker"] == {"checker_id": "c2", "heartbeat_age_seconds": 3.0}
+    assert doc["evaluated_at"] == NOW  # what it was judged on: unchanged
+    # Without later records, the view's own times, measured now.
+    own = status_document(view, now=NOW + 103)
+    assert own["members"]["a"]["record_age_seconds"] == 105.0
+    assert (own["reference"]["observed_at"], own["reference"]["age_seconds"]) == (NOW - 10, 113.0)
+    # A member of the reference's group without versions now: the view's time stands.
+    del later["b"]
+    gone = status_document(view, now=NOW + 103, records=records)
+    assert gone["reference"]["observed_at"] == NOW - 10
+    assert gone["members"]["b"]["record_age_seconds"] is None
