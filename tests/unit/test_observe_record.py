@@ -3,6 +3,8 @@ stays the latest, the versions settled by each change, and the defaults."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.observe import health_failure, next_observation, settled_versions
 from shared.records import HealthObservation, MemberObservation
 
@@ -28,11 +30,17 @@ def test_a_failed_health_answer_stays_the_last_error_after_a_good_one() -> None:
     assert again.last_error == "health: connect refused"
 
 
-def observe(seen: list[tuple[float, dict[str, str]]], min_dwell: float = 0.0) -> MemberObservation:
+def test_a_good_answer_is_never_the_last_error_whatever_it_says() -> None:
+    said = HealthObservation("ok", ("a note, not a failure",), 1, 10, T0)
+    obs, _ = next_observation(None, "m", T0, health=said, versions=None, versions_error=None)
+    assert obs.last_error is None
+
+
+def observe(seen: list[tuple[float, dict[str, str]]], **kwargs: Any) -> MemberObservation:
     obs: MemberObservation | None = None
     for at, versions in seen:
         obs, _ = next_observation(
-            obs, "m", at, health=None, versions=versions, versions_error=None, min_dwell=min_dwell
+            obs, "m", at, health=None, versions=versions, versions_error=None, **kwargs
         )
     assert obs is not None
     return obs
