@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from typing import Any
 
 import pytest
 from hypothesis import assume, given, settings
@@ -20,6 +19,7 @@ from shared.balance import (
     rendezvous_score,
     weighted_random_pick,
 )
+from tests.support.hashing import fake_blake2b
 
 
 def target(name: str, weight: float) -> Target:
@@ -187,17 +187,6 @@ def test_agreement_with_the_formula_over_many_repositories() -> None:
         for p in paths
     )
     assert agree == len(paths)
-
-
-def fake_blake2b(digest: bytes) -> Any:
-    class Fake:
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            pass
-
-        def digest(self) -> bytes:
-            return digest
-
-    return Fake
 
 
 def test_a_zero_hash_scores_zero_and_still_picks(monkeypatch: pytest.MonkeyPatch) -> None:

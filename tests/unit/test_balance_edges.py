@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from shared import balance
 from shared.balance import Target, cache_key, rendezvous_score, repo_path, weighted_random_pick
-from tests.unit.test_balance import fake_blake2b
+from tests.support.hashing import fake_blake2b
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from shared.changes import view_changes
 from shared.evaluate import View
 from shared.records import Drain, MemberObservation
-from tests.unit.test_evaluate import (
+from tests.support.builders import (
     FULL_PODS,
     NOW,
     V1,

@@ -1,7 +1,7 @@
 """The Grafana dashboard: every query is valid PromQL over metrics the product exports.
 
-The metric contract and the PromQL name extractor are shared with test_alert_rules.py, so
-alerts and dashboard are held to the same list.
+The metric contract and the PromQL name extractor (tests/support/promql.py) are those
+test_alert_rules.py uses, so alerts and dashboard are held to the same list.
 """
 
 from __future__ import annotations
@@ -16,14 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.test_alert_rules import (
-    ROOT,
-    exported_series_names,
-    metric_names,
-    promtool,
-    unknown_metrics,
-)
+from tests.support.promql import exported_series_names, metric_names, unknown_metrics
+from tests.support.promtool import promtool
 
+ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy/grafana/fedredirect.json"
 DATASOURCE = "${DS_PROMETHEUS}"
 # Grafana variables, replaced by values of the right type so promtool can parse the query.

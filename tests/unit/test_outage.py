@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from shared.evaluate import View, evaluate
 from shared.records import CheckerHeartbeat
-from tests.unit.test_evaluate import FULL_PODS, NOW, drain, make_config, make_obs, url
+from tests.support.builders import FULL_PODS, NOW, drain, make_config, make_obs, url
 
 HEARTBEAT_AT = NOW - 1000.0
 

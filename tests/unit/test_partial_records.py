@@ -9,7 +9,7 @@ from shared.evaluate import version_mismatch_reason
 from shared.observe import settled_versions
 from shared.records import MemberObservation
 from shared.reference import Reference, fresh_versions, reference_version
-from tests.unit.test_evaluate import NOW, V1, V2, make_config, make_obs
+from tests.support.builders import NOW, V1, V2, make_config, make_obs
 
 # versions without the time they were observed: their age is unknown
 UNTIMED = replace(make_obs("alpha", versions=V2), versions_at=None)

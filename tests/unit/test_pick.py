@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.explain import explain
-from tests.unit.test_evaluate import make_config, observe_all, run
+from tests.support.builders import make_config, observe_all, run
 
 
 @pytest.mark.parametrize("balancer", ["rendezvous", "random"])

@@ -19,7 +19,7 @@ from shared.reference import (
     reference_version,
     version_differences,
 )
-from tests.unit.test_evaluate import (
+from tests.support.builders import (
     FULL_PODS,
     NOW,
     V1,

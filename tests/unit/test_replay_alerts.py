@@ -25,8 +25,8 @@ from shared.config import load_config
 from shared.evaluate import STATES
 from shared.replay import Timeline, launches, recorded_config, replayed_timeline
 from shared.replay_alerts import EVAL_INTERVAL, REPLAYED, Firing, alerts
+from tests.support.promtool import promtool
 from tests.support.replay import history
-from tests.unit.test_alert_rules import promtool
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKER = 'job="fedredirect-checker",instance="checker:9090"'

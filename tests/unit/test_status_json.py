@@ -23,7 +23,16 @@ from shared.evaluate import View, evaluate
 from shared.records import CheckerHeartbeat, Drain, MemberObservation
 from shared.status import status_document, view_to_json
 from shared.store import Snapshot
-from tests.unit.test_evaluate import FULL_PODS, NOW, V1, V2, drain, federations, make_obs, url
+from tests.support.builders import (
+    FULL_PODS,
+    NOW,
+    V1,
+    V2,
+    federation,
+    federations,
+    make_obs,
+    url,
+)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SCHEMA = json.loads((DOCS / "status.schema.json").read_text(encoding="utf-8"))
@@ -37,34 +46,6 @@ def errors(doc: object) -> list[str]:
 
 
 # --- one federation in every state, every field pinned ---------------------------------------
-
-
-def federation() -> tuple[Any, dict[str, MemberObservation], dict[str, Drain]]:
-    """alpha: the eligible prime; beta: full, with a versions error; gamma: drained and on
-    other versions; delta: never observed."""
-    config = parse_config(
-        {
-            "members": {
-                "alpha": {"url": url("alpha"), "weight": 50, "prime": True},
-                "beta": {"url": url("beta"), "weight": 40},
-                "gamma": {"url": url("gamma"), "weight": 30},
-                "delta": {"url": url("delta"), "weight": 20},
-            },
-            "outage": {"max_staleness": 40},
-        },
-        "test",
-    )
-    beta = replace(
-        make_obs("beta", pods=FULL_PODS, record_age=3, versions_age=20),
-        versions_error="versions answered HTTP 502",
-        last_error="versions: versions answered HTTP 502",
-    )
-    observations = {
-        "alpha": make_obs("alpha", pods=7, quota=80, record_age=2, versions_age=12),
-        "beta": beta,
-        "gamma": make_obs("gamma", versions=V2, record_age=4),
-    }
-    return config, observations, {"gamma": drain("gamma", "rack move")}
 
 
 EXPECTED_MEMBERS: dict[str, dict[str, Any]] = {

@@ -14,10 +14,9 @@ from fedredirect.status import render_status_document
 from router.pages import render_status_page
 from shared.evaluate import evaluate
 from shared.status import banners, status_document, view_to_json
+from tests.support.builders import NOW, federation
 from tests.support.dom import Dom
-from tests.unit.test_evaluate import NOW
-from tests.unit.test_pages import BASE
-from tests.unit.test_status_json import federation
+from tests.support.status_doc import BASE
 
 CONDITIONS: dict[str, tuple[str, Any]] = {
     "banner-outage": ("outage", {"policy": "keep", "active": True, "reason": "heartbeat 90s old"}),

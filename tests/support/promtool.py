@@ -1,0 +1,20 @@
+"""promtool, from Debian's ``prometheus`` package: missing, the tests that need it fail."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+def promtool() -> str:
+    found = os.environ.get("PROMTOOL") or shutil.which("promtool")
+    if not found:
+        pytest.fail(
+            "promtool not found: install Debian's `prometheus` package "
+            "(`apt-get install -y prometheus`, which provides /usr/bin/promtool), "
+            "or set PROMTOOL=/path/to/promtool",
+            pytrace=False,
+        )
+    return found
