@@ -20,6 +20,7 @@ from router.history import launches_event, record_launches
 from shared.store import Store, connect
 from tests.support.members import running_members
 from tests.support.procs import checker, run_cli, wait_for, write_config
+from tests.support.stack import Stack
 
 
 def history(router: str, **params: str) -> dict[str, Any]:
@@ -37,12 +38,12 @@ def state_events(doc: dict[str, Any], member: str) -> list[tuple[str | None, str
     ]
 
 
-def cli(stack: dict[str, Any], *args: str) -> Any:
-    return run_cli(*args, "--redis-url", stack["redis"], "--key-prefix", stack["prefix"])
+def cli(stack: Stack, *args: str) -> Any:
+    return run_cli(*args, *stack.store_args)
 
 
-def test_transitions_are_recorded_and_served(stack: dict[str, Any]) -> None:
-    router = stack["routers"][0]
+def test_transitions_are_recorded_and_served(stack: Stack) -> None:
+    router = stack.router
     first = history(router, since="1h")
     assert first["available_since"] is not None
     assert {("alpha", None, "eligible"), ("beta", None, "eligible")} <= {
@@ -55,7 +56,7 @@ def test_transitions_are_recorded_and_served(stack: dict[str, Any]) -> None:
     assert {e["member"] for e in observed} == {"alpha", "beta", "gamma"}
     assert observed[0]["record"]["health"]["status"] == "ok"
 
-    beta = stack["members"]["beta"]
+    beta = stack.members["beta"]
     beta.state.total_pods = 100  # full
     try:
         wait_for(
@@ -68,11 +69,11 @@ def test_transitions_are_recorded_and_served(stack: dict[str, Any]) -> None:
         lambda: ("full", "eligible") in state_events(history(router, member="beta"), "beta"),
         what="beta back to eligible in history",
     )
-    only_beta = history(stack["routers"][1], since="1h", member="beta")
+    only_beta = history(stack.routers[1], since="1h", member="beta")
     assert {e.get("member", "beta") for e in only_beta["events"]} == {"beta"}
 
 
-def test_the_command_line_prints_and_exports_it(stack: dict[str, Any], tmp_path: Path) -> None:
+def test_the_command_line_prints_and_exports_it(stack: Stack, tmp_path: Path) -> None:
     text = cli(stack, "history", "--since", "1h", "--member", "beta")
     assert text.returncode == 0, text.stderr
     assert "member beta: None -> eligible (all checks pass)" in text.stdout
@@ -97,40 +98,40 @@ def test_the_command_line_prints_and_exports_it(stack: dict[str, Any], tmp_path:
     assert bad.returncode == 2 and "neither a duration" in bad.stderr
 
 
-def test_drains_are_in_history(stack: dict[str, Any]) -> None:
+def test_drains_are_in_history(stack: Stack) -> None:
     drained = cli(stack, "drain", "gamma", "--reason", "k8s upgrade")
     assert drained.returncode == 0, drained.stderr
     cli(stack, "undrain", "gamma")
-    doc = history(stack["routers"][0], member="gamma")
+    doc = history(stack.router, member="gamma")
     kinds = [
         (e["event"], e.get("reason")) for e in doc["events"] if e["event"] in ("drain", "undrain")
     ]
     assert kinds[-2:] == [("drain", "k8s upgrade"), ("undrain", None)]
     wait_for(
-        lambda: ("eligible", "drained") in state_events(history(stack["routers"][0]), "gamma"),
+        lambda: ("eligible", "drained") in state_events(history(stack.router), "gamma"),
         what="the checker's own record of the drain",
     )
 
 
-def test_losing_the_stream_loses_history_only(stack: dict[str, Any]) -> None:
-    router = stack["routers"][0]
+def test_losing_the_stream_loses_history_only(stack: Stack) -> None:
+    router = stack.router
     before = history(router, since="1h")["available_since"]
-    client = redis.Redis.from_url(stack["redis"])
+    client = redis.Redis.from_url(stack.redis_url)
     try:
-        client.delete(f"{stack['prefix']}:history")
+        client.delete(f"{stack.prefix}:history")
     finally:
         client.close()
     launch = httpx.get(f"{router}/build/gh/org/repo/HEAD", follow_redirects=False)
     assert launch.status_code == 307
-    stack["members"]["beta"].state.total_pods = 100  # the next transition starts it anew
+    stack.members["beta"].state.total_pods = 100  # the next transition starts it anew
     doc = wait_for(
         lambda: ("eligible", "full") in state_events(d := history(router, since="1h"), "beta") and d
     )
     assert doc["available_since"] > before
 
 
-def test_a_since_that_means_nothing_is_refused(stack: dict[str, Any]) -> None:
-    response = httpx.get(f"{stack['routers'][0]}/history.json", params={"since": "soon"})
+def test_a_since_that_means_nothing_is_refused(stack: Stack) -> None:
+    response = httpx.get(f"{stack.router}/history.json", params={"since": "soon"})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", "since"]
 
@@ -161,9 +162,9 @@ def test_routers_keep_their_launch_counts(redis_url: str, key_prefix: str) -> No
 
 
 @pytest.fixture(autouse=True)
-def _back_to_normal(stack: dict[str, Any]) -> Any:
+def _back_to_normal(stack: Stack) -> Any:
     yield
-    for member in stack["members"].values():
+    for member in stack.members.values():
         member.state.total_pods = 10
 
 

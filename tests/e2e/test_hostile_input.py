@@ -8,9 +8,7 @@ client would normalise exactly the input under test.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -18,40 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from fedredirect.simulator import MemberServer
-
-Headers = list[tuple[str, str]]
-
-
-def raw_request(port: int, request: bytes, timeout: float = 5.0) -> tuple[int, Headers, bytes]:
-    """Send ``request`` as is to 127.0.0.1:``port``; read the answer until the server closes.
-
-    Returns (status, [(lowercased name, value)], body). Header values keep any stray CR or
-    LF, so an injected header shows up as a header line of its own.
-    """
-    data = b""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        # Rejected before the whole request was read? The answer may still be there.
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            sock.sendall(request)
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            data += chunk
-    head, sep, body = data.partition(b"\r\n\r\n")
-    assert sep, f"no complete HTTP answer: {data[:200]!r}"
-    status_line, *lines = head.split(b"\r\n")
-    version, status, *_ = status_line.split(b" ", 2)
-    assert version in (b"HTTP/1.1", b"HTTP/1.0"), status_line
-    headers = []
-    for line in lines:
-        name, colon, value = line.partition(b":")
-        assert colon, f"malformed header line {line!r}"
-        headers.append((name.decode("latin-1").lower(), value.strip(b" \t").decode("latin-1")))
-    return int(status), headers, body
+from tests.support.rawhttp import Headers, raw_request
+from tests.support.stack import Stack
 
 
 @dataclass(frozen=True)
@@ -277,10 +243,10 @@ def _check(answer: tuple[int, Headers, bytes], members: dict[str, MemberServer])
 
 
 @pytest.fixture(scope="module")
-def natural_location(stack: dict[str, object]) -> Callable[[bytes], str]:
+def natural_location(stack: Stack) -> Callable[[bytes], str]:
     """Where a clean GET of a launch goes, to compare hostile variants against."""
-    members: dict[str, MemberServer] = stack["members"]  # type: ignore[assignment]
-    port = _port(stack["routers"][0])  # type: ignore[index]
+    members = stack.members
+    port = _port(stack.router)
 
     @functools.cache
     def natural(target: bytes) -> str:
@@ -294,10 +260,10 @@ def natural_location(stack: dict[str, object]) -> Callable[[bytes], str]:
 
 @pytest.mark.parametrize("case", [_p(c) for c in CASES])
 def test_hostile_launch_stays_on_the_federation(
-    stack: dict[str, object], natural_location: Callable[[bytes], str], case: Case
+    stack: Stack, natural_location: Callable[[bytes], str], case: Case
 ) -> None:
-    members: dict[str, MemberServer] = stack["members"]  # type: ignore[assignment]
-    port = _port(stack["routers"][0])  # type: ignore[index]
+    members = stack.members
+    port = _port(stack.router)
     answer = raw_request(port, case.render(members))
     location = _check(answer, members)
     if case.status is not None:
@@ -308,9 +274,9 @@ def test_hostile_launch_stays_on_the_federation(
 
 
 @pytest.mark.parametrize("case", [_p(c) for c in PROXIED])
-def test_hostile_page_request_stays_on_the_federation(stack: dict[str, object], case: Case) -> None:
-    members: dict[str, MemberServer] = stack["members"]  # type: ignore[assignment]
-    port = _port(stack["routers"][0])  # type: ignore[index]
+def test_hostile_page_request_stays_on_the_federation(stack: Stack, case: Case) -> None:
+    members = stack.members
+    port = _port(stack.router)
     status, headers, _ = answer = raw_request(port, case.render(members))
     _check(answer, members)
     if case.status is not None:

@@ -38,6 +38,7 @@ from fedredirect.simulator import MemberServer
 from tests.support.binderhub import page_config
 from tests.support.chromium import browser, chromium
 from tests.support.dom import Dom
+from tests.support.stack import Stack
 
 REPO = Path(__file__).resolve().parents[2]
 BROWSER = REPO / "tests" / "browser"  # package.json, package-lock.json, entry.js
@@ -45,14 +46,6 @@ BUNDLE_INPUTS = ("package.json", "package-lock.json", "entry.js")
 CACHE = REPO / ".cache" / "browser"
 BUILD_PHASES = ["waiting", "fetching", "building", "built", "launching", "ready"]
 CACHED_PHASES = ["built", "launching", "ready"]
-
-
-def _routers(stack: dict[str, object]) -> tuple[str, str]:
-    return stack["routers"]  # type: ignore[return-value]
-
-
-def _members(stack: dict[str, object]) -> dict[str, MemberServer]:
-    return stack["members"]  # type: ignore[return-value]
 
 
 def _picked(router: str, path: str) -> tuple[str, str]:
@@ -79,8 +72,8 @@ def _launch(client: httpx.Client, url: str) -> tuple[str, list[dict[str, Any]]]:
         return str(response.url), list(_events(response))
 
 
-def test_preflight_and_launch_answers_allow_any_origin(stack: dict[str, object]) -> None:
-    router, _ = _routers(stack)
+def test_preflight_and_launch_answers_allow_any_origin(stack: Stack) -> None:
+    router = stack.router
     origin = {"Origin": "https://site.example"}
     preflight = httpx.options(
         f"{router}/build/gh/org/repo/HEAD",
@@ -107,9 +100,9 @@ def test_preflight_and_launch_answers_allow_any_origin(stack: dict[str, object])
 
 
 def test_build_api_through_the_router_reaches_ready_on_the_picked_member(
-    stack: dict[str, object],
+    stack: Stack,
 ) -> None:
-    router, _ = _routers(stack)
+    router = stack.router
     path = "/build/gh/org/plain-client/HEAD"
     name, member_url = _picked(router, path)
     with httpx.Client() as client:
@@ -126,7 +119,7 @@ def test_build_api_through_the_router_reaches_ready_on_the_picked_member(
     assert ready["repo_url"] == "https://github.com/org/plain-client"
     assert ready["token"] and ready["image"] == first[3]["imageName"] == second[0]["imageName"]
     assert second[-1]["token"] != ready["token"]
-    built_on = [n for n, m in _members(stack).items() if ready["image"] in m.state.built]
+    built_on = [n for n, m in stack.members.items() if ready["image"] in m.state.built]
     assert built_on == [name]
     server = httpx.get(ready["url"], params={"token": ready["token"]})
     assert server.status_code == 200
@@ -134,9 +127,9 @@ def test_build_api_through_the_router_reaches_ready_on_the_picked_member(
 
 
 def test_launch_page_arrives_through_the_router_from_the_home_member(
-    stack: dict[str, object],
+    stack: Stack,
 ) -> None:
-    router, _ = _routers(stack)
+    router = stack.router
     response = httpx.get(f"{router}/v2/gh/org/repo/HEAD?urlpath=lab")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
@@ -161,14 +154,14 @@ def _build_requests(member: MemberServer, path: str) -> list[tuple[bytes, list[s
 
 
 def test_launch_page_shows_each_phase_and_the_member_in_chromium(
-    stack: dict[str, object], tmp_path: Path
+    stack: Stack, tmp_path: Path
 ) -> None:
     """The page's own script, run by a browser on the router's origin: the relative
     /build/ URL, with the page's build token, is redirected to another origin (a member),
     which checks the token's origin against the browser's and CORS lets the page read."""
-    router, _ = _routers(stack)
+    router = stack.router
     name, member_url = _picked(router, "/build/gh/org/page/HEAD")
-    member = _members(stack)[name]
+    member = stack.members[name]
     assert member.state.build_token_check_origin  # BinderHub's default
     with browser(tmp_path / "profile", tmp_path / "chromium.log") as chrome:
         page = chrome.open(f"{router}/v2/gh/org/page/HEAD")
@@ -219,15 +212,15 @@ _LAUNCH_IN_PAGE = """
 
 @pytest.mark.timeout(420)  # a cold run installs the client from the npm registry
 def test_binderhub_client_on_the_routers_page_launches_with_its_build_token(
-    stack: dict[str, object], tmp_path: Path
+    stack: Stack, tmp_path: Path
 ) -> None:
     chromium()
     bundle = client_bundle().read_text()
-    router, _ = _routers(stack)
+    router = stack.router
     spec = "gh/org/client-in-page/HEAD"
     name, member_url = _picked(router, f"/build/{spec}")
-    member = _members(stack)[name]
-    home = _members(stack)["alpha"]
+    member = stack.members[name]
+    home = stack.members["alpha"]
     direct = httpx.get(f"{home.url}/v2/{spec}")  # no proxy: the token names alpha's host
     stale = page_config(direct.text)["buildToken"]
     with browser(tmp_path / "profile", tmp_path / "chromium.log") as chrome:
@@ -343,7 +336,7 @@ def third_origin(directory: Path) -> Iterator[str]:
 
 @pytest.mark.timeout(420)  # a cold run installs the client from the npm registry
 def test_binderhub_client_launches_through_the_router_from_another_site(
-    stack: dict[str, object], tmp_path: Path
+    stack: Stack, tmp_path: Path
 ) -> None:
     chromium()  # fail before building anything when the browser is missing
     started = time.monotonic()
@@ -352,10 +345,10 @@ def test_binderhub_client_launches_through_the_router_from_another_site(
     shutil.copy(client_bundle(), site_files / "binderhub-client.js")
     (site_files / "index.html").write_text(_CLIENT_PAGE)
     bundled = time.monotonic() - started
-    router, _ = _routers(stack)
+    router = stack.router
     spec = "gh/org/repo/HEAD"
     name, member_url = _picked(router, f"/build/{spec}")
-    for member in _members(stack).values():
+    for member in stack.members.values():
         member.state.built.clear()  # the first launch builds, wherever it lands
     with (
         third_origin(site_files) as site,
@@ -376,5 +369,5 @@ def test_binderhub_client_launches_through_the_router_from_another_site(
         assert ready["binder_launch_host"] == member_url + "/"
         assert ready["binder_request"] == f"v2/{spec}"
         assert ready["token"] and ready["image"] and ready["binder_ref_url"]
-    assert [n for n, m in _members(stack).items() if m.state.built] == [name]
+    assert [n for n, m in stack.members.items() if m.state.built] == [name]
     assert httpx.get(first[-1]["url"]).headers["x-fedredirect-member"] == name

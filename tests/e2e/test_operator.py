@@ -9,14 +9,15 @@ import time
 import httpx
 
 from tests.support.procs import launch, run_cli, status, wait_for
+from tests.support.stack import Stack
 
 
-def cli(stack: dict[str, object], *args: str) -> subprocess.CompletedProcess[str]:
-    return run_cli(*args, "--redis-url", str(stack["redis"]), "--key-prefix", str(stack["prefix"]))
+def cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, *stack.store_args)
 
 
-def test_why_explains_the_pick_the_router_makes(stack: dict[str, object]) -> None:
-    r1, _ = stack["routers"]  # type: ignore[misc]
+def test_why_explains_the_pick_the_router_makes(stack: Stack) -> None:
+    r1 = stack.router
     path = "/build/gh/org/explained/HEAD"
     doc = httpx.get(f"{r1}/why", params={"path": path}).json()
     location = httpx.get(f"{r1}{path}", follow_redirects=False).headers["location"]
@@ -32,15 +33,15 @@ def test_why_explains_the_pick_the_router_makes(stack: dict[str, object]) -> Non
     assert json.loads(printed.stdout)["pick"] == doc["pick"]
 
 
-def test_drain_is_reflected_by_every_router_within_a_second(stack: dict[str, object]) -> None:
-    routers = stack["routers"]
+def test_drain_is_reflected_by_every_router_within_a_second(stack: Stack) -> None:
+    routers = stack.routers
     path = "/build/gh/org/drained/HEAD"
-    victim = httpx.get(f"{routers[0]}/why", params={"path": path}).json()["pick"]["member"]  # type: ignore[index]
+    victim = httpx.get(f"{routers[0]}/why", params={"path": path}).json()["pick"]["member"]
     started = time.monotonic()
     done = cli(stack, "drain", victim, "--reason", "maintenance window")
     assert done.returncode == 0, done.stderr
     try:
-        for r in routers:  # type: ignore[attr-defined]
+        for r in routers:
             wait_for(
                 lambda r=r: status(r)["members"][victim]["state"] == "drained",
                 1.0,
@@ -48,19 +49,19 @@ def test_drain_is_reflected_by_every_router_within_a_second(stack: dict[str, obj
             )
         elapsed = time.monotonic() - started
         print(f"drain reflected by both routers after {elapsed:.3f}s")
-        for r in routers:  # type: ignore[attr-defined]
+        for r in routers:
             member = status(r)["members"][victim]
             assert member["reasons"] == ["drained by an operator: maintenance window"]
             with httpx.Client() as client:
                 moved = launch(client, r, path).headers["location"]
             assert not moved.startswith(member["url"] + "/")
-        why = httpx.get(f"{routers[0]}/why", params={"path": path}).json()  # type: ignore[index]
+        why = httpx.get(f"{routers[0]}/why", params={"path": path}).json()
         out = next(c for c in why["candidates"] if c["member"] == victim)
         assert out["in"] is False and "maintenance window" in out["why"]
     finally:
         undone = cli(stack, "undrain", victim)
         assert undone.returncode == 0, undone.stderr
-    for r in routers:  # type: ignore[attr-defined]
+    for r in routers:
         wait_for(
             lambda r=r: status(r)["members"][victim]["state"] == "eligible",
             1.0,
@@ -68,7 +69,7 @@ def test_drain_is_reflected_by_every_router_within_a_second(stack: dict[str, obj
         )
 
 
-def test_drain_of_an_unknown_member_is_refused(stack: dict[str, object]) -> None:
+def test_drain_of_an_unknown_member_is_refused(stack: Stack) -> None:
     done = cli(stack, "drain", "nosuchmember")
     assert done.returncode == 2
     assert "unknown member 'nosuchmember'" in done.stderr and "alpha" in done.stderr

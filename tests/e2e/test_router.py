@@ -12,7 +12,7 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
-from fedredirect.simulator import MemberServer, MemberSimState
+from fedredirect.simulator import MemberSimState
 from tests.support.members import running_members
 from tests.support.procs import (
     launch,
@@ -22,20 +22,16 @@ from tests.support.procs import (
     wait_for,
     write_config,
 )
+from tests.support.stack import Stack
 
 
-def _member_urls(stack: dict[str, object]) -> set[str]:
-    members: dict[str, MemberServer] = stack["members"]  # type: ignore[assignment]
-    return {m.url for m in members.values()}
-
-
-def test_redirect_keeps_path_and_query_and_sets_cors_and_cookie(stack: dict[str, object]) -> None:
-    r1, _ = stack["routers"]  # type: ignore[misc]
+def test_redirect_keeps_path_and_query_and_sets_cors_and_cookie(stack: Stack) -> None:
+    r1 = stack.router
     with httpx.Client() as client:
         response = launch(client, r1, "/build/gh/Org/Repo/main?urlpath=lab%2Ftree&x=1")
     assert response.status_code == 307
     location = response.headers["location"]
-    target = next(u for u in _member_urls(stack) if location.startswith(u + "/"))
+    target = next(u for u in stack.member_urls() if location.startswith(u + "/"))
     assert location == target + "/build/gh/Org/Repo/main?urlpath=lab%2Ftree&x=1"
     assert response.headers["access-control-allow-origin"] == "*"
     cookie = response.headers["set-cookie"]
@@ -45,21 +41,21 @@ def test_redirect_keeps_path_and_query_and_sets_cors_and_cookie(stack: dict[str,
     assert "Secure" not in cookie
 
 
-def test_secure_cookie_behind_https_proxy(stack: dict[str, object]) -> None:
-    r1, _ = stack["routers"]  # type: ignore[misc]
+def test_secure_cookie_behind_https_proxy(stack: Stack) -> None:
+    r1 = stack.router
     response = httpx.get(f"{r1}/build/gh/org/repo/HEAD", headers={"X-Forwarded-Proto": "https"})
     assert "Secure" in response.headers["set-cookie"]
 
 
-def test_head_is_redirected_too(stack: dict[str, object]) -> None:
-    r1, _ = stack["routers"]  # type: ignore[misc]
+def test_head_is_redirected_too(stack: Stack) -> None:
+    r1 = stack.router
     response = httpx.head(f"{r1}/build/gh/org/repo/HEAD")
     assert response.status_code == 307
-    assert any(response.headers["location"].startswith(u) for u in _member_urls(stack))
+    assert any(response.headers["location"].startswith(u) for u in stack.member_urls())
 
 
-def test_replicas_agree_and_refs_of_a_repo_land_together(stack: dict[str, object]) -> None:
-    r1, r2 = stack["routers"]  # type: ignore[misc]
+def test_replicas_agree_and_refs_of_a_repo_land_together(stack: Stack) -> None:
+    r1, r2 = stack.routers
     with httpx.Client() as client:
         for i in range(60):
             a = launch(client, r1, f"/build/gh/org/repo{i}/HEAD").headers["location"]
@@ -68,10 +64,10 @@ def test_replicas_agree_and_refs_of_a_repo_land_together(stack: dict[str, object
 
 
 def test_sticky_cookie_is_honoured_only_for_an_eligible_member(
-    stack: dict[str, object],
+    stack: Stack,
 ) -> None:
-    r1, _ = stack["routers"]  # type: ignore[misc]
-    members: dict[str, MemberServer] = stack["members"]  # type: ignore[assignment]
+    r1 = stack.router
+    members = stack.members
     path = "/build/gh/org/sticky/HEAD"
     with httpx.Client() as client:
         natural = launch(client, r1, path).headers["location"].split("/build/")[0]
@@ -95,10 +91,10 @@ def test_sticky_cookie_is_honoured_only_for_an_eligible_member(
 
 
 def test_active_hosts_lists_eligible_members_in_the_legacy_shape(
-    stack: dict[str, object],
+    stack: Stack,
 ) -> None:
-    r1, _ = stack["routers"]  # type: ignore[misc]
-    members: dict[str, MemberServer] = stack["members"]  # type: ignore[assignment]
+    r1 = stack.router
+    members = stack.members
     hosts = httpx.get(f"{r1}/active_hosts").json()["active_hosts"]
     assert set(hosts) == {"alpha", "beta", "gamma"}
     assert hosts["alpha"] == {
@@ -123,8 +119,8 @@ def test_active_hosts_lists_eligible_members_in_the_legacy_shape(
         members["gamma"].state.hub_ok = True
 
 
-def test_status_json_carries_the_whole_view(stack: dict[str, object]) -> None:
-    r1, _ = stack["routers"]  # type: ignore[misc]
+def test_status_json_carries_the_whole_view(stack: Stack) -> None:
+    r1 = stack.router
     doc = status(r1)
     assert doc["reference"]["policy"] == "prime"
     assert doc["reference"]["source"] == "prime alpha"
@@ -145,15 +141,15 @@ def test_status_json_carries_the_whole_view(stack: dict[str, object]) -> None:
     assert "router" in doc and "redirects" in doc
 
 
-def test_router_health_is_ok_with_a_fresh_view(stack: dict[str, object]) -> None:
-    r1, _ = stack["routers"]  # type: ignore[misc]
+def test_router_health_is_ok_with_a_fresh_view(stack: Stack) -> None:
+    r1 = stack.router
     response = httpx.get(f"{r1}/health")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
 
 
-def test_other_pages_are_proxied_to_the_prime(stack: dict[str, object]) -> None:
-    r1, _ = stack["routers"]  # type: ignore[misc]
+def test_other_pages_are_proxied_to_the_prime(stack: Stack) -> None:
+    r1 = stack.router
     response = httpx.get(f"{r1}/about?x=1")
     assert response.status_code == 200
     assert response.headers["x-fedredirect-member"] == "alpha"
@@ -171,24 +167,22 @@ def test_other_pages_are_proxied_to_the_prime(stack: dict[str, object]) -> None:
         "/build/gh/org/repo/HEAD?next=https://evil.example",
     ],
 )
-def test_hostile_paths_never_redirect_off_the_federation(
-    stack: dict[str, object], path: str
-) -> None:
-    r1, _ = stack["routers"]  # type: ignore[misc]
+def test_hostile_paths_never_redirect_off_the_federation(stack: Stack, path: str) -> None:
+    r1 = stack.router
     with httpx.Client() as client:
         response = launch(client, r1, path)
     assert response.status_code < 500
     location = response.headers.get("location")
     if location is not None:
-        assert any(location.startswith(u + "/") for u in _member_urls(stack)), location
+        assert any(location.startswith(u + "/") for u in stack.member_urls()), location
         assert "\r" not in location and "\n" not in location
 
 
-def test_absolute_form_request_target_stays_on_members(stack: dict[str, object]) -> None:
+def test_absolute_form_request_target_stays_on_members(stack: Stack) -> None:
     """`GET http://evil.example/build/x HTTP/1.1` must not produce a Location at evil."""
     import socket
 
-    r1, _ = stack["routers"]  # type: ignore[misc]
+    r1 = stack.router
     port = int(r1.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(
@@ -206,7 +200,7 @@ def test_absolute_form_request_target_stays_on_members(stack: dict[str, object])
         if line.lower().startswith("location:")
     ]
     assert len(locations) == 1
-    assert any(locations[0].startswith(u + "/build/gh/") for u in _member_urls(stack)), head
+    assert any(locations[0].startswith(u + "/build/gh/") for u in stack.member_urls()), head
 
 
 def test_router_without_a_snapshot_reports_unhealthy(redis_url: str, key_prefix: str) -> None:
@@ -218,10 +212,8 @@ def test_router_without_a_snapshot_reports_unhealthy(redis_url: str, key_prefix:
         assert launch_answer.status_code == 503
 
 
-def test_status_command_prints_the_routers_view(stack: dict[str, object]) -> None:
-    done = run_cli(
-        "status", "--redis-url", str(stack["redis"]), "--key-prefix", str(stack["prefix"])
-    )
+def test_status_command_prints_the_routers_view(stack: Stack) -> None:
+    done = run_cli("status", *stack.store_args)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "reference:" in out and "source prime alpha" in out

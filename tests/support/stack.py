@@ -1,0 +1,102 @@
+"""A running federation for end-to-end tests: members, their config, a checker and routers.
+
+    with named_members("alpha", "beta") as members, running_stack(
+        members, redis_url, key_prefix, tmp_path, routers=2
+    ) as stack:
+        launch(client, stack.router, "/build/gh/org/repo/HEAD")
+
+Tests with a set-up of their own (two checkers, a legacy config, workers) keep writing it
+out with tests/support/procs.py; this is the shape most of them share.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fedredirect.simulator import MemberServer, MemberSimState
+from tests.support.members import running_members
+from tests.support.procs import checker, router, status, wait_for, write_config
+
+
+@dataclass(frozen=True)
+class Stack:
+    """What a test talks to: routers by URL, members by name, the store by URL and prefix."""
+
+    redis_url: str
+    prefix: str
+    members: dict[str, MemberServer]
+    config: Path
+    checker: subprocess.Popen[bytes]
+    routers: tuple[str, ...]
+
+    @property
+    def router(self) -> str:
+        """The first router's base URL."""
+        return self.routers[0]
+
+    @property
+    def store_args(self) -> tuple[str, ...]:
+        """The CLI options that point a `fedredirect` command at this stack's store."""
+        return ("--redis-url", self.redis_url, "--key-prefix", self.prefix)
+
+    def member_urls(self) -> set[str]:
+        return {m.url for m in self.members.values()}
+
+
+@contextlib.contextmanager
+def named_members(*names: str) -> Iterator[dict[str, MemberServer]]:
+    """One simulated member per name, all healthy, by name."""
+    with running_members(*(MemberSimState(n) for n in names)) as servers:
+        yield dict(zip(names, servers, strict=True))
+
+
+@contextlib.contextmanager
+def running_stack(
+    members: Mapping[str, MemberServer],
+    redis_url: str,
+    prefix: str,
+    tmp: Path,
+    *,
+    weights: Mapping[str, float] | None = None,
+    prime: str | None = None,
+    routers: int = 1,
+    eligible: int | None = None,
+    timeout: float = 15.0,
+    checker_args: Sequence[str] = (),
+    **settings: Any,
+) -> Iterator[Stack]:
+    """Write a config for ``members``, start a checker and ``routers`` routers on it.
+
+    Weights default to 10 each and the prime to the first member; ``settings`` go into the
+    config. Yields once every router sees ``eligible`` targets (default: every member; 0 to
+    not wait). Logs go to ``tmp``: checker.log, router1.log, ...
+    """
+    first = next(iter(members))
+    prime = first if prime is None else prime
+    config = write_config(
+        tmp / "federation.yaml",
+        {n: (m, (weights or {}).get(n, 10.0), n == prime) for n, m in members.items()},
+        **settings,
+    )
+    with contextlib.ExitStack() as running:
+        proc = running.enter_context(
+            checker(config, redis_url, prefix, tmp / "checker.log", *checker_args)
+        )
+        urls = tuple(
+            running.enter_context(router(redis_url, prefix, tmp / f"router{i + 1}.log"))
+            for i in range(routers)
+        )
+        want = len(members) if eligible is None else eligible
+        for url in urls if want else ():
+            wait_for(functools.partial(_sees, url, want), timeout, f"{url} sees {want} eligible")
+        yield Stack(redis_url, prefix, dict(members), config, proc, urls)
+
+
+def _sees(router_url: str, eligible: int) -> bool:
+    return len(status(router_url)["targets"]) == eligible
