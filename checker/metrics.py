@@ -1,21 +1,28 @@
 """The checker's Prometheus metrics, served at /metrics on ``--metrics-port``.
 
-View-derived gauges are produced at scrape time from a view evaluated *now*, so ages move
-and a removed member's series disappear instead of freezing. ``fedredirect_member_state``
-has one series per known state with exactly one at 1, so every transition shows on a graph
-(the replaced redirector's gauge left the old label series behind at 1).
+View-derived gauges are produced at scrape time from the view the checker keeps (evaluated
+when a verdict may have changed), with ages measured at the scrape against the records last
+published, so ages move and a removed member's series disappear instead of freezing.
+``fedredirect_member_state`` has one series per known state with exactly one at 1, so every
+transition shows on a graph (the replaced redirector's gauge left the old label series
+behind at 1).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from shared.evaluate import STATES, View
+from shared.evaluate import STATES, View, age
+from shared.status import Records, reference_observed_at
+
+#: The writer's view and the records it last published (None on a standby).
+Published = Callable[[], tuple[View, Records] | None]
 
 _LABEL_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -31,13 +38,17 @@ class ViewCollector(Collector):
     """Gauges describing the evaluated view, computed at scrape time."""
 
     def __init__(
-        self, current_view: Callable[[], View | None], last_cycle: Callable[[], float | None]
+        self,
+        published: Published,
+        last_cycle: Callable[[], float | None],
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.current_view = current_view
+        self.published = published
         self.last_cycle = last_cycle
+        self.clock = clock
 
     def collect(self) -> Iterator[Metric]:
-        view = self.current_view()
+        published = self.published()
         last = self.last_cycle()
         cycle = GaugeMetricFamily(
             "fedredirect_checker_last_cycle_timestamp_seconds",
@@ -46,15 +57,16 @@ class ViewCollector(Collector):
         if last is not None:
             cycle.add_metric([], last)
         yield cycle
-        if view is None:
+        if published is None:
             return
+        view, records = published
         period = GaugeMetricFamily(
             "fedredirect_checker_period_seconds", "configured check period (check.period)"
         )
         period.add_metric([], view.config.check.period)
         yield period
         yield from member_metrics(view)
-        yield from reference_metrics(view)
+        yield from reference_metrics(view, age(self.clock(), reference_observed_at(view, records)))
 
 
 def member_metrics(view: View) -> Iterator[Metric]:
@@ -94,13 +106,13 @@ def member_metrics(view: View) -> Iterator[Metric]:
     yield from (eligible, state, weight, pods, quota, match, count)
 
 
-def reference_metrics(view: View) -> Iterator[Metric]:
+def reference_metrics(view: View, reference_age: float | None) -> Iterator[Metric]:
     ref = view.reference
-    age = GaugeMetricFamily(
+    ages = GaugeMetricFamily(
         "fedredirect_reference_age_seconds", "age of the reference version's source observation"
     )
-    if ref.age is not None:
-        age.add_metric([], ref.age)
+    if reference_age is not None:
+        ages.add_metric([], reference_age)
     stale = GaugeMetricFamily(
         "fedredirect_reference_stale",
         "1 while the reference is stale and version gating is suspended",
@@ -122,15 +134,13 @@ def reference_metrics(view: View) -> Iterator[Metric]:
         "fedredirect_fallback_active", "1 while nobody is eligible and the fallback policy applies"
     )
     fallback.add_metric([], 1.0 if view.fallback_active else 0.0)
-    yield from (age, stale, info, gate, fallback)
+    yield from (ages, stale, info, gate, fallback)
 
 
 class CheckerMetrics:
     """Everything the checker exports, in a registry of its own."""
 
-    def __init__(
-        self, current_view: Callable[[], View | None], last_cycle: Callable[[], float | None]
-    ) -> None:
+    def __init__(self, published: Published, last_cycle: Callable[[], float | None]) -> None:
         self.registry = CollectorRegistry()
         self.check_duration = Histogram(
             "fedredirect_check_duration_seconds",
@@ -145,4 +155,4 @@ class CheckerMetrics:
             ["member", "endpoint", "reason"],
             registry=self.registry,
         )
-        self.registry.register(ViewCollector(current_view, last_cycle))
+        self.registry.register(ViewCollector(published, last_cycle))

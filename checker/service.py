@@ -23,7 +23,7 @@ from checker.pool import OriginClients
 from checker.probe import Answer, Outcome, fetch_parsed
 from shared.changes import view_changes
 from shared.config import FederationConfig, MemberConfig
-from shared.evaluate import View, evaluate, state_may_change
+from shared.evaluate import View, state_may_change
 from shared.history import (
     config_event,
     describe,
@@ -32,10 +32,11 @@ from shared.history import (
     outage_events,
     transitions,
 )
+from shared.keeper import ViewKeeper
 from shared.observe import HealthStreak, health_failure, health_is_failing, next_observation
 from shared.payloads import parse_health, parse_versions
 from shared.records import CheckerHeartbeat, Drain, HealthObservation, MemberObservation
-from shared.store import Store
+from shared.store import Snapshot, Store
 
 log = logging.getLogger("fedredirect.checker")
 
@@ -65,17 +66,17 @@ class Checker:
         self.checker_id = checker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.observations: dict[str, MemberObservation] = {}
         self.streaks: dict[str, HealthStreak] = {}  # flap damping's state: never published
-        self.view: View | None = None
+        # The view of what this checker last published, evaluated only when a verdict may
+        # have changed: for its logs, its history and its metrics alike.
+        self.keeper = ViewKeeper(clock)
         self.drains: dict[str, Drain] = {}
         self.last_published_at: float | None = None
         self.fence: int | None = None  # the writer lease's fencing token while we hold it
-        self.metrics = CheckerMetrics(self.current_view, lambda: self.last_published_at)
+        self.metrics = CheckerMetrics(self.published, lambda: self.last_published_at)
         self._changed = asyncio.Event()
         self._urgent = asyncio.Event()  # a change that can move a state waits to be published
         self._next_health: dict[str, float] = {}
         self._dirty: set[str] = set()  # members whose records changed since the last publish
-        self._meaningful = True  # a change that can move a state (not just checked_at)
-        self._evaluated_at = 0.0
         self._full_publish = True  # the next publish rewrites everything (new writer)
         # An idle connection outlives the wait for its member's next check, so each check
         # reuses it instead of opening a new one (a TLS handshake, for real members).
@@ -132,7 +133,6 @@ class Checker:
         self.streaks[name] = streak
         self._dirty.add(name)
         if state_may_change(previous, obs, self.config.pod_headroom):
-            self._meaningful = True
             self._urgent.set()
         if health_due:
             wait = check.failed_period if health_is_failing(obs, streak) else 0.0
@@ -148,14 +148,18 @@ class Checker:
             self.metrics.check_failures.labels(member, endpoint, reason).inc()
 
     def current_view(self) -> View | None:
-        """The view evaluated now from what this checker last published (for metrics).
+        """The view of what this checker last published (for metrics). None on a standby:
+        only the writer exports the view, so a former writer's frozen view cannot keep an
+        alert firing."""
+        return self.keeper.view if self.fence is not None else None
 
-        None on a standby: only the writer exports the view, so a former writer's frozen
-        view cannot keep an alert firing."""
-        if self.last_published_at is None or self.fence is None:
+    def published(self) -> tuple[View, Snapshot] | None:
+        """The view of what this checker last published and those records, while it is
+        the writer (None on a standby)."""
+        view, snapshot = self.keeper.view, self.keeper.snapshot
+        if self.fence is None or view is None or snapshot is None:
             return None
-        heartbeat = CheckerHeartbeat(self.checker_id, self.last_published_at)
-        return evaluate(self.config, self.observations, self.drains, heartbeat, self.clock())
+        return view, snapshot
 
     async def _fetch_health(
         self, member: MemberConfig, deadline: float
@@ -191,8 +195,8 @@ class Checker:
 
     async def publish(self) -> None:
         """Publish what changed (everything, for a new writer) if this checker holds the
-        writer lease; then log the state changes it makes, when something could have
-        changed a state (and at least once a period, as time alone can)."""
+        writer lease; then log the state changes it makes, evaluating the view only when
+        a verdict may have changed (:class:`shared.keeper.ViewKeeper`)."""
         if self.fence is None:
             return
         now = self.clock()
@@ -222,18 +226,16 @@ class Checker:
             log.info("%s", describe(event), extra=event)
         if changed is None:  # a new writer: the config it serves belongs in history (replay)
             history.append(config_event(self.config, now))
-        drains = await self.store.read_drains()
-        if drains != self.drains:
-            self._meaningful = True
-        self.drains = drains
-        if self._meaningful or now - self._evaluated_at >= self.config.check.period:
-            self._meaningful = False
-            self._evaluated_at = now
-            view = evaluate(self.config, observations, self.drains, heartbeat, now)
-            for event in view_changes(self.view, view):
+        self.drains = await self.store.read_drains()
+        held = self.keeper.snapshot
+        self.keeper.snapshot = Snapshot(self.config, observations, heartbeat, self.drains)
+        before = self.keeper.view
+        if self.keeper.refresh(held):
+            view = self.keeper.view
+            assert view is not None
+            for event in view_changes(before, view):
                 log.info("%s", describe(event), extra=event)
-            history += transitions(self.view, view)
-            self.view = view
+            history += transitions(before, view)
         await self._record_history(history, observations, now)
 
     async def _record_history(

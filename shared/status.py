@@ -118,6 +118,20 @@ def _times(
     return times, records.heartbeat
 
 
+def reference_observed_at(view: View, records: Records | None) -> float | None:
+    """When the reference was observed: from the latest versions of the members that set
+    it when ``records`` are given (a view kept while they are refreshed), else as the view
+    was evaluated."""
+    ref = view.reference
+    if records is None or not ref.members:
+        return ref.observed_at
+    get = records.observations.get
+    observed = [obs.versions_at if (obs := get(name)) else None for name in ref.members]
+    if None in observed:
+        return ref.observed_at
+    return min(t for t in observed if t is not None)
+
+
 def view_to_json(
     view: View, now: float | None = None, records: Records | None = None
 ) -> dict[str, Any]:
@@ -126,10 +140,7 @@ def view_to_json(
     now = view.evaluated_at if now is None else now
     ref = view.reference
     times, heartbeat = _times(view, records)
-    observed = [times[n][2] for n in ref.members if n in times]
-    ref_at = ref.observed_at
-    if records is not None and ref.members and None not in observed:
-        ref_at = min(t for t in observed if t is not None)
+    ref_at = reference_observed_at(view, records)
     return {
         "evaluated_at": view.evaluated_at,
         "reference": {

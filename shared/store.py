@@ -177,7 +177,7 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, str |
 
 def _sentinel_master(url: str, timeout: float) -> aioredis.Redis:
     sentinels, master, db, password = parse_sentinel_url(url)
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]  # typed in newer redis-py
         sentinels,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,

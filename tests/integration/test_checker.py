@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from checker.service import Checker
 from fedredirect.shapes import SHAPES, shapes_for
@@ -401,3 +402,33 @@ async def test_every_recorded_versions_shape_served_by_a_real_member(
             obs = await eventually(lambda: (o := run.obs("m")) and o.versions_at and o)
     assert obs.versions == parse_versions(200, SHAPES[shape].body())
     assert obs.versions_error is None
+
+
+async def test_an_idle_federation_is_evaluated_once_and_a_change_at_once(
+    redis_url: str, key_prefix: str
+) -> None:
+    """Records refreshed with the same content only move the deadline: the checker's view
+    (its logs, history and metrics) is evaluated when a verdict may change, not every
+    publish; a metrics scrape evaluates nothing; a member going down is evaluated at once."""
+    hub = MemberSimState("b")
+    with _members(MemberSimState("a"), hub) as (a, b):
+        async with run_checker({"a": a, "b": b}, redis_url, key_prefix, period=0.2) as run:
+            keeper = run.checker.keeper
+            await eventually(
+                lambda: (v := keeper.view) and all(m.state == "eligible" for m in v.members)
+            )
+            settled = keeper.evaluations
+            published = run.checker.last_published_at
+            # ten periods of unchanged answers, each published with a new heartbeat
+            await eventually(lambda: a.hits["/health"] >= 12 and b.hits["/health"] >= 12)
+            for _ in range(5):
+                generate_latest(run.checker.metrics.registry)
+            assert run.checker.last_published_at != published
+            assert keeper.evaluations == settled
+            hub.hub_ok = False
+            view = await eventually(
+                lambda: (v := keeper.view) and v.member("b").state == "unhealthy" and v,
+                timeout=5,
+            )
+            assert keeper.evaluations > settled
+            assert view.member("a").state == "eligible"

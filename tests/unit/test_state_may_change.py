@@ -1,5 +1,6 @@
-"""Which new records make a router evaluate its view at once (``state_may_change``,
-``may_move_a_state``), and that the others could not have moved a state anyway."""
+"""Which new records make a router or the checker evaluate its view at once
+(``state_may_change``, ``shared.keeper.may_move_a_state``), and that the others could not
+have moved a state anyway."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.snapshot import may_move_a_state
 from shared.config import parse_config
 from shared.evaluate import evaluate, state_may_change
+from shared.keeper import may_move_a_state
 from shared.records import CheckerHeartbeat, Drain, HealthObservation, MemberObservation
 from shared.store import Snapshot
 
