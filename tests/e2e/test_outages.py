@@ -6,9 +6,7 @@ import os
 import signal
 import subprocess
 import tempfile
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +14,10 @@ import httpx
 import pytest
 
 from fedredirect.dev import find_redis_server, redis_command
-from fedredirect.simulator import MemberServer, MemberSimState
-from tests.support.members import running_members
+from fedredirect.simulator import MemberServer
+from tests.support.load import Load
 from tests.support.procs import checker, free_port, router, status, wait_for, write_config
+from tests.support.stack import named_members, running_stack
 
 
 class Redis:
@@ -50,44 +49,6 @@ class Redis:
         os.kill(self.proc.pid, sig)
 
 
-class Load:
-    """Launches against the routers from a thread, recording every outcome."""
-
-    def __init__(self, routers: list[str], members: dict[str, MemberServer]) -> None:
-        self.routers = routers
-        self.by_url = {m.url: name for name, m in members.items()}
-        self.outcomes: list[tuple[float, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        i = 0
-        with httpx.Client(timeout=3) as client:
-            while not self._stop.is_set():
-                router_url = self.routers[i % len(self.routers)]
-                try:
-                    r = client.get(f"{router_url}/build/gh/org/r{i}/HEAD", follow_redirects=False)
-                    location = r.headers.get("location", "")
-                    base = location.split("/build/")[0]
-                    outcome = self.by_url.get(base, f"HTTP {r.status_code} {location[:40]}")
-                except httpx.HTTPError as exc:
-                    outcome = f"error {type(exc).__name__}"
-                self.outcomes.append((time.monotonic(), outcome))
-                i += 1
-                time.sleep(0.005)
-
-    def __enter__(self) -> Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def since(self, t: float) -> Counter[str]:
-        return Counter(outcome for at, outcome in self.outcomes if at >= t)
-
-
 @pytest.fixture
 def own_redis() -> Iterator[Redis]:
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,31 +64,18 @@ def own_redis() -> Iterator[Redis]:
 
 @pytest.fixture
 def members() -> Iterator[dict[str, MemberServer]]:
-    with running_members(MemberSimState("alpha"), MemberSimState("beta")) as (a, b):
-        yield {"alpha": a, "beta": b}
-
-
-def _config(tmp_path: Path, members: dict[str, MemberServer], policy: str = "keep") -> Path:
-    return write_config(
-        tmp_path / "f.yaml",
-        {"alpha": (members["alpha"], 10.0, True), "beta": (members["beta"], 10.0, False)},
-        outage={"policy": policy},
-    )
+    with named_members("alpha", "beta") as members:
+        yield members
 
 
 def test_routers_ride_out_a_redis_kill_and_a_pause(
     own_redis: Redis, members: dict[str, MemberServer], tmp_path: Path
 ) -> None:
-    config = _config(tmp_path, members)
-    prefix = "outage"
-    with (
-        checker(config, own_redis.url, prefix, tmp_path / "checker.log"),
-        router(own_redis.url, prefix, tmp_path / "r1.log") as r1,
-        router(own_redis.url, prefix, tmp_path / "r2.log") as r2,
-    ):
-        for r in (r1, r2):
-            wait_for(lambda r=r: len(status(r)["targets"]) == 2, what="both eligible")
-        with Load([r1, r2], members) as load:
+    with running_stack(
+        members, own_redis.url, "outage", tmp_path, routers=2, outage={"policy": "keep"}
+    ) as stack:
+        r1, r2 = stack.routers
+        with Load(stack.routers, members) as load:
             start = time.monotonic()
             own_redis.kill()
             for r in (r1, r2):
@@ -181,7 +129,11 @@ def test_checker_outage_applies_the_outage_policy(
     policy: str,
     expected: set[str],
 ) -> None:
-    config = _config(tmp_path, members, policy)
+    config = write_config(
+        tmp_path / "f.yaml",
+        {"alpha": (members["alpha"], 10.0, True), "beta": (members["beta"], 10.0, False)},
+        outage={"policy": policy},
+    )
     members["beta"].state.total_pods = 100  # beta full: 'keep' keeps it out, 'all' sends to it
     with router(redis_url, key_prefix, tmp_path / "r.log") as r:
         with checker(config, redis_url, key_prefix, tmp_path / "checker.log") as proc:

@@ -11,10 +11,9 @@ import pytest
 import redis
 
 from fedredirect.dev import child, find_redis_server, redis_command
-from fedredirect.simulator import MemberServer, MemberSimState
-from tests.e2e.test_outages import Load
-from tests.support.members import running_members
-from tests.support.procs import checker, free_port, router, status, wait_for, write_config
+from tests.support.load import Load
+from tests.support.procs import free_port, status, wait_for
+from tests.support.stack import named_members, running_stack
 
 MASTER = "fedmaster"
 
@@ -73,40 +72,32 @@ def cluster(tmp_path: Path) -> Iterator[SentinelCluster]:
 def test_failover_keeps_routers_serving_and_the_checker_publishing(
     cluster: SentinelCluster, tmp_path: Path
 ) -> None:
-    with running_members(MemberSimState("alpha"), MemberSimState("beta")) as (a, b):
-        members: dict[str, MemberServer] = {"alpha": a, "beta": b}
-        config = write_config(
-            tmp_path / "f.yaml", {"alpha": (a, 10.0, True), "beta": (b, 10.0, False)}
-        )
-        prefix = "sentinel"
-        with (
-            checker(config, cluster.url, prefix, tmp_path / "checker.log"),
-            router(cluster.url, prefix, tmp_path / "r1.log") as r1,
-            router(cluster.url, prefix, tmp_path / "r2.log") as r2,
-        ):
+    with (
+        named_members("alpha", "beta") as members,
+        running_stack(members, cluster.url, "sentinel", tmp_path, routers=2, timeout=20) as stack,
+    ):
+        r1, r2 = stack.routers
+        with Load(stack.routers, members) as load:
+            killed = time.monotonic()
+            cluster.master.kill()  # the master dies
+            cluster.master.wait()
+            wait_for(
+                lambda: cluster.master_address()[1] == cluster.replica_port,
+                30,
+                "sentinels promote the replica",
+            )
+            failover = time.monotonic() - killed
             for r in (r1, r2):
-                wait_for(lambda r=r: len(status(r)["targets"]) == 2, 20, "routers see members")
-            with Load([r1, r2], members) as load:
-                killed = time.monotonic()
-                cluster.master.kill()  # the master dies
-                cluster.master.wait()
                 wait_for(
-                    lambda: cluster.master_address()[1] == cluster.replica_port,
+                    lambda r=r: (
+                        status(r)["checker"]["heartbeat_age_seconds"] < 1.0
+                        and status(r)["router"]["store_error"] is None
+                    ),
                     30,
-                    "sentinels promote the replica",
+                    "checker publishing to the new master, router reading it",
                 )
-                failover = time.monotonic() - killed
-                for r in (r1, r2):
-                    wait_for(
-                        lambda r=r: (
-                            status(r)["checker"]["heartbeat_age_seconds"] < 1.0
-                            and status(r)["router"]["store_error"] is None
-                        ),
-                        30,
-                        "checker publishing to the new master, router reading it",
-                    )
-                resumed = time.monotonic() - killed
-            outcomes = load.since(killed)
+            resumed = time.monotonic() - killed
+        outcomes = load.since(killed)
     print(
         f"sentinel failover: promoted after {failover:.1f}s, publishing again after "
         f"{resumed:.1f}s; launches during: {dict(outcomes)}"

@@ -34,6 +34,7 @@ class Stack:
     config: Path
     checker: subprocess.Popen[bytes]
     routers: tuple[str, ...]
+    logs: Path
 
     @property
     def router(self) -> str:
@@ -44,6 +45,13 @@ class Stack:
     def store_args(self) -> tuple[str, ...]:
         """The CLI options that point a `fedredirect` command at this stack's store."""
         return ("--redis-url", self.redis_url, "--key-prefix", self.prefix)
+
+    @property
+    def checker_log(self) -> Path:
+        return self.logs / "checker.log"
+
+    def router_log(self, index: int = 0) -> Path:
+        return self.logs / f"router{index + 1}.log"
 
     def member_urls(self) -> set[str]:
         return {m.url for m in self.members.values()}
@@ -95,7 +103,7 @@ def running_stack(
         want = len(members) if eligible is None else eligible
         for url in urls if want else ():
             wait_for(functools.partial(_sees, url, want), timeout, f"{url} sees {want} eligible")
-        yield Stack(redis_url, prefix, dict(members), config, proc, urls)
+        yield Stack(redis_url, prefix, dict(members), config, proc, urls, tmp)
 
 
 def _sees(router_url: str, eligible: int) -> bool:
