@@ -15,9 +15,8 @@ import httpx
 import pytest
 import yaml
 
-from fedredirect.simulator import MemberSimState
-from tests.support.members import running_members
-from tests.support.procs import checker, router, run_cli, status, wait_for, write_config
+from tests.support.procs import run_cli, status, wait_for
+from tests.support.stack import named_members, running_stack
 
 FULL = 100  # pods: at the simulator's quota, so full
 #: How far a replayed or recorded duration may be from the wall-clock one the test made:
@@ -30,47 +29,42 @@ def recorded(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """A stack whose beta is full for a known span; yields once that span is over."""
     tmp = tmp_path_factory.mktemp("replay-stack")
     prefix = "e2e-replay"
-    states = [MemberSimState(n) for n in ("alpha", "beta", "gamma")]
-    with running_members(*states) as servers:
-        members = dict(zip(("alpha", "beta", "gamma"), servers, strict=True))
-        config = write_config(
-            tmp / "federation.yaml",
-            {
-                "alpha": (members["alpha"], 50.0, True),
-                "beta": (members["beta"], 50.0, False),
-                "gamma": (members["gamma"], 30.0, False),
-            },
+    with (
+        named_members("alpha", "beta", "gamma") as members,
+        running_stack(
+            members,
+            redis_url,
+            prefix,
+            tmp,
+            weights={"alpha": 50.0, "beta": 50.0, "gamma": 30.0},
             history={"observation_interval": 0.5},
+        ) as stack,
+    ):
+        url = stack.router
+        since = time.time()
+        beta = members["beta"]
+        wait_for(lambda: time.time() > since + 2, what="2 s of everyone eligible")
+        full_from = time.time()
+        beta.state.total_pods = FULL
+        wait_for(lambda: status(url)["members"]["beta"]["state"] == "full", what="beta full")
+        wait_for(lambda: time.time() > full_from + 4, what="4 s of beta full")
+        full_until = time.time()
+        beta.state.total_pods = 10
+        wait_for(
+            lambda: status(url)["members"]["beta"]["state"] == "eligible",
+            what="beta back",
         )
-        with (
-            checker(config, redis_url, prefix, tmp / "checker.log"),
-            router(redis_url, prefix, tmp / "router.log") as url,
-        ):
-            wait_for(lambda: len(status(url)["targets"]) == 3, what="all three eligible")
-            since = time.time()
-            beta = members["beta"]
-            wait_for(lambda: time.time() > since + 2, what="2 s of everyone eligible")
-            full_from = time.time()
-            beta.state.total_pods = FULL
-            wait_for(lambda: status(url)["members"]["beta"]["state"] == "full", what="beta full")
-            wait_for(lambda: time.time() > full_from + 4, what="4 s of beta full")
-            full_until = time.time()
-            beta.state.total_pods = 10
-            wait_for(
-                lambda: status(url)["members"]["beta"]["state"] == "eligible",
-                what="beta back",
-            )
-            wait_for(lambda: time.time() > full_until + 2, what="2 s of everyone again")
-            launch = httpx.get(f"{url}/build/gh/org/repo/HEAD", follow_redirects=False)
-            assert launch.status_code == 307
-            yield {
-                "redis": redis_url,
-                "prefix": prefix,
-                "since": since,
-                "full": full_until - full_from,
-                "tmp": tmp,
-                "config": config,
-            }
+        wait_for(lambda: time.time() > full_until + 2, what="2 s of everyone again")
+        launch = httpx.get(f"{url}/build/gh/org/repo/HEAD", follow_redirects=False)
+        assert launch.status_code == 307
+        yield {
+            "redis": redis_url,
+            "prefix": prefix,
+            "since": since,
+            "full": full_until - full_from,
+            "tmp": tmp,
+            "config": stack.config,
+        }
 
 
 def cli(rec: dict[str, Any], *args: str) -> Any:

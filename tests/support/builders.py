@@ -1,7 +1,8 @@
 """Builders for the unit tests of the core: configs, observations, drains and views.
 
-``make_config`` and ``make_obs`` build a federation and what the checker saw of it, ``run``
-evaluates them at ``NOW``; ``federations`` draws a random federation for property tests.
+``make_config`` and ``make_obs`` build a federation and what the checker saw of it at
+``NOW``; ``federations`` draws a random one for property tests. tests/support/views.py
+evaluates them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any, cast
 from hypothesis import strategies as st
 
 from shared.config import FederationConfig, parse_config
-from shared.evaluate import MemberView, View, evaluate
 from shared.records import Drain, HealthObservation, HealthStatus, MemberObservation
 
 NOW = 1_700_000_000.0
@@ -71,27 +71,8 @@ def observe_all(config: FederationConfig, **kwargs: Any) -> dict[str, MemberObse
     return {name: make_obs(name, **kwargs) for name in config.members}
 
 
-def run(
-    config: FederationConfig,
-    observations: Mapping[str, MemberObservation],
-    drains: Mapping[str, Drain] | None = None,
-    now: float = NOW,
-) -> View:
-    return evaluate(config, observations, drains or {}, None, now)
-
-
 def drain(name: str, reason: str = "maintenance") -> Drain:
     return Drain(name, reason, NOW - 60)
-
-
-def member_of(view: View, name: str) -> MemberView:
-    found = view.member(name)
-    assert found is not None, name
-    return found
-
-
-def states(view: View) -> dict[str, str]:
-    return {m.name: m.state for m in view.members}
 
 
 # --- a random federation for the property tests ---------------------------------------------
@@ -148,13 +129,6 @@ def federations(
             observations[name] = obs
     drained = draw(st.lists(st.sampled_from(names), unique=True, max_size=2))
     return raw, observations, {n: drain(n) for n in drained}
-
-
-def evaluate_raw(
-    fed: tuple[dict[str, Any], dict[str, MemberObservation], dict[str, Drain]],
-) -> View:
-    raw, observations, drains = fed
-    return run(parse_config(raw, "hypothesis"), observations, drains)
 
 
 def federation() -> tuple[Any, dict[str, MemberObservation], dict[str, Drain]]:

@@ -14,13 +14,12 @@ from tests.support.builders import (
     NOW,
     V1,
     V2,
-    evaluate_raw,
     federations,
     make_config,
     make_obs,
     observe_all,
-    run,
 )
+from tests.support.views import evaluate_raw, run
 
 CONFIG = make_config()  # alpha 50 (prime), beta 50, gamma 30
 
@@ -70,6 +69,7 @@ def test_member_state_change_reports_old_new_and_reasons() -> None:
             "old": "eligible",
             "new": "full",
             "reasons": ["full: 95 pods + headroom 10 >= quota 100"],
+            "excluded_by": ["full"],
         }
     ]
     back = view_changes(run(CONFIG, obs), healthy())

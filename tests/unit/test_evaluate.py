@@ -27,16 +27,13 @@ from tests.support.builders import (
     V1B,
     V2,
     drain,
-    evaluate_raw,
     federations,
     make_config,
     make_obs,
-    member_of,
     observe_all,
-    run,
-    states,
     url,
 )
+from tests.support.views import evaluate_raw, member_of, run, states
 
 # --- state precedence and reasons ------------------------------------------------------------
 

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from shared.observe import HealthStreak, health_failure, health_is_failing, next_observation
 from shared.records import HealthObservation, MemberObservation
 from shared.reference import reference_version
-from tests.support.builders import V1, V2, make_config, observe_all, run
+from tests.support.builders import V1, V2, make_config, observe_all
+from tests.support.views import run
 
 T0 = 1_700_000_000.0
 OK = HealthObservation("ok", (), 10, 100, T0)

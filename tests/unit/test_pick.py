@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from shared.explain import explain
-from tests.support.builders import make_config, observe_all, run
+from tests.support.builders import make_config, observe_all
+from tests.support.views import run
 
 
 @pytest.mark.parametrize("balancer", ["rendezvous", "random"])

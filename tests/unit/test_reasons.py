@@ -10,7 +10,8 @@ import pytest
 
 from shared.evaluate import View
 from shared.records import Drain
-from tests.support.builders import make_config, make_obs, member_of, run
+from tests.support.builders import make_config, make_obs
+from tests.support.views import member_of, run
 
 
 def view_of(status: str | None, reasons: list[str] | None, drain_reason: str | None = None) -> View:

@@ -27,12 +27,10 @@ from tests.support.builders import (
     V2,
     make_config,
     make_obs,
-    member_of,
     observe_all,
-    run,
-    states,
     url,
 )
+from tests.support.views import member_of, run, states
 
 V3 = {"binderhub": "3.0", "builder": "r2d:3"}
 

@@ -4,7 +4,8 @@ and the majority's tie-break by canonical JSON."""
 from __future__ import annotations
 
 from shared.reference import reference_version
-from tests.support.builders import NOW, V1, V2, make_config, make_obs, run, states
+from tests.support.builders import NOW, V1, V2, make_config, make_obs
+from tests.support.views import run, states
 
 # Two version sets whose canonical (sorted-key) JSON and config-order JSON sort differently.
 LOW_HUB = {"binderhub": "1.0", "builder": "r2d:9"}

@@ -16,7 +16,8 @@ from shared.evaluate import View
 from shared.observe import next_observation
 from shared.records import HealthObservation, MemberObservation
 from shared.reference import reference_version
-from tests.support.builders import NOW, V1, V1B, V2, make_config, make_obs, member_of, run, states
+from tests.support.builders import NOW, V1, V1B, V2, make_config, make_obs
+from tests.support.views import member_of, run, states
 
 T0 = 1_700_000_000.0
 PERIOD = 10.0  # min_dwell 20 s and versions max age 30 s by default

@@ -23,16 +23,7 @@ from shared.evaluate import View, evaluate
 from shared.records import CheckerHeartbeat, Drain, MemberObservation
 from shared.status import status_document, view_to_json
 from shared.store import Snapshot
-from tests.support.builders import (
-    FULL_PODS,
-    NOW,
-    V1,
-    V2,
-    federation,
-    federations,
-    make_obs,
-    url,
-)
+from tests.support.builders import FULL_PODS, NOW, V1, V2, federation, federations, make_obs, url
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SCHEMA = json.loads((DOCS / "status.schema.json").read_text(encoding="utf-8"))
