@@ -252,7 +252,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _setup_logs(args: argparse.Namespace) -> None:
-    from fedredirect.logs import setup_logging
+    from shared.logs import setup_logging
 
     setup_logging(args.log_format, args.log_level.upper())
 

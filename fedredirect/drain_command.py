@@ -18,7 +18,7 @@ log = logging.getLogger("fedredirect")
 
 async def run_drain(args: argparse.Namespace) -> int:
     """Record (or clear) a drain in the store; every router applies it on its next sync."""
-    from fedredirect.logs import setup_logging
+    from shared.logs import setup_logging
 
     setup_logging("text", "INFO")
     async with open_store(args.redis_url, args.key_prefix) as store:

@@ -20,6 +20,7 @@ def view_changes(old: View | None, new: View) -> list[dict[str, Any]]:
                     "old": before.state if before else None,
                     "new": member.state,
                     "reasons": list(member.reasons),
+                    "excluded_by": list(member.excluded_by),
                 }
             )
     ref_old = old.reference if old else None

@@ -60,6 +60,7 @@ def transitions(old: View | None, new: View) -> list[dict[str, Any]]:
                     "old": before.state,
                     "new": member.state,
                     "reasons": list(member.reasons),
+                    "excluded_by": list(member.excluded_by),
                 }
             )
     return [{**event, "at": new.evaluated_at} for event in events]

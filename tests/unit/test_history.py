@@ -68,11 +68,13 @@ def test_a_member_going_full_then_down() -> None:
         "old": "eligible",
         "new": "full",
         "reasons": ["full: 95 pods + headroom 10 >= quota 100"],
+        "excluded_by": ["full"],
         "at": NOW + 10,
     }
     down = view(NOW + 20, beta=obs("beta", NOW + 20, status="unhealthy"))
     [event] = transitions(full, down)
     assert (event["old"], event["new"]) == ("full", "unhealthy")
+    assert event["excluded_by"] == ["unhealthy"]
 
 
 def full_beta(at: float, pods: int = 95) -> MemberObservation:
