@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 
 from fedredirect.simulator import MemberSimState
-from tests.support.members import running_members
-from tests.support.procs import checker, launch, router, status, wait_for, write_config
+from tests.support.procs import launch, wait_for
+from tests.support.stack import named_members, running_stack
 
 
 def json_lines(path: Path) -> list[dict[str, Any]]:
@@ -21,37 +21,34 @@ def json_lines(path: Path) -> list[dict[str, Any]]:
 def test_json_logs_record_state_and_reference_changes(
     tmp_path: Path, redis_url: str, key_prefix: str
 ) -> None:
-    with running_members(MemberSimState("alpha"), MemberSimState("beta")) as (a, b):
-        config = write_config(
-            tmp_path / "f.yaml", {"alpha": (a, 10.0, True), "beta": (b, 10.0, False)}
+    with (
+        named_members("alpha", "beta") as members,
+        running_stack(
+            members, redis_url, key_prefix, tmp_path, checker_args=("--log-format", "json")
+        ) as stack,
+    ):
+        a, b, r = members["alpha"], members["beta"], stack.router
+        log, router_log = stack.checker_log, stack.router_log()
+        b.state.total_pods = 100
+        wait_for(
+            lambda: any(
+                e.get("event") == "member_state_changed" and e.get("new") == "full"
+                for e in json_lines(log)
+            ),
+            what="a JSON line for beta becoming full",
         )
-        log = tmp_path / "checker.log"
-        router_log = tmp_path / "router.log"
-        with (
-            checker(config, redis_url, key_prefix, log, "--log-format", "json"),
-            router(redis_url, key_prefix, router_log) as r,
-        ):
-            wait_for(lambda: len(status(r)["targets"]) == 2, what="both eligible")
-            b.state.total_pods = 100
-            wait_for(
-                lambda: any(
-                    e.get("event") == "member_state_changed" and e.get("new") == "full"
-                    for e in json_lines(log)
-                ),
-                what="a JSON line for beta becoming full",
-            )
-            a.state.binderhub_version = "2.0.0"
-            wait_for(
-                lambda: any(
-                    e.get("event") == "reference_changed"
-                    and (e.get("new") or {}).get("binderhub") == "2.0.0"
-                    for e in json_lines(log)
-                ),
-                what="a JSON line for the reference change",
-            )
-            with httpx.Client() as client:
-                for i in range(50):
-                    launch(client, r, f"/build/gh/org/logged{i}/HEAD")
+        a.state.binderhub_version = "2.0.0"
+        wait_for(
+            lambda: any(
+                e.get("event") == "reference_changed"
+                and (e.get("new") or {}).get("binderhub") == "2.0.0"
+                for e in json_lines(log)
+            ),
+            what="a JSON line for the reference change",
+        )
+        with httpx.Client() as client:
+            for i in range(50):
+                launch(client, r, f"/build/gh/org/logged{i}/HEAD")
     events = json_lines(log)
     full = next(e for e in events if e.get("new") == "full")
     assert full["member"] == "beta" and full["old"] == "eligible"

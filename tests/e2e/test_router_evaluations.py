@@ -14,9 +14,8 @@ import httpx
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from fedredirect.simulator import MemberSimState
-from tests.support.members import running_members
-from tests.support.procs import checker, router, status, wait_for, write_config
+from tests.support.procs import status, wait_for
+from tests.support.stack import named_members, running_stack
 
 PERIOD = 0.5
 HEARTBEATS = 30  # periods of the checker's clock the idle federation is watched for
@@ -40,32 +39,32 @@ def heartbeat_at(client: redis.Redis, prefix: str) -> float:
 def test_an_idle_federation_is_not_evaluated_again(
     tmp_path: Path, redis_url: str, key_prefix: str
 ) -> None:
-    states = [MemberSimState("alpha"), MemberSimState("beta")]
-    settings = {"check": {"period": PERIOD, "timeout": PERIOD, "jitter": 0.0, "failed_period": 1}}
     with (
-        running_members(*states) as (alpha, beta),
+        named_members("alpha", "beta") as members,
         redis.Redis.from_url(redis_url) as client,
+        running_stack(
+            members,
+            redis_url,
+            key_prefix,
+            tmp_path,
+            weights={"alpha": 50.0, "beta": 50.0},
+            check={"period": PERIOD, "timeout": PERIOD, "jitter": 0.0, "failed_period": 1},
+        ) as stack,
     ):
-        members = {"alpha": (alpha, 50.0, True), "beta": (beta, 50.0, False)}
-        config = write_config(tmp_path / "f.yaml", members, **settings)
-        with (
-            checker(config, redis_url, key_prefix, tmp_path / "checker.log"),
-            router(redis_url, key_prefix, tmp_path / "router.log") as url,
-        ):
-            wait_for(lambda: len(status(url)["targets"]) == 2, what="both members eligible")
-            start_at, before = heartbeat_at(client, key_prefix), evaluations(url)
-            wait_for(
-                lambda: heartbeat_at(client, key_prefix) >= start_at + HEARTBEATS * PERIOD,
-                timeout=HEARTBEATS * PERIOD * 4,
-                what=f"{HEARTBEATS} periods of heartbeats",
-            )
-            idle = evaluations(url) - before
-            doc = status(url)
-            # The figure to reach: at most 5 in 30 s, in proportion to the heartbeats watched.
-            assert idle <= 5 * HEARTBEATS * PERIOD / 30, f"{idle} evaluations while idle"
-            assert doc["targets"] == ["alpha", "beta"]  # idle indeed: nothing went stale
-            assert doc["members"]["beta"]["record_age_seconds"] < 3 * PERIOD  # ages move
+        url = stack.router
+        start_at, before = heartbeat_at(client, key_prefix), evaluations(url)
+        wait_for(
+            lambda: heartbeat_at(client, key_prefix) >= start_at + HEARTBEATS * PERIOD,
+            timeout=HEARTBEATS * PERIOD * 4,
+            what=f"{HEARTBEATS} periods of heartbeats",
+        )
+        idle = evaluations(url) - before
+        doc = status(url)
+        # The figure to reach: at most 5 in 30 s, in proportion to the heartbeats watched.
+        assert idle <= 5 * HEARTBEATS * PERIOD / 30, f"{idle} evaluations while idle"
+        assert doc["targets"] == ["alpha", "beta"]  # idle indeed: nothing went stale
+        assert doc["members"]["beta"]["record_age_seconds"] < 3 * PERIOD  # ages move
 
-            states[1].total_pods = 1000  # beta full: a change, evaluated at once
-            wait_for(lambda: status(url)["targets"] == ["alpha"], what="beta out as full")
-            assert evaluations(url) > before + idle
+        members["beta"].state.total_pods = 1000  # beta full: a change, evaluated at once
+        wait_for(lambda: status(url)["targets"] == ["alpha"], what="beta out as full")
+        assert evaluations(url) > before + idle
