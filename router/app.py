@@ -38,6 +38,9 @@ from shared.status import status_document
 from shared.store import DEFAULT_PREFIX, Snapshot, Store, connect
 from shared.timeline import DEFAULT_WINDOW, WINDOWS
 
+#: How long the lifespan shutdown waits for its background tasks once cancelled.
+TASK_STOP_SECONDS = 5.0
+
 
 @dataclass
 class Router:
@@ -223,8 +226,8 @@ async def lifespan(api: FastAPI) -> AsyncIterator[None]:
     finally:
         for task in running:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if running:  # bounded: a task that swallows its cancellation must not keep us up
+            await asyncio.wait(running, timeout=TASK_STOP_SECONDS)
         await router.proxy_client.aclose()
         if router.owns_store and router.store is not None:
             await router.store.client.aclose()

@@ -24,6 +24,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -48,6 +49,9 @@ LISTEN_BACKLOG = 2048
 #: cloud load balancers' default is 60 s): the proxy closes an idle connection, never the
 #: router, whose close could cross a request the proxy is sending (a 502).
 KEEP_ALIVE_SECONDS = 75
+#: A worker still running this long after SIGTERM (past uvicorn's graceful shutdown) is
+#: killed: a stop must end, whatever a stuck task does.
+STOP_GRACE_SECONDS = 30.0
 #: After SIGTERM, how long the requests in flight may take before they are cancelled and
 #: the lifespan ends: within a pod's default 30 s grace before SIGKILL.
 GRACEFUL_SHUTDOWN_SECONDS = 20
@@ -130,9 +134,12 @@ def serve_on(app: Any, sock: socket.socket) -> int:
 class Supervisor:
     """Keeps ``workers`` forked processes running ``run_worker`` until told to stop."""
 
-    def __init__(self, run_worker: Callable[[], int], workers: int) -> None:
+    def __init__(
+        self, run_worker: Callable[[], int], workers: int, stop_grace: float = STOP_GRACE_SECONDS
+    ) -> None:
         self.run_worker = run_worker
         self.workers = workers
+        self.stop_grace = stop_grace
         self.children: dict[int, float] = {}  # pid -> when it started
         self.stopping = False
 
@@ -197,11 +204,19 @@ class Supervisor:
             os.kill(pid, signal.SIGTERM)
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
-        """Stop every worker (each finishes its requests and its lifespan: serve_on)."""
+        """Stop every worker (each finishes its requests and its lifespan: serve_on), and
+        kill those still running ``stop_grace`` seconds later."""
+        if not self.stopping:
+            killer = threading.Timer(self.stop_grace, self._signal, (signal.SIGKILL,))
+            killer.daemon = True
+            killer.start()
         self.stopping = True
-        for pid in self.children:
+        self._signal(signal.SIGTERM)
+
+    def _signal(self, sig: int) -> None:
+        for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, sig)
 
 
 def _describe(status: int) -> str:

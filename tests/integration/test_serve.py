@@ -141,3 +141,38 @@ def test_sigterm_during_the_lifespan_startup_stops_it_once_started(tmp_path: Pat
     finally:
         proc.kill()
     assert events.read_text().splitlines() == ["lifespan startup", "lifespan shutdown"]
+
+
+STUCK = """
+import os
+import signal
+import sys
+import time
+
+from router.serve import Supervisor
+
+
+def stuck_worker():
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a worker whose stop hangs
+    print(os.getpid(), flush=True)
+    while True:
+        time.sleep(1)
+
+
+sys.exit(Supervisor(stuck_worker, 2, stop_grace=1.0).run())
+"""
+
+
+def test_a_worker_that_does_not_stop_is_killed_after_the_grace(tmp_path: Path) -> None:
+    script = tmp_path / "stuck.py"
+    script.write_text(STUCK)
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    workers = [int(proc.stdout.readline()) for _ in range(2)]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    for pid in workers:  # reaped by the supervisor: gone, not orphaned
+        wait_for(lambda p=pid: not Path(f"/proc/{p}").exists(), 10, f"worker {pid} gone")
