@@ -12,63 +12,58 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fedredirect.simulator import MemberSimState
 from tests.support.chromium import chromium, run_chromium
 from tests.support.dom import Dom
-from tests.support.members import running_members
-from tests.support.procs import checker, launch, router, status, wait_for, write_config
+from tests.support.procs import launch, router, status, wait_for
+from tests.support.stack import Stack, named_members, running_stack
 
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 
 
 @pytest.fixture
-def stack(redis_url: str, key_prefix: str, tmp_path: Path) -> Iterator[dict[str, object]]:
+def stack(redis_url: str, key_prefix: str, tmp_path: Path) -> Iterator[Stack]:
     """alpha (prime) eligible, beta full, gamma on another binderhub version."""
     chromium()  # fail before starting anything when the browser is missing
-    states = {n: MemberSimState(n) for n in ("alpha", "beta", "gamma")}
-    with running_members(*states.values()) as servers:
-        members = dict(zip(states, servers, strict=True))
-        config = write_config(
-            tmp_path / "federation.yaml",
-            {
-                "alpha": (members["alpha"], 50.0, True),
-                "beta": (members["beta"], 30.0, False),
-                "gamma": (members["gamma"], 20.0, False),
-            },
-        )
-        with (
-            checker(config, redis_url, key_prefix, tmp_path / "checker.log"),
-            router(redis_url, key_prefix, tmp_path / "router.log") as url,
-        ):
-            try:
-                wait_for(lambda: len(status(url)["targets"]) == 3, 30, "three eligible members")
-                with httpx.Client() as client:  # some traffic, so the share column has numbers
-                    for i in range(30):
-                        assert launch(client, url, f"/build/gh/org/r{i}/HEAD").status_code == 307
-                members["beta"].state.total_pods = 100
-                members["gamma"].state.binderhub_version = "9.9.9"
+    with (
+        named_members("alpha", "beta", "gamma") as members,
+        running_stack(
+            members,
+            redis_url,
+            key_prefix,
+            tmp_path,
+            weights={"alpha": 50.0, "beta": 30.0, "gamma": 20.0},
+            eligible=0,  # waited for below, with the logs' tails if it never comes
+        ) as running,
+    ):
+        url = running.router
+        try:
+            wait_for(lambda: len(status(url)["targets"]) == 3, 30, "three eligible members")
+            with httpx.Client() as client:  # some traffic, so the share column has numbers
+                for i in range(30):
+                    assert launch(client, url, f"/build/gh/org/r{i}/HEAD").status_code == 307
+            members["beta"].state.total_pods = 100
+            members["gamma"].state.binderhub_version = "9.9.9"
 
-                def degraded() -> bool:
-                    doc = status(url)["members"]
-                    return bool(
-                        doc["beta"]["state"] == "full"
-                        and doc["gamma"]["state"] == "version_mismatch"
-                    )
+            def degraded() -> bool:
+                doc = status(url)["members"]
+                return bool(
+                    doc["beta"]["state"] == "full" and doc["gamma"]["state"] == "version_mismatch"
+                )
 
-                wait_for(degraded, 30, "beta full and gamma version_mismatch in /status.json")
-            except AssertionError as exc:
-                logs = {
-                    n: (tmp_path / n).read_text()[-1500:] for n in ("checker.log", "router.log")
-                }
-                raise AssertionError(f"{exc}\nlog tails: {logs}") from exc
-            yield {"router": url, "tmp": tmp_path}
+            wait_for(degraded, 30, "beta full and gamma version_mismatch in /status.json")
+        except AssertionError as exc:
+            logs = {
+                p.name: p.read_text()[-1500:] for p in (running.checker_log, running.router_log())
+            }
+            raise AssertionError(f"{exc}\nlog tails: {logs}") from exc
+        yield running
 
 
 def test_status_page_renders_full_and_mismatched_members_in_chromium(
-    stack: dict[str, object],
+    stack: Stack,
 ) -> None:
-    url = f"{stack['router']}/status"
-    tmp: Path = stack["tmp"]  # type: ignore[assignment]
+    url = f"{stack.router}/status"
+    tmp = stack.workdir
     assert httpx.get(url).headers["content-type"].startswith("text/html")
 
     dom = Dom(run_chromium(tmp / "profile-dom", "--dump-dom", url))

@@ -16,11 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from fedredirect.simulator import MemberSimState
 from shared.store import Store, connect
 from tests.support.chromium import Page, browser, chromium
-from tests.support.members import running_members
-from tests.support.procs import checker, router, run_cli, status, wait_for, write_config
+from tests.support.procs import run_cli, wait_for
+from tests.support.stack import Stack, named_members, running_stack
 
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 #: Named by host, as federations often are: names that give the browser no place to break a
@@ -58,27 +57,14 @@ RECTS = """
 
 
 @pytest.fixture
-def federation(redis_url: str, key_prefix: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+def federation(redis_url: str, key_prefix: str, tmp_path: Path) -> Iterator[Stack]:
     """Ten members (the first the prime), all eligible, a checker and a router."""
     chromium()  # fail before starting anything when the browser is missing
-    states = {n: MemberSimState(n) for n in NAMES}
-    with running_members(*states.values()) as servers:
-        members = dict(zip(NAMES, servers, strict=True))
-        config = write_config(
-            tmp_path / "federation.yaml",
-            {n: (members[n], 10.0, n == PRIME) for n in NAMES},
-        )
-        with (
-            checker(config, redis_url, key_prefix, tmp_path / "checker.log"),
-            router(redis_url, key_prefix, tmp_path / "router.log") as url,
-        ):
-            wait_for(lambda: len(status(url)["targets"]) == 10, 30, "ten eligible members")
-            yield {
-                "router": url,
-                "states": states,
-                "tmp": tmp_path,
-                "store": ("--redis-url", redis_url, "--key-prefix", key_prefix),
-            }
+    with (
+        named_members(*NAMES) as members,
+        running_stack(members, redis_url, key_prefix, tmp_path, prime=PRIME, timeout=30) as stack,
+    ):
+        yield stack
 
 
 def _history(url: str) -> list[dict[str, Any]]:
@@ -130,8 +116,9 @@ def _segment(page: Page, strip: str, state: str, at: float) -> dict[str, Any]:
     return found
 
 
-def test_the_strips_show_what_happened_where_it_happened(federation: dict[str, Any]) -> None:
-    url, states, tmp = federation["router"], federation["states"], federation["tmp"]
+def test_the_strips_show_what_happened_where_it_happened(federation: Stack) -> None:
+    url, tmp = federation.router, federation.workdir
+    states = {name: member.state for name, member in federation.members.items()}
     with browser(tmp / "profile", tmp / "chromium.log") as chrome:
         page = chrome.open(f"{url}/status?window=1h")
         chrome.call(
@@ -150,7 +137,7 @@ def test_the_strips_show_what_happened_where_it_happened(federation: dict[str, A
         full = wait_for(lambda: _became(url, FULL, "full"), 20, "a member full in history")
         states[DOWN].fault = "http500"
         down = wait_for(lambda: _became(url, DOWN, "unhealthy"), 20, "a member down in history")
-        drained = run_cli("drain", DRAINED, "--reason", "disk upgrade", *federation["store"])
+        drained = run_cli("drain", DRAINED, "--reason", "disk upgrade", *federation.store_args)
         assert drained.returncode == 0, drained.stderr
         states[PRIME].binderhub_version = "2.0.0"
 
@@ -217,7 +204,7 @@ def test_the_strips_show_what_happened_where_it_happened(federation: dict[str, A
         # so the test need not wait): the chart shows the differences, per member.
         router_id = "router-test:1"
         counts = ({PRIME: 4, FULL: 1}, {PRIME: 10, FULL: 2, DRAINED: 3})
-        asyncio.run(_append(federation["store"], router_id, start + 60, counts))
+        asyncio.run(_append(federation.store_args, router_id, start + 60, counts))
         shares = page.wait_for(
             f"(b => b && Array.from(b.querySelectorAll('rect.share')).map(r => "
             f"[r.dataset.member, Number(r.dataset.count), Number(r.getAttribute('width'))]))"

@@ -34,7 +34,7 @@ class Stack:
     config: Path
     checker: subprocess.Popen[bytes]
     routers: tuple[str, ...]
-    logs: Path
+    workdir: Path  # its config and logs
 
     @property
     def router(self) -> str:
@@ -48,10 +48,10 @@ class Stack:
 
     @property
     def checker_log(self) -> Path:
-        return self.logs / "checker.log"
+        return self.workdir / "checker.log"
 
     def router_log(self, index: int = 0) -> Path:
-        return self.logs / f"router{index + 1}.log"
+        return self.workdir / f"router{index + 1}.log"
 
     def member_urls(self) -> set[str]:
         return {m.url for m in self.members.values()}
