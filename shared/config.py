@@ -3,7 +3,7 @@
 The replaced redirector's JSON file (top-level ``hosts``) is accepted exactly as
 deployments render it: keys it ignored (the Helm chart's ``enabled``, ``image``...) are
 ignored with a warning, and settings whose meaning changed are mapped onto the new ones
-(see :func:`legacy_to_native`). The native format (top-level ``members``) is strict. Both
+(see :mod:`shared.legacy`). The native format (top-level ``members``) is strict. Both
 end in :class:`FederationConfig`. A bad file raises :class:`ConfigError` naming the file,
 the key and the problem, so the process can exit before it serves anything.
 """
@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from shared.legacy import drop_unused_members, legacy_to_native
 
 log = logging.getLogger("fedredirect.config")
 
@@ -311,89 +313,6 @@ class LoadedConfig:
     warnings: tuple[str, ...]
 
 
-def _is_zero(value: object) -> bool:
-    """Weight 0 exactly (``false`` is not a weight: validation rejects it as a wrong type)."""
-    return type(value) in (int, float) and value == 0
-
-
-def _drop_unused_members(raw: dict[str, Any], section: str, source: str) -> list[str]:
-    """Drop members set to null or with weight 0 (the replaced redirector did the same)."""
-    warnings: list[str] = []
-    members = raw.get(section)
-    if not isinstance(members, dict):
-        return warnings
-    for name in list(members):
-        entry = members[name]
-        if entry is None:
-            warnings.append(f"{source}: {section}.{name} is null; dropped")
-            del members[name]
-        elif isinstance(entry, dict) and _is_zero(entry.get("weight")):
-            warnings.append(f"{source}: {section}.{name} has weight 0; dropped")
-            del members[name]
-    return warnings
-
-
-#: The replaced redirector's defaults for ``check`` keys a legacy file leaves out.
-LEGACY_CHECK_DEFAULTS: dict[str, Any] = {
-    "period": 10,
-    "jitter": 0.1,
-    "retries": 5,
-    "timeout": 2,
-    "failed_period": 300,
-}
-
-
-def _without_nulls(
-    entry: dict[str, Any], where: str, source: str
-) -> tuple[dict[str, Any], list[str]]:
-    nulls = [key for key, value in entry.items() if value is None]
-    warnings = [f"{source}: {where}: ignored keys set to null: {', '.join(nulls)}"] if nulls else []
-    return {k: v for k, v in entry.items() if v is not None}, warnings
-
-
-def legacy_to_native(doc: dict[str, Any], source: str) -> tuple[dict[str, Any], list[str]]:
-    """The replaced redirector's config, as it meant it, in the native shape.
-
-    - Top-level keys that are not routing settings (a Helm chart renders ``enabled``,
-      ``host``, ``image``, ``resources``, ``nodeSelector`` into the file) are ignored, as
-      the replaced redirector ignored them, with one warning naming them.
-    - Keys set to null (Helm's only way to remove one) are ignored, with a warning.
-    - ``check.retries`` counted every attempt there; here it counts attempts after the
-      first, so it becomes ``retries - 1`` (at least 0).
-    - ``check.jitter`` spread checks by ±jitter/2 there; here by ±jitter, so it is halved.
-    - ``check`` keys left out take the replaced redirector's defaults, mapped the same way.
-    Everything it used stays strictly checked afterwards.
-    """
-    warnings: list[str] = []
-    known = set(FederationConfig.model_fields) - {"members"} | {"hosts"}
-    ignored = sorted(key for key in doc if key not in known)
-    if ignored:
-        warnings.append(f"{source}: ignored keys the redirector does not use: {', '.join(ignored)}")
-    doc, nulls = _without_nulls({k: v for k, v in doc.items() if k in known}, "top level", source)
-    warnings += nulls
-    hosts = doc.get("hosts")
-    if isinstance(hosts, dict):
-        cleaned: dict[str, Any] = {}
-        for name, entry in hosts.items():
-            if isinstance(entry, dict):
-                entry, nulls = _without_nulls(entry, f"hosts.{name}", source)
-                warnings += nulls
-            cleaned[name] = entry
-        doc["hosts"] = cleaned
-    check = doc.get("check", {})
-    if isinstance(check, dict):
-        check, nulls = _without_nulls(check, "check", source)
-        warnings += nulls
-        check = {**LEGACY_CHECK_DEFAULTS, **check}
-        retries, jitter = check["retries"], check["jitter"]
-        if type(retries) is int:
-            check["retries"] = max(retries - 1, 0)
-        if type(jitter) in (int, float):
-            check["jitter"] = jitter / 2
-        doc["check"] = check
-    return doc, warnings
-
-
 def check_config(raw: object, source: str = "<config>") -> LoadedConfig:
     """Validate an already-decoded config document (legacy or native): the config and the
     warnings for what was ignored, or :class:`ConfigError`. Pure: nothing is logged."""
@@ -407,10 +326,11 @@ def check_config(raw: object, source: str = "<config>") -> LoadedConfig:
         raise ConfigError(f"{source}: key 'members': missing; no members are configured")
     warnings: list[str] = []
     if section == "hosts":
-        doc, warnings = legacy_to_native(doc, source)
+        known = set(FederationConfig.model_fields) - {"members"}
+        doc, warnings = legacy_to_native(doc, source, known)
     if isinstance(doc[section], dict):
         doc[section] = dict(doc[section])
-    warnings += _drop_unused_members(doc, section, source)
+    warnings += drop_unused_members(doc, section, source)
     doc["members"] = doc.pop(section)
     try:
         return LoadedConfig(FederationConfig.model_validate(doc), tuple(warnings))
