@@ -63,6 +63,17 @@ def wait_until(check: Callable[[], object], timeout: float, what: str) -> None:
 DEV_PORTS_FLAG = "--port N (routers use N and N+1, members N+11 to N+13)"
 
 
+def dev_config(members: list[MemberServer], period: float) -> dict[str, object]:
+    """The dev federation: the simulated members at their weights, checked every period."""
+    return {
+        "check": {"period": period, "timeout": 1, "failed_period": period * 3},
+        "members": {
+            name: {"url": server.url, "weight": weight, "prime": prime}
+            for (name, weight, prime), server in zip(MEMBERS, members, strict=True)
+        },
+    }
+
+
 def run_dev(args: argparse.Namespace) -> int:
     base = args.port
     stop = False
@@ -89,30 +100,13 @@ def run_dev(args: argparse.Namespace) -> int:
             state = MemberSimState(name=name, build_token_secret=DEV_SECRET)
             server = MemberServer(state, port=base + 11 + offset)
             members.append(stack.enter_context(server))
-        config = {
-            "check": {"period": args.period, "timeout": 1, "failed_period": args.period * 3},
-            "members": {
-                name: {"url": server.url, "weight": weight, "prime": prime}
-                for (name, weight, prime), server in zip(MEMBERS, members, strict=True)
-            },
-        }
         config_path = workdir / "federation.yaml"
-        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        config_path.write_text(yaml.safe_dump(dev_config(members, args.period), sort_keys=False))
         common = ["--redis-url", redis_url, "--log-format", args.log_format]
+        cli = [sys.executable, "-m", "fedredirect.cli"]
         procs = [
-            [
-                sys.executable,
-                "-m",
-                "fedredirect.cli",
-                "checker",
-                "--config",
-                str(config_path),
-                *common,
-            ],
-            *(
-                [sys.executable, "-m", "fedredirect.cli", "router", "--port", str(port), *common]
-                for port in (base, base + 1)
-            ),
+            [*cli, "checker", "--config", str(config_path), *common],
+            *([*cli, "router", "--port", str(port), *common] for port in (base, base + 1)),
         ]
         for cmd in procs:
             stack.enter_context(child(cmd))

@@ -188,6 +188,26 @@ async def _fault_body(fault: str) -> AsyncIterator[bytes]:
 MAX_REQUESTS_KEPT = 1000
 
 
+def probe_answer(state: MemberSimState, path: str, count: int) -> Response:
+    """The answer to the ``count``-th request of ``path`` (/health or /versions): a raw
+    body or a recorded shape when one is set, else the payload the state makes."""
+    if state.health_body is not None and path == "/health":
+        return Response(state.health_body, media_type="application/json")
+    shape_name = state.health_shape if path == "/health" else state.versions_shape
+    if shape_name is not None:
+        shape = SHAPES[shape_name]
+        return Response(shape.body(), status_code=shape.status, media_type=shape.media_type)
+    if path == "/versions":
+        if state.flap_versions is not None and count % 2 == 0:
+            alternate = dataclasses.replace(state, binderhub_version=state.flap_versions)
+            return JSONResponse(versions_payload(alternate))
+        return JSONResponse(versions_payload(state))
+    status, body = health_payload(state)
+    if state.flap:  # the next answer will be the other one
+        state.hub_ok = not state.hub_ok
+    return JSONResponse(body, status_code=status)
+
+
 def build_app(
     state: MemberSimState,
     hits: Counter[str] | None = None,
@@ -207,21 +227,7 @@ def build_app(
         await asyncio.sleep(state.delay)
         if state.fault is not None:
             return await _fault_response(state.fault, request)
-        if state.health_body is not None and request.url.path == "/health":
-            return Response(state.health_body, media_type="application/json")
-        shape_name = state.health_shape if request.url.path == "/health" else state.versions_shape
-        if shape_name is not None:
-            shape = SHAPES[shape_name]
-            return Response(shape.body(), status_code=shape.status, media_type=shape.media_type)
-        if request.url.path == "/versions":
-            if state.flap_versions is not None and hits["/versions"] % 2 == 0:
-                alternate = dataclasses.replace(state, binderhub_version=state.flap_versions)
-                return JSONResponse(versions_payload(alternate))
-            return JSONResponse(versions_payload(state))
-        status, body = health_payload(state)
-        if state.flap:  # the next answer will be the other one
-            state.hub_ok = not state.hub_ok
-        return JSONResponse(body, status_code=status)
+        return probe_answer(state, request.url.path, hits[request.url.path])
 
     async def sim(request: Request) -> Response:
         if request.method == "POST":
