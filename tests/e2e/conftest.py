@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.stack import Stack, named_members, running_stack
+from tests.support.stack import THREE, Stack, named_members, running_stack
 
 
 @pytest.fixture(scope="module")
@@ -17,15 +17,9 @@ def stack(
     tmp = tmp_path_factory.mktemp("router-stack")
     prefix = f"e2e-{request.module.__name__}"
     with (
-        named_members("alpha", "beta", "gamma") as members,
+        named_members(*THREE) as members,
         running_stack(
-            members,
-            redis_url,
-            prefix,
-            tmp,
-            weights={"alpha": 50.0, "beta": 50.0, "gamma": 30.0},
-            routers=2,
-            host_cookie_age_hours=2,
+            members, redis_url, prefix, tmp, weights=THREE, routers=2, host_cookie_age_hours=2
         ) as running,
     ):
         yield running

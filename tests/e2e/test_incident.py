@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,8 @@ import pytest
 
 from fedredirect.simulator import MemberServer, MemberSimState
 from tests.support.members import running_members
-from tests.support.procs import checker, launch, router, status, wait_for, write_config
+from tests.support.procs import launch, status, wait_for
+from tests.support.stack import THREE, running_stack
 
 V1 = "1.0.0-0.dev.git.3520.h1234abcd"
 V2 = "1.0.0-0.dev.git.3600.h5678ef90"
@@ -45,7 +47,7 @@ def states(router_url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def federation(tmp_path: Path):  # type: ignore[no-untyped-def]
+def federation() -> Iterator[dict[str, MemberServer]]:
     alpha = MemberSimState("alpha", binderhub_version=V1)
     beta = MemberSimState("beta", binderhub_version=V1)
     gamma = MemberSimState("gamma", binderhub_version=V1)
@@ -62,17 +64,11 @@ def test_full_prime_does_not_freeze_the_reference(
     every upgraded member. Here the non-prime members keep receiving launches throughout,
     and the prime (full) receives none.
     """
-    members = {
-        "alpha": (federation["alpha"], 50.0, True),
-        "beta": (federation["beta"], 50.0, False),
-        "gamma": (federation["gamma"], 30.0, False),
-    }
     federation["alpha"].state.total_pods = 100  # the prime is full
-    config = write_config(tmp_path / "federation.yaml", members)
-    with (
-        checker(config, redis_url, key_prefix, tmp_path / "checker.log"),
-        router(redis_url, key_prefix, tmp_path / "router.log") as url,
-    ):
+    with running_stack(
+        federation, redis_url, key_prefix, tmp_path, weights=THREE, eligible=0
+    ) as stack:
+        url = stack.router
         wait_for(
             lambda: states(url) == {"alpha": "full", "beta": "eligible", "gamma": "eligible"},
             what="prime full, others eligible",
@@ -105,16 +101,10 @@ def test_unreachable_prime_makes_the_reference_stale_not_exclusive(
 
     The others keep receiving launches, and the view says the reference is stale.
     """
-    members = {
-        "alpha": (federation["alpha"], 50.0, True),
-        "beta": (federation["beta"], 50.0, False),
-        "gamma": (federation["gamma"], 30.0, False),
-    }
-    config = write_config(tmp_path / "federation.yaml", members)
-    with (
-        checker(config, redis_url, key_prefix, tmp_path / "checker.log"),
-        router(redis_url, key_prefix, tmp_path / "router.log") as url,
-    ):
+    with running_stack(
+        federation, redis_url, key_prefix, tmp_path, weights=THREE, eligible=0
+    ) as stack:
+        url = stack.router
         wait_for(lambda: set(states(url).values()) == {"eligible"}, what="all eligible")
         before = launches(url, federation, 0.5)
         federation["alpha"].stop()  # the prime goes away: connection refused from now on

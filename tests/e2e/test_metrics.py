@@ -54,15 +54,11 @@ def test_metrics_follow_a_member_through_full_and_back(
 ) -> None:
     port = free_port()
     metrics_url = f"http://127.0.0.1:{port}/metrics"
+    weights, metrics = {"alpha": 50.0, "beta": 50.0}, ("--metrics-port", str(port))
     with (
         named_members("alpha", "beta") as members,
         running_stack(
-            members,
-            redis_url,
-            key_prefix,
-            tmp_path,
-            weights={"alpha": 50.0, "beta": 50.0},
-            checker_args=("--metrics-port", str(port)),
+            members, redis_url, key_prefix, tmp_path, weights=weights, checker_args=metrics
         ) as stack,
     ):
         beta, r = members["beta"], stack.router

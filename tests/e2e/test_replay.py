@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.support.procs import run_cli, status, wait_for
-from tests.support.stack import named_members, running_stack
+from tests.support.stack import THREE, named_members, running_stack
 
 FULL = 100  # pods: at the simulator's quota, so full
 #: How far a replayed or recorded duration may be from the wall-clock one the test made:
@@ -29,16 +29,10 @@ def recorded(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """A stack whose beta is full for a known span; yields once that span is over."""
     tmp = tmp_path_factory.mktemp("replay-stack")
     prefix = "e2e-replay"
+    history = {"observation_interval": 0.5}
     with (
-        named_members("alpha", "beta", "gamma") as members,
-        running_stack(
-            members,
-            redis_url,
-            prefix,
-            tmp,
-            weights={"alpha": 50.0, "beta": 50.0, "gamma": 30.0},
-            history={"observation_interval": 0.5},
-        ) as stack,
+        named_members(*THREE) as members,
+        running_stack(members, redis_url, prefix, tmp, weights=THREE, history=history) as stack,
     ):
         url = stack.router
         since = time.time()

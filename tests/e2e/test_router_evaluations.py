@@ -39,16 +39,13 @@ def heartbeat_at(client: redis.Redis, prefix: str) -> float:
 def test_an_idle_federation_is_not_evaluated_again(
     tmp_path: Path, redis_url: str, key_prefix: str
 ) -> None:
+    weights = {"alpha": 50.0, "beta": 50.0}
+    check = {"period": PERIOD, "timeout": PERIOD, "jitter": 0.0, "failed_period": 1}
     with (
         named_members("alpha", "beta") as members,
         redis.Redis.from_url(redis_url) as client,
         running_stack(
-            members,
-            redis_url,
-            key_prefix,
-            tmp_path,
-            weights={"alpha": 50.0, "beta": 50.0},
-            check={"period": PERIOD, "timeout": PERIOD, "jitter": 0.0, "failed_period": 1},
+            members, redis_url, key_prefix, tmp_path, weights=weights, check=check
         ) as stack,
     ):
         url = stack.router

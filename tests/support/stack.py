@@ -23,6 +23,9 @@ from fedredirect.simulator import MemberServer, MemberSimState
 from tests.support.members import running_members
 from tests.support.procs import checker, router, status, wait_for, write_config
 
+#: alpha (the prime), beta and gamma, by weight: the federation most end-to-end tests run.
+THREE = {"alpha": 50.0, "beta": 50.0, "gamma": 30.0}
+
 
 @dataclass(frozen=True)
 class Stack:
@@ -66,7 +69,7 @@ def named_members(*names: str) -> Iterator[dict[str, MemberServer]]:
 
 @contextlib.contextmanager
 def running_stack(
-    members: Mapping[str, MemberServer],
+    members: Mapping[str, MemberServer] | Sequence[MemberServer],
     redis_url: str,
     prefix: str,
     tmp: Path,
@@ -79,14 +82,16 @@ def running_stack(
     checker_args: Sequence[str] = (),
     **settings: Any,
 ) -> Iterator[Stack]:
-    """Write a config for ``members``, start a checker and ``routers`` routers on it.
+    """Write a config for ``members`` (by name, or named as their state), start a checker and
+    ``routers`` routers on it.
 
     Weights default to 10 each and the prime to the first member; ``settings`` go into the
     config. Yields once every router sees ``eligible`` targets (default: every member; 0 to
     not wait). Logs go to ``tmp``: checker.log, router1.log, ...
     """
-    first = next(iter(members))
-    prime = first if prime is None else prime
+    if not isinstance(members, Mapping):
+        members = {m.state.name: m for m in members}
+    prime = next(iter(members)) if prime is None else prime
     config = write_config(
         tmp / "federation.yaml",
         {n: (m, (weights or {}).get(n, 10.0), n == prime) for n, m in members.items()},
