@@ -445,22 +445,26 @@ def test_each_problem_gets_its_own_line(tmp_path: Path) -> None:
     assert all(line.startswith(f"{path}: key ") for line in lines)
 
 
-def test_invalid_yaml_syntax(tmp_path: Path) -> None:
-    path = tmp_path / "federation.yaml"
-    path.write_text("members:\n  a: {url: [unclosed\n", encoding="utf-8")
+@pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        ("federation.yaml", b"members:\n  a: {url: [unclosed\n", "not valid yaml"),
+        ("federation.json", b'{"hosts": {"a": }', "not valid json"),
+        ("federation.yaml", b"members:\n  \xff\xfe: 1\n", "not UTF-8"),
+        ("nope.yaml", None, "cannot read the file"),
+    ],
+    ids=["invalid-yaml-syntax", "invalid-json-syntax", "non-utf8-file", "missing-file"],
+)
+def test_a_file_that_cannot_be_read_names_itself_and_why(
+    tmp_path: Path, name: str, content: bytes | None, says: str
+) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert str(path) in str(info.value)
-    assert "not valid yaml" in str(info.value)
-
-
-def test_invalid_json_syntax(tmp_path: Path) -> None:
-    path = tmp_path / "federation.json"
-    path.write_text('{"hosts": {"a": }', encoding="utf-8")
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    assert str(path) in str(info.value)
-    assert "not valid json" in str(info.value)
+    assert says in str(info.value)
 
 
 def test_empty_yaml_file(tmp_path: Path) -> None:
@@ -470,28 +474,11 @@ def test_empty_yaml_file(tmp_path: Path) -> None:
         load_config(path)
 
 
-def test_missing_file_is_unreadable(tmp_path: Path) -> None:
-    path = tmp_path / "nope.yaml"
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    assert str(path) in str(info.value)
-    assert "cannot read the file" in str(info.value)
-
-
 def test_directory_is_unreadable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)
     assert str(tmp_path) in str(info.value)
     assert "cannot read the file" in str(info.value)
-
-
-def test_non_utf8_file(tmp_path: Path) -> None:
-    path = tmp_path / "federation.yaml"
-    path.write_bytes(b"members:\n  \xff\xfe: 1\n")
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    assert str(path) in str(info.value)
-    assert "not UTF-8" in str(info.value)
 
 
 def test_parse_config_names_the_source() -> None:
