@@ -9,17 +9,11 @@ from typing import Any
 
 from router import timeline as reader
 from shared.store import Store, connect
+from tests.support.events import gate_suspended, reference_changed, state_changed
 
 
 def _changed(member: str, new: str, at: float) -> dict[str, Any]:
-    return {
-        "event": "member_state_changed",
-        "member": member,
-        "old": None,
-        "new": new,
-        "reasons": [f"{member} is {new}"],
-        "at": at,
-    }
+    return state_changed(member, at, None, new, f"{member} is {new}")
 
 
 def test_the_state_before_the_window_is_found_backwards(
@@ -29,25 +23,10 @@ def test_the_state_before_the_window_is_found_backwards(
     now = time.time()
     events = [
         # The oldest change of all, so only a scan that looks for the gate reaches it.
-        {
-            "event": "gate_suspended",
-            "old": False,
-            "new": True,
-            "reason": "reference version is stale",
-            "at": now - 11,
-        },
+        gate_suspended(now - 11, "reference version is stale"),
         _changed("a", "eligible", now - 10),
         _changed("b", "eligible", now - 9),
-        {
-            "event": "reference_changed",
-            "old": None,
-            "new": {"binderhub": "1"},
-            "old_stale": None,
-            "stale": False,
-            "source": "prime a",
-            "reason": None,
-            "at": now - 9,
-        },
+        reference_changed(now - 9, None, {"binderhub": "1"}, "prime a"),
         *({"event": "observation", "member": "a", "at": now - 8, "record": {}} for _ in range(7)),
         _changed("a", "full", now - 5),
         *({"event": "observation", "member": "b", "at": now - 4, "record": {}} for _ in range(7)),

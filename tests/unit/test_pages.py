@@ -11,6 +11,7 @@ import pytest
 from router.pages import render_status_page
 from shared.timeline import timeline
 from tests.support.dom import Dom
+from tests.support.events import gate_suspended, reference_changed, state_changed
 from tests.support.status_doc import BASE, REF
 from tests.support.status_doc import member as _member
 
@@ -136,14 +137,7 @@ def test_a_malicious_reason_is_escaped() -> None:
         '"><b>': _member("unhealthy", reasons=[evil], last_error=evil),
     }
     events = [
-        {
-            "event": "member_state_changed",
-            "member": '"><b>',
-            "at": NOW - 60,
-            "old": None,
-            "new": "unhealthy",
-            "reasons": [evil],
-        },
+        state_changed('"><b>', NOW - 60, None, "unhealthy", evil),
         {"event": "drain", "member": '"><b>', "at": NOW - 30, "reason": evil},
     ]
     pictures = timeline(events, NOW - 60, members, "1h", NOW)
@@ -186,42 +180,10 @@ def _rects(page: str, strip: str) -> list[tuple[float, float, str, str]]:
 
 def test_strips_place_each_state_at_its_time_with_its_reason() -> None:
     events = [
-        {
-            "event": "member_state_changed",
-            "member": "alpha",
-            "at": NOW - 1800,
-            "old": None,
-            "new": "eligible",
-            "reasons": [],
-        },
-        {
-            "event": "member_state_changed",
-            "member": "alpha",
-            "at": NOW - 900,
-            "old": "eligible",
-            "new": "full",
-            "reasons": ["full: 100 pods"],
-        },
-        {
-            "event": "reference_changed",
-            "at": NOW - 1800,
-            "old": None,
-            "new": {"binderhub": "1"},
-            "old_stale": None,
-            "stale": False,
-            "source": "prime alpha",
-            "reason": None,
-        },
-        {
-            "event": "reference_changed",
-            "at": NOW - 600,
-            "old": {"binderhub": "1"},
-            "new": {"binderhub": "2"},
-            "old_stale": False,
-            "stale": False,
-            "source": "prime alpha",
-            "reason": None,
-        },
+        state_changed("alpha", NOW - 1800, None, "eligible"),
+        state_changed("alpha", NOW - 900, "eligible", "full", "full: 100 pods"),
+        reference_changed(NOW - 1800, None, {"binderhub": "1"}, "prime alpha"),
+        reference_changed(NOW - 600, {"binderhub": "1"}, {"binderhub": "2"}, "prime alpha"),
     ]
     page = render_status_page(_doc(), _pictures(events))
     alpha = _rects(page, "strip-alpha")
@@ -275,30 +237,9 @@ def test_launch_shares_are_drawn_per_router() -> None:
 
 def test_a_brief_state_is_drawn_wide_enough_to_see() -> None:
     events = [
-        {
-            "event": "member_state_changed",
-            "member": "alpha",
-            "at": NOW - 86400,
-            "old": None,
-            "new": "eligible",
-            "reasons": [],
-        },
-        {
-            "event": "member_state_changed",
-            "member": "alpha",
-            "at": NOW - 43200,
-            "old": "eligible",
-            "new": "unreachable",
-            "reasons": ["connection refused"],
-        },
-        {
-            "event": "member_state_changed",
-            "member": "alpha",
-            "at": NOW - 43190,
-            "old": "unreachable",
-            "new": "eligible",
-            "reasons": [],
-        },
+        state_changed("alpha", NOW - 86400, None, "eligible"),
+        state_changed("alpha", NOW - 43200, "eligible", "unreachable", "connection refused"),
+        state_changed("alpha", NOW - 43190, "unreachable", "eligible"),
     ]
     page = render_status_page(_doc(), _pictures(events, "24h"))
     assert [(x, state) for x, _, state, _ in _rects(page, "strip-alpha")] == [
@@ -320,33 +261,16 @@ def test_a_brief_state_is_drawn_wide_enough_to_see() -> None:
 
 def test_stale_reference_and_suspended_gate_have_their_own_colours_and_reasons() -> None:
     events = [
-        {
-            "event": "reference_changed",
-            "at": NOW - 3000,
-            "old": None,
-            "new": {"binderhub": "1"},
-            "old_stale": None,
-            "stale": False,
-            "source": "prime alpha",
-            "reason": None,
-        },
-        {
-            "event": "reference_changed",
-            "at": NOW - 1200,
-            "old": {"binderhub": "1"},
-            "new": {"binderhub": "1"},
-            "old_stale": False,
-            "stale": True,
-            "source": "prime alpha",
-            "reason": "prime versions 4000s old",
-        },
-        {
-            "event": "gate_suspended",
-            "at": NOW - 1200,
-            "old": False,
-            "new": True,
-            "reason": "gating would exclude everyone",
-        },
+        reference_changed(NOW - 3000, None, {"binderhub": "1"}, "prime alpha"),
+        reference_changed(
+            NOW - 1200,
+            {"binderhub": "1"},
+            {"binderhub": "1"},
+            "prime alpha",
+            stale=True,
+            reason="prime versions 4000s old",
+        ),
+        gate_suspended(NOW - 1200, "gating would exclude everyone"),
     ]
     page = render_status_page(_doc(), _pictures(events))
     reference = _rects(page, "strip-reference")

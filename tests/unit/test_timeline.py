@@ -18,6 +18,7 @@ from shared.timeline import (
     segments,
     timeline,
 )
+from tests.support.events import gate_suspended, reference_changed, state_changed
 
 STATES = ("eligible", "full", "unreachable", "drained")
 times = st.floats(0, 1000, allow_nan=False, allow_infinity=False)
@@ -95,40 +96,11 @@ def test_a_launch_share_is_the_difference_between_a_routers_events() -> None:
 
 def test_the_timeline_document_has_every_strip() -> None:
     events = [
-        {
-            "event": "member_state_changed",
-            "member": "a",
-            "at": 1000.0,
-            "old": None,
-            "new": "eligible",
-            "reasons": [],
-        },
-        {
-            "event": "member_state_changed",
-            "member": "a",
-            "at": 3000.0,
-            "old": "eligible",
-            "new": "full",
-            "reasons": ["full: 9 + 1 >= 10"],
-        },
+        state_changed("a", 1000.0, None, "eligible"),
+        state_changed("a", 3000.0, "eligible", "full", "full: 9 + 1 >= 10"),
         {"event": "drain", "member": "a", "at": 3500.0, "reason": "upgrade"},
-        {
-            "event": "reference_changed",
-            "at": 1000.0,
-            "old": None,
-            "new": {"binderhub": "1"},
-            "old_stale": None,
-            "stale": False,
-            "source": "prime a",
-            "reason": None,
-        },
-        {
-            "event": "gate_suspended",
-            "at": 3600.0,
-            "old": False,
-            "new": True,
-            "reason": "would exclude all",
-        },
+        reference_changed(1000.0, None, {"binderhub": "1"}, "prime a"),
+        gate_suspended(3600.0, "would exclude all"),
     ]
     doc = timeline(events, 1000.0, ["a"], "1h", 1000.0 + 3600)
     assert doc["start"] == 1000.0 and doc["end"] == 4600.0
