@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -18,3 +20,12 @@ def promtool() -> str:
             pytrace=False,
         )
     return found
+
+
+def run_promtool(
+    *args: str, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``promtool ARGS`` to completion, its output captured; the caller checks the return code."""
+    return subprocess.run(
+        [promtool(), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )

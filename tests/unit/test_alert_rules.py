@@ -8,7 +8,6 @@ skip: untested alert rules are how an incident goes unnoticed for hours.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from tests.support.promql import (
     metric_names,
     unknown_metrics,
 )
-from tests.support.promtool import promtool
+from tests.support.promtool import run_promtool
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = "deploy/prometheus/alerts.yml"
@@ -32,12 +31,6 @@ RULE_TESTS = "deploy/prometheus/tests/alerts_test.yml"
 RUNBOOK = ROOT / "docs/runbook.md"
 RUNBOOK_URL = "https://github.com/fedredirect/fedredirect/blob/main/docs/runbook.md#"
 SOURCES_OF_METRICS = ("checker/metrics.py", "router/metrics.py")
-
-
-def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [promtool(), *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 # --- the rule file --------------------------------------------------------------------------
@@ -93,12 +86,12 @@ def seconds(duration: str) -> int:
 
 
 def test_promtool_accepts_the_rules() -> None:
-    result = run_promtool("check", "rules", RULES)
+    result = run_promtool("check", "rules", RULES, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_promtool_unit_tests_pass() -> None:
-    result = run_promtool("test", "rules", RULE_TESTS)
+    result = run_promtool("test", "rules", RULE_TESTS, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

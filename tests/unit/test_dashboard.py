@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 import yaml
 
 from tests.support.promql import exported_series_names, metric_names, unknown_metrics
-from tests.support.promtool import promtool
+from tests.support.promtool import run_promtool
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy/grafana/fedredirect.json"
@@ -175,13 +174,7 @@ def test_panel_queries_are_valid_promql(tmp_path: Path) -> None:
     }
     path = tmp_path / "dashboard_rules.yml"
     path.write_text(yaml.safe_dump(rules, sort_keys=False), encoding="utf-8")
-    result = subprocess.run(
-        [promtool(), "check", "rules", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_promtool("check", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -261,11 +254,5 @@ def test_key_panels_compute_what_they_show(tmp_path: Path) -> None:
     assert mapping == {"version_mismatch": 1}, "the state codes and the value mapping disagree"
     path = tmp_path / "dashboard_test.yml"
     path.write_text(yaml.safe_dump(unit_test, sort_keys=False), encoding="utf-8")
-    result = subprocess.run(
-        [promtool(), "test", "rules", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_promtool("test", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr

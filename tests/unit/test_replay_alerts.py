@@ -12,7 +12,6 @@ them. Annotations are left out of the copy of the rules the test runs (expressio
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from shared.config import load_config
 from shared.evaluate import STATES
 from shared.replay import Timeline, launches, recorded_config, replayed_timeline
 from shared.replay_alerts import EVAL_INTERVAL, REPLAYED, Firing, alerts
-from tests.support.promtool import promtool
+from tests.support.promtool import run_promtool
 from tests.support.replay import history
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,14 +147,7 @@ def promtool_agrees(timeline: Timeline, tmp: Path) -> list[Firing]:
         ],
     }
     (tmp / "replay_test.yml").write_text(json.dumps(test))  # JSON is YAML
-    run = subprocess.run(
-        [promtool(), "test", "rules", "replay_test.yml"],
-        cwd=tmp,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    run = run_promtool("test", "rules", "replay_test.yml", cwd=tmp, timeout=300)
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     return firings
 
