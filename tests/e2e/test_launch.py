@@ -179,26 +179,29 @@ def test_launch_page_shows_each_phase_and_the_member_in_chromium(
     assert b"?build_token=" in target and origins == [router]
 
 
+# A launch as BinderHub's client makes one: every event until ready or failed.
+_EVENTS_OF = """async function eventsOf(repo) {
+  const events = [];
+  try {
+    for await (const event of repo.fetch()) {
+      events.push(event);
+      if (event.phase === "ready" || event.phase === "failed") break;
+    }
+  } finally {
+    repo.close();
+  }
+  return events;
+}"""
+
 # The launch of BinderHub's page, as its script runs it: BinderRepository with the page's
 # window.pageConfig.buildToken and the build endpoint on the page's own origin. A first
 # launch brings a token minted without the proxy's headers (one naming the home member's
 # own host), as the router served pages before issue 16: BinderHub refuses it.
 _LAUNCH_IN_PAGE = """
 (async () => {
-  const launch = async (token) => {
-    const repo = new BinderRepository(%(spec)s, new URL("/build/", location.href),
-                                      { buildToken: token });
-    const events = [];
-    try {
-      for await (const event of repo.fetch()) {
-        events.push(event);
-        if (event.phase === "ready" || event.phase === "failed") break;
-      }
-    } finally {
-      repo.close();
-    }
-    return events;
-  };
+  %(events_of)s
+  const launch = (token) => eventsOf(new BinderRepository(
+    %(spec)s, new URL("/build/", location.href), { buildToken: token }));
   try {
     const stale = await launch(%(stale)s);
     const fresh = await launch(window.pageConfig.buildToken);
@@ -228,7 +231,11 @@ def test_binderhub_client_on_the_routers_page_launches_with_its_build_token(
         done = "document.getElementById('result')?.dataset.phase === 'ready'"
         page.wait_for(done, 30, "the page's own launch")  # it builds the image
         page.evaluate(bundle)
-        script = _LAUNCH_IN_PAGE % {"spec": json.dumps(spec), "stale": json.dumps(stale)}
+        script = _LAUNCH_IN_PAGE % {
+            "events_of": _EVENTS_OF,
+            "spec": json.dumps(spec),
+            "stale": json.dumps(stale),
+        }
         page.evaluate(script)
         report = page.wait_for("window.clientReport", 60, "two launches by the client")
     assert "error" not in report, report
@@ -286,19 +293,8 @@ _CLIENT_PAGE = """<!doctype html>
 <script>
 // Launch each ?spec= in turn through the BinderHub API at ?api= with BinderHub's own
 // client, then leave every event seen in window.launchReport for the test to read.
-async function launch(api, spec) {
-  const repo = new BinderRepository(spec, new URL(api));
-  const events = [];
-  try {
-    for await (const event of repo.fetch()) {
-      events.push(event);
-      if (event.phase === "ready" || event.phase === "failed") break;
-    }
-  } finally {
-    repo.close();
-  }
-  return events;
-}
+%(events_of)s
+const launch = (api, spec) => eventsOf(new BinderRepository(spec, new URL(api)));
 
 (async () => {
   const params = new URLSearchParams(location.search);
@@ -343,7 +339,7 @@ def test_binderhub_client_launches_through_the_router_from_another_site(
     site_files = tmp_path / "site"
     site_files.mkdir()
     shutil.copy(client_bundle(), site_files / "binderhub-client.js")
-    (site_files / "index.html").write_text(_CLIENT_PAGE)
+    (site_files / "index.html").write_text(_CLIENT_PAGE % {"events_of": _EVENTS_OF})
     bundled = time.monotonic() - started
     router = stack.router
     spec = "gh/org/repo/HEAD"
