@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from fedredirect.dev import find_redis_server, start_redis
+from tests.support.redis_server import redis_server
 
 _prefixes = itertools.count()
 
@@ -17,10 +15,7 @@ _prefixes = itertools.count()
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A real redis-server on 127.0.0.1 for the whole session (never a mock)."""
-    with (
-        tempfile.TemporaryDirectory(prefix="fedredirect-test-redis-") as tmp,
-        start_redis(find_redis_server(), 0, Path(tmp)) as url,
-    ):
+    with redis_server() as url:
         yield url
 
 

@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from fedredirect.dev import find_redis_server, start_redis
 from router.snapshot import SnapshotHolder
 from shared.config import FederationConfig, parse_config
 from shared.records import CheckerHeartbeat, HealthObservation, MemberObservation
 from shared.store import Change, Store, canonical_config, connect
+from tests.support.redis_server import redis_server
 
 pytestmark = pytest.mark.anyio
 NAMES = [f"m{i}" for i in range(50)]
@@ -33,10 +31,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 def own_redis() -> Iterator[str]:
-    with (
-        tempfile.TemporaryDirectory(prefix="fedredirect-store-") as tmp,
-        start_redis(find_redis_server(), 0, Path(tmp)) as url,
-    ):
+    with redis_server("fedredirect-store-") as url:  # commands counted: no other test's
         yield url
 
 
