@@ -99,9 +99,7 @@ def test_preflight_and_launch_answers_allow_any_origin(stack: Stack) -> None:
     assert "access-control-allow-origin" not in httpx.get(f"{router}/status.json").headers
 
 
-def test_build_api_through_the_router_reaches_ready_on_the_picked_member(
-    stack: Stack,
-) -> None:
+def test_build_api_through_the_router_reaches_ready_on_the_picked_member(stack: Stack) -> None:
     router = stack.router
     path = "/build/gh/org/plain-client/HEAD"
     name, member_url = _picked(router, path)
@@ -126,9 +124,7 @@ def test_build_api_through_the_router_reaches_ready_on_the_picked_member(
     assert server.headers["x-fedredirect-member"] == name
 
 
-def test_launch_page_arrives_through_the_router_from_the_home_member(
-    stack: Stack,
-) -> None:
+def test_launch_page_arrives_through_the_router_from_the_home_member(stack: Stack) -> None:
     router = stack.router
     response = httpx.get(f"{router}/v2/gh/org/repo/HEAD?urlpath=lab")
     assert response.status_code == 200

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,6 +22,7 @@ from fedredirect import buildtoken
 from fedredirect.simulator import MemberServer, SeenRequest
 from tests.support.binderhub import page_config
 from tests.support.rawhttp import raw_request
+from tests.support.stack import Stack
 
 _serial = itertools.count()
 
@@ -42,17 +42,18 @@ def _case(id: str, *headers: bytes, origin: str | None, version: bytes = b"HTTP/
 
 
 HOST = b"Host: {router}"
+
+
+def _twice(id: str, name: bytes, first: bytes, second: bytes) -> object:
+    """``name`` sent twice after Host; the router's own value reaches the member."""
+    return _case(id, HOST, name + b": " + first, name + b": " + second, origin="http://{router}")
+
+
 CASES = [
     _case("plain", HOST, origin="http://{router}"),
     _case("client-origin", HOST, b"Origin: https://evil.example", origin="http://{router}"),
     _case("client-origin-null", HOST, b"Origin: null", origin="http://{router}"),
-    _case(
-        "client-x-forwarded-host",
-        HOST,
-        b"X-Forwarded-Host: evil.example",
-        b"X-Forwarded-Host: evil2.example",
-        origin="http://{router}",
-    ),
+    _twice("client-x-forwarded-host", b"X-Forwarded-Host", b"evil.example", b"evil2.example"),
     _case("client-forwarded", HOST, b"Forwarded: host=evil.example", origin="http://{router}"),
     _case(
         "all-at-once-https",
@@ -66,13 +67,7 @@ CASES = [
     _case("proto-https", HOST, b"X-Forwarded-Proto: https", origin="https://{router}"),
     _case("proto-list", HOST, b"X-Forwarded-Proto: HTTPS , http", origin="https://{router}"),
     _case("proto-bogus", HOST, b"X-Forwarded-Proto: javascript", origin="http://{router}"),
-    _case(
-        "proto-first-header-wins",
-        HOST,
-        b"X-Forwarded-Proto: http",
-        b"X-Forwarded-Proto: https",
-        origin="http://{router}",
-    ),
+    _twice("proto-first-header-wins", b"X-Forwarded-Proto", b"http", b"https"),
     _case("host-uppercase", b"Host: Binder.EXAMPLE:8080", origin="http://binder.example:8080"),
     _case(
         "host-default-port",
@@ -98,8 +93,8 @@ CASES = [
 ]
 
 
-def _alpha(stack: dict[str, object]) -> MemberServer:
-    return cast(dict[str, MemberServer], stack["members"])["alpha"]  # the home member
+def _alpha(stack: Stack) -> MemberServer:
+    return stack.members["alpha"]  # the home member
 
 
 def _seen(member: MemberServer, target: bytes) -> SeenRequest | None:
@@ -107,10 +102,8 @@ def _seen(member: MemberServer, target: bytes) -> SeenRequest | None:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_the_member_hears_only_the_host_the_request_came_to(
-    stack: dict[str, object], case: Case
-) -> None:
-    router = cast(tuple[str, str], stack["routers"])[0]
+def test_the_member_hears_only_the_host_the_request_came_to(stack: Stack, case: Case) -> None:
+    router = stack.router
     netloc = urlsplit(router).netloc.encode()
     target = f"/about/{case.id}-{next(_serial)}".encode()
     lines = [b"GET " + target + b" " + case.version, *case.headers, b"Connection: close"]
@@ -133,11 +126,9 @@ def test_the_member_hears_only_the_host_the_request_came_to(
     assert seen.values("host") == [alpha.url.removeprefix("http://")]
 
 
-def test_a_page_through_the_router_carries_a_token_for_the_routers_origin(
-    stack: dict[str, object],
-) -> None:
+def test_a_page_through_the_router_carries_a_token_for_the_routers_origin(stack: Stack) -> None:
     """The member mints the /v2/ page's token from the Origin the router sends."""
-    router = cast(tuple[str, str], stack["routers"])[0]
+    router = stack.router
     page = httpx.get(f"{router}/v2/gh/org/repo/HEAD")
     assert page.status_code == 200
     key = buildtoken.secret_bytes(buildtoken.DEV_SECRET)

@@ -63,9 +63,7 @@ def test_replicas_agree_and_refs_of_a_repo_land_together(stack: Stack) -> None:
             assert a.split("/build/")[0] == b.split("/build/")[0], i
 
 
-def test_sticky_cookie_is_honoured_only_for_an_eligible_member(
-    stack: Stack,
-) -> None:
+def test_sticky_cookie_is_honoured_only_for_an_eligible_member(stack: Stack) -> None:
     r1 = stack.router
     members = stack.members
     path = "/build/gh/org/sticky/HEAD"
@@ -90,9 +88,7 @@ def test_sticky_cookie_is_honoured_only_for_an_eligible_member(
         wait_for(lambda: len(status(r1)["targets"]) == 3, what="member back")
 
 
-def test_active_hosts_lists_eligible_members_in_the_legacy_shape(
-    stack: Stack,
-) -> None:
+def test_active_hosts_lists_eligible_members_in_the_legacy_shape(stack: Stack) -> None:
     r1 = stack.router
     members = stack.members
     hosts = httpx.get(f"{r1}/active_hosts").json()["active_hosts"]

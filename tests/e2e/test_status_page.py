@@ -59,9 +59,7 @@ def stack(redis_url: str, key_prefix: str, tmp_path: Path) -> Iterator[Stack]:
         yield running
 
 
-def test_status_page_renders_full_and_mismatched_members_in_chromium(
-    stack: Stack,
-) -> None:
+def test_status_page_renders_full_and_mismatched_members_in_chromium(stack: Stack) -> None:
     url = f"{stack.router}/status"
     tmp = stack.workdir
     assert httpx.get(url).headers["content-type"].startswith("text/html")
