@@ -42,14 +42,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from common import cpu_seconds, redis_server, rss_mb
 
-from fedredirect.dev import child, fedredirect_command, find_redis_server, free_port, start_redis
+from fedredirect.dev import child, fedredirect_command, free_port
 from shared.evaluate import evaluate
 from shared.store import Store, connect
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fedredirect" / "samples"
 JITTER = 0.1
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def member_address(i: int) -> str:
@@ -82,18 +82,6 @@ http {{
 """
     )
     return conf
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def read_log(path: Path, since: float, until: float) -> dict[str, list[tuple[float, str]]]:
@@ -142,7 +130,7 @@ def run_size(n: int, period: float, periods: int, workdir: Path) -> dict[str, An
     )
     prefix = f"scale{n}"
     with (
-        start_redis(find_redis_server(), free_port(), workdir) as redis_url,
+        redis_server(workdir) as redis_url,
         child([nginx, "-c", str(conf)], quiet=True),
     ):
         time.sleep(0.3)  # nginx binds its port; the checker retries anyway
@@ -168,7 +156,7 @@ def run_size(n: int, period: float, periods: int, workdir: Path) -> dict[str, An
                 samples += 1
                 time.sleep(min(period / 2, max(0.0, end - time.time())))
             t1, c1 = time.time(), cpu_seconds(proc.pid)
-            rss = rss_mb(proc.pid)
+            rss = rss_mb(proc.pid)["rss_mb"]
     hits = read_log(workdir / "access.log", t0, t1)
     window = t1 - t0
     per_member = [len(hits.get(member_address(i), [])) for i in range(n)]

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from common import redis_server
 
-from fedredirect.dev import find_redis_server, start_redis
 from fedredirect.shapes import SHAPES
 from router.history import LAUNCHES_EVERY, launches_event
 from shared.history import observation_event
@@ -85,7 +85,7 @@ def main() -> int:
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="fedredirect-history-") as tmp,
-        start_redis(find_redis_server(), 0, Path(tmp)) as url,
+        redis_server(Path(tmp)) as url,
     ):
         client = redis.Redis.from_url(url)
         print("members  entries/day  MB/day  MB/14 days  bytes/entry")

@@ -32,8 +32,9 @@ from pathlib import Path
 
 import httpx
 import yaml
+from common import redis_server
 
-from fedredirect.dev import child, fedredirect_command, find_redis_server, free_port, start_redis
+from fedredirect.dev import child, fedredirect_command, free_port
 from fedredirect.simulator import MemberServer, MemberSimState
 
 
@@ -85,7 +86,7 @@ def main() -> int:
             for member in members:
                 stack.enter_context(member)
             beta = members[1]
-            redis_url = stack.enter_context(start_redis(find_redis_server(), 0, workdir))
+            redis_url = stack.enter_context(redis_server(workdir))
             config = workdir / "federation.yaml"
             config.write_text(
                 yaml.safe_dump(

@@ -16,9 +16,9 @@ this virtualenv when missing. Everything runs on 127.0.0.1.
    scopes and a no-op send, over 5,000 repositories (so after the first round each launch
    finds its route kept for the generation), with 3, 100 and 1,000 members; also with a
    browser's headers and a sticky cookie, with ``random`` balancing (never kept), and on a
-   miss (a path the routing table does not hold, so the rendezvous is computed); a bare ASGI
-   307 app in the same harness shows what the harness itself costs. The minimum over
-   ``--repeats`` interleaved repeats.
+   miss (a path the routing table does not hold, so the rendezvous is computed); the bare
+   ASGI 307 app (bench/bare_app.py) in the same harness shows what the harness itself
+   costs. The minimum over ``--repeats`` interleaved repeats.
 2. **evaluate** of a 1,000-member view (and building its routing table), in ms.
 3. **Over the wire**, one process each, started here and measured in turns within one run
    (round r starts with the r-th server, so drift of the machine hits each alike), ``wrk -t1
@@ -69,14 +69,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fedredirect.dev import (  # noqa: E402
-    child,
-    fedredirect_command,
-    find_redis_server,
-    free_port,
-    start_redis,
-    wait_until,
-)
+from bare_app import app as bare_asgi  # noqa: E402
+from common import cpu_seconds, redis_server, rss_mb  # noqa: E402
+
+from fedredirect.dev import child, fedredirect_command, free_port, wait_until  # noqa: E402
 from router.app import create_app  # noqa: E402
 from router.redirect import RedirectApp  # noqa: E402
 from router.routes import RoutingTable  # noqa: E402
@@ -179,21 +175,6 @@ async def _receive() -> dict[str, Any]:
 
 async def _send(message: dict[str, Any]) -> None:
     pass
-
-
-async def bare_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """The bare ASGI 307 app (also served over the wire, from BARE_APP below)."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 307,
-            "headers": [
-                (b"location", b"http://127.0.0.1:9" + scope["raw_path"]),
-                (b"content-length", b"0"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": b""})
 
 
 def router_app(view: View) -> RedirectApp:
@@ -308,38 +289,6 @@ def evaluate_cost(members: int = 1000, repeats: int = 30) -> dict[str, float]:
 
 
 # --- 3. over the wire ------------------------------------------------------------------------
-
-BARE_APP = """
-import socket
-import sys
-
-from router.serve import serve_on
-
-
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    elif scope["type"] == "http":
-        await send({
-            "type": "http.response.start",
-            "status": 307,
-            "headers": [
-                (b"location", b"http://127.0.0.1:9" + scope["raw_path"]),
-                (b"content-length", b"0"),
-            ],
-        })
-        await send({"type": "http.response.body", "body": b""})
-
-
-sock = socket.create_server(("127.0.0.1", int(sys.argv[1])), backlog=2048)
-sys.exit(serve_on(app, sock))  # the router's own server, as router.serve runs it
-"""
 
 # What the replaced redirector's /build/ handler did per request, on tornado as it ran:
 # hosts in a module-level dict, the cookie read, rendezvous_rank over the hosts with
@@ -510,26 +459,6 @@ def run_wrk(url: str, seconds: float, script: Path, *script_args: str) -> dict[s
     }
 
 
-def rss_mb(pid: int) -> dict[str, float]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            fields[name] = int(value.split()[0]) / 1024
-    return {"rss_mb": fields["VmRSS"], "peak_mb": fields["VmHWM"]}
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU of process ``pid`` (every thread) and of its children (nginx's
-    worker), from /proc."""
-    total = 0.0
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    for each in [pid, *map(int, children)]:
-        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
 def redirects_counted(url: str) -> float:
     text = httpx.get(f"{url}/metrics", timeout=10).text
     return sum(
@@ -605,7 +534,7 @@ def servers(workdir: Path) -> Iterator[list[Server]]:
     nginx = need("nginx")
     ensure_module("tornado", "tornado")
     with contextlib.ExitStack() as stack:
-        redis_url = stack.enter_context(start_redis(find_redis_server(), 0, workdir))
+        redis_url = stack.enter_context(redis_server(workdir))
         for prefix, members in (("bench3", 3), ("bench1000", 1000)):
             asyncio.run(publish(redis_url, prefix, members))
         started: list[tuple[str, list[str], int, int | None]] = []
@@ -613,8 +542,7 @@ def servers(workdir: Path) -> Iterator[list[Server]]:
         (workdir / "nginx.conf").write_text(NGINX_CONF.format(dir=workdir, port=port))
         started.append(("nginx return 307", [nginx, "-c", str(workdir / "nginx.conf")], port, None))
         port = free_port()
-        (workdir / "bare_app.py").write_text(BARE_APP)
-        bare = [sys.executable, str(workdir / "bare_app.py"), str(port)]
+        bare = [sys.executable, str(Path(__file__).with_name("bare_app.py")), str(port)]
         started.append(("bare ASGI 307 app", bare, port, None))
         for members in (3, 1000):
             port = free_port()

@@ -1,0 +1,36 @@
+"""What the bench scripts share: a redis-server of their own, and what a process costs
+(CPU time and memory, read from /proc)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from fedredirect.dev import find_redis_server, start_redis
+
+
+def redis_server(workdir: Path, port: int = 0) -> contextlib.AbstractContextManager[str]:
+    """A redis-server in ``workdir`` (port 0: a free one); the context yields its URL."""
+    return start_redis(find_redis_server(), port, workdir)
+
+
+def rss_mb(pid: int) -> dict[str, float]:
+    """Process ``pid``'s resident memory now (``rss_mb``) and at its peak (``peak_mb``)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024
+    return {"rss_mb": fields["VmRSS"], "peak_mb": fields["VmHWM"]}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of process ``pid`` (every thread) and of its children (nginx's
+    worker, say)."""
+    total = 0.0
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for each in [pid, *map(int, children)]:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
