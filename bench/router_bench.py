@@ -131,19 +131,24 @@ def synthetic_view(members: int, load_balancer: str = "rendezvous") -> View:
 
 # --- 1. in process -----------------------------------------------------------------------------
 
+# A launch's request headers as Firefox sends them through a TLS-terminating proxy.
+BROWSER_REQUEST = """\
+host: mybinder.org
+user-agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0
+accept: text/event-stream
+accept-language: en-GB,en;q=0.7,de;q=0.3
+accept-encoding: gzip, deflate, br, zstd
+referer: https://mybinder.org/v2/gh/org/repo/HEAD
+cache-control: no-cache
+sec-fetch-dest: empty
+sec-fetch-mode: cors
+sec-fetch-site: same-origin
+x-forwarded-proto: https
+x-forwarded-for: 192.0.2.7
+"""
 BROWSER_HEADERS = [
-    (b"host", b"mybinder.org"),
-    (b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
-    (b"accept", b"text/event-stream"),
-    (b"accept-language", b"en-GB,en;q=0.7,de;q=0.3"),
-    (b"accept-encoding", b"gzip, deflate, br, zstd"),
-    (b"referer", b"https://mybinder.org/v2/gh/org/repo/HEAD"),
-    (b"cache-control", b"no-cache"),
-    (b"sec-fetch-dest", b"empty"),
-    (b"sec-fetch-mode", b"cors"),
-    (b"sec-fetch-site", b"same-origin"),
-    (b"x-forwarded-proto", b"https"),
-    (b"x-forwarded-for", b"192.0.2.7"),
+    (name.encode(), value.encode())
+    for name, _, value in (line.partition(": ") for line in BROWSER_REQUEST.splitlines())
 ]
 
 
