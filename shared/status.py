@@ -63,32 +63,15 @@ def banners(doc: Mapping[str, Any]) -> list[Banner]:
     """The banners of a status document, most severe first (none when all is well)."""
     outage = doc.get("outage") or {}  # the checker heartbeat is too old: outage.policy applies
     router = doc.get("router") or {}
+    fallback, gate, ref = doc["fallback"], doc["version_gate"], doc["reference"]
+    store_error = router.get("store_error")
+    stale_store = "This router cannot read the store; showing its last view"
     conditions = [
         ("banner-outage", outage.get("active"), "Checker outage", outage.get("reason")),
-        (
-            "banner-fallback",
-            doc["fallback"]["active"],
-            "Fallback active",
-            doc["fallback"]["reason"],
-        ),
-        (
-            "banner-gate",
-            doc["version_gate"]["suspended"],
-            "Version gating suspended",
-            doc["version_gate"]["reason"],
-        ),
-        (
-            "banner-stale-reference",
-            doc["reference"]["stale"],
-            "Reference version is stale",
-            doc["reference"]["stale_reason"],
-        ),
-        (
-            "banner-store",
-            router.get("store_error"),
-            "This router cannot read the store; showing its last view",
-            router.get("store_error"),
-        ),
+        ("banner-fallback", fallback["active"], "Fallback active", fallback["reason"]),
+        ("banner-gate", gate["suspended"], "Version gating suspended", gate["reason"]),
+        ("banner-stale-reference", ref["stale"], "Reference version is stale", ref["stale_reason"]),
+        ("banner-store", store_error, stale_store, store_error),
     ]
     return [
         Banner(ident, title, str(reason or "no reason given"))
