@@ -10,6 +10,7 @@ import math
 from router.snapshot import SnapshotHolder
 from shared.config import FederationConfig, parse_config
 from shared.deadline import outage_deadline
+from shared.keeper import ViewKeeper
 from shared.records import CheckerHeartbeat, Drain, HealthObservation, MemberObservation
 from shared.store import Snapshot
 
@@ -116,6 +117,39 @@ def test_a_record_refreshed_with_older_times_brings_the_deadline_forward() -> No
     assert holder.view is not None and holder.view.members[0].state == "stale"
 
 
+def test_a_partial_read_that_refreshes_a_record_with_older_times() -> None:
+    """A read of the members a change names keeps the others' records as they were: the one
+    it refreshed still sets when the view next changes."""
+    cfg = config()
+    holder, clock = holder_at(T0)
+    holder.load(snapshot(cfg, T0))
+    assert holder.snapshot is not None
+    kept = holder.snapshot.observations["a"]  # not read again: the same record
+    older = record("b", T0 - 5)  # the same content, checked earlier
+    clock.now = T0 + 1
+    holder.load(snapshot(cfg, T0 + 1, a=kept, b=older))
+    assert holder.evaluations == 1
+    clock.now = T0 + 26
+    holder.load(snapshot(cfg, T0 + 26, a=kept, b=older))
+    assert holder.evaluations == 2
+    assert holder.view is not None
+    assert [m.state for m in holder.view.members] == ["eligible", "stale"]
+
+
+def test_a_config_read_again_is_evaluated_only_when_it_differs() -> None:
+    """Snapshots given by hand carry no config hash: an equal config parsed again is no
+    change, another config is evaluated at once."""
+    holder, clock = holder_at(T0)
+    holder.load(snapshot(config(), T0))
+    clock.now = T0 + 1
+    holder.load(snapshot(config(), T0 + 1))
+    assert holder.evaluations == 1
+    other = config("all")
+    holder.load(snapshot(other, T0 + 1))
+    assert holder.evaluations == 2
+    assert holder.view is not None and holder.view.config is other
+
+
 def test_a_heartbeat_that_goes_back_is_evaluated() -> None:
     cfg = config()
     holder, _ = holder_at(T0)
@@ -169,6 +203,37 @@ def test_without_a_heartbeat_records_are_judged_by_the_wall_clock() -> None:
     holder.refresh(holder.snapshot)
     assert holder.evaluations == 2
     assert holder.view is not None and holder.view.members[0].state == "stale"
+
+
+def test_without_a_heartbeat_records_refreshed_late_move_the_wake_up() -> None:
+    """Records refreshed with the same content after the deadline of those they replace:
+    the view stands, and the router sleeps until the new records' deadline (not at once)."""
+    cfg = config()
+    holder, clock = holder_at(T0)
+    holder.load(dataclasses.replace(snapshot(cfg, T0), heartbeat=None))
+    clock.now = T0 + 31
+    holder.load(dataclasses.replace(snapshot(cfg, T0 + 31), heartbeat=None))
+    assert holder.evaluations == 1
+    assert holder.wake_at() == math.nextafter(T0 + 61, math.inf)
+
+
+def test_the_keeper_says_when_it_evaluated() -> None:
+    """The checker logs a view's transitions when its keeper says it evaluated: never for
+    a refresh that kept the view, and before the first evaluation there is nothing to wake
+    for."""
+    cfg = config()
+    clock = Clock(T0)
+    keeper = ViewKeeper(clock)
+    assert keeper.refresh(None) is False
+    keeper.snapshot = snapshot(cfg, T0)  # held, as the checker does, not yet evaluated
+    assert (keeper.view, keeper.wake_at()) == (None, math.inf)
+    assert keeper.refresh(None) is True and keeper.evaluations == 1
+    held, keeper.snapshot = keeper.snapshot, snapshot(cfg, T0 + 10)
+    clock.now = T0 + 10
+    assert keeper.refresh(held) is False and keeper.evaluations == 1
+    held, keeper.snapshot = keeper.snapshot, snapshot(cfg, T0 + 20, b=record("b", T0 + 20, 95))
+    clock.now = T0 + 20
+    assert keeper.refresh(held) is True and keeper.evaluations == 2
 
 
 def test_nothing_to_evaluate_without_a_snapshot() -> None:

@@ -412,3 +412,20 @@ def test_ages_are_measured_when_asked_from_the_latest_records() -> None:
     gone = status_document(view, now=NOW + 103, records=records)
     assert gone["reference"]["observed_at"] == NOW - 10
     assert gone["members"]["b"]["record_age_seconds"] is None
+
+
+def test_a_prime_reference_is_as_old_as_the_prime_latest_versions() -> None:
+    """A kept view's page measures the reference's age from the prime's latest record (its
+    /versions refreshed since), whatever the other members' versions."""
+    members = {n: {"url": url(n), "weight": 10, "prime": n == "a"} for n in ("a", "b")}
+    config = parse_config({"members": members, "versions": {"reference": "prime"}})
+    first = {n: make_obs(n, NOW, versions_age=10) for n in members}
+    view = evaluate(config, first, {}, CheckerHeartbeat("c1", NOW), NOW)
+    later = {
+        "a": make_obs("a", NOW + 100, versions_age=5),
+        "b": make_obs("b", NOW + 100, versions_age=50),
+    }
+    records = Snapshot(config, later, CheckerHeartbeat("c2", NOW + 100))
+    doc = status_document(view, now=NOW + 103, records=records)
+    assert doc["reference"]["source"] == "prime a"
+    assert (doc["reference"]["observed_at"], doc["reference"]["age_seconds"]) == (NOW + 95, 8.0)
