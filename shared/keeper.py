@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from shared.deadline import freshness, next_deadline, outage_deadline, record_deadline
-from shared.evaluate import View, evaluate, heartbeat_too_old, judged_at, state_may_change
+from shared.evaluate import View, heartbeat_too_old, judged_at, state_may_change
 from shared.store import Snapshot
 
 
@@ -40,7 +40,7 @@ class ViewKeeper:
         now = self.clock()
         if held is not None and self.view is not None and self._judged_alike(held, snap, now):
             return False
-        self.view = evaluate(snap.config, snap.observations, snap.drains, snap.heartbeat, now)
+        self.view = snap.evaluate(now)
         self.evaluations += 1
         self.as_of = judged_at(snap.config, snap.heartbeat, now)
         self.deadline = next_deadline(snap.config, snap.observations, self.as_of)
