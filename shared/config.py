@@ -29,6 +29,9 @@ ReferencePolicy = Literal["prime", "majority", "pinned"]
 FallbackPolicy = Literal["prime", "all", "none"]
 OtherPaths = Literal["proxy", "redirect", "404"]
 LoadBalancer = Literal["rendezvous", "random"]
+#: How far a member's version may differ from the reference's and still count as the same:
+#: ``minor`` same major, ``patch`` same major and minor, ``exact`` equal (shared.versions).
+Compatibility = Literal["minor", "patch", "exact"]
 
 
 class _Strict(BaseModel):
@@ -84,15 +87,16 @@ class MemberConfig(_Strict):
     prime: bool = False
     health: str = ""
     versions: str = ""
+    metrics: str | Literal[False] = ""  # its launch counts (outcomes); False: not read
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
         return _http_url(value).rstrip("/")
 
-    @field_validator("health", "versions")
+    @field_validator("health", "versions", "metrics")
     @classmethod
-    def _endpoint(cls, value: str) -> str:
+    def _endpoint(cls, value: str | Literal[False]) -> str | Literal[False]:
         return _http_url(value) if value else value
 
     @model_validator(mode="after")
@@ -102,6 +106,8 @@ class MemberConfig(_Strict):
             object.__setattr__(self, "health", self.url + "/health")
         if not self.versions:
             object.__setattr__(self, "versions", self.url + "/versions")
+        if self.metrics == "":
+            object.__setattr__(self, "metrics", self.url + "/metrics")
         return self
 
 
@@ -114,6 +120,8 @@ class VersionsConfig(_Strict):
     # None: 3 x check.period, or check.longest_refresh when that is longer
     max_age: float | None = Field(None, gt=0)
     min_dwell: float | None = Field(None, ge=0)  # None: 2 x check.period
+    # Per version key; a key not named here compares exactly.
+    compatible: dict[str, Compatibility] = Field(default_factory=dict)
 
 
 #: Paths the router answers itself; a fixed redirect cannot take them.
@@ -171,6 +179,28 @@ class HistoryConfig(_Strict):
     observation_interval: float = Field(300.0, gt=0)  # a member's record at most this often
 
 
+class OutcomesConfig(_Strict):
+    """Judging members by their own launch outcomes, read from their /metrics
+    (shared.outcomes): a member failing too many launches is ejected for a while."""
+
+    enabled: bool = True
+    window: float = Field(60.0, gt=0)  # seconds of launches a ratio is taken over
+    max_failure_ratio: float = Field(0.25, gt=0, lt=1)  # failures / launches above: ejected
+    min_launches: int = Field(10, ge=1)  # fewer launches in the window: not judged
+    base_ejection: float = Field(30.0, gt=0)  # the first ejection; the n-th lasts n times
+    max_ejection: float = Field(300.0, gt=0)  # however many ejections in a row
+    max_ejected_share: float = Field(0.34, ge=0, le=1)  # of the members, at once; never all
+
+    @model_validator(mode="after")
+    def _ejections(self) -> OutcomesConfig:
+        if self.max_ejection < self.base_ejection:
+            raise ValueError(
+                f"outcomes.max_ejection: {self.max_ejection:g}s is shorter than "
+                f"outcomes.base_ejection ({self.base_ejection:g}s)"
+            )
+        return self
+
+
 class FederationConfig(_Strict):
     """The whole federation: members and every policy the core applies."""
 
@@ -187,6 +217,7 @@ class FederationConfig(_Strict):
     outage: OutageConfig = OutageConfig()
     redirects: dict[str, FixedRedirect] = Field(default_factory=dict)
     history: HistoryConfig = HistoryConfig()
+    outcomes: OutcomesConfig = OutcomesConfig()
 
     @field_validator("redirects", mode="before")
     @classmethod

@@ -1,12 +1,12 @@
 """When time alone next changes a verdict, so that a reader evaluates only on change.
 
 The freshness rules (a stale record, versions too old to compare, a version still within its
-reference dwell) are judged as of one instant, ``as_of``: the checker's heartbeat. Each flips
-once as ``as_of`` grows and never back, so between a view's ``as_of`` and
-:func:`next_deadline` evaluating the same records gives the same verdicts. The outage rule
-is judged by the wall clock against the heartbeat: :func:`outage_deadline`. Every deadline
-asks the rule itself at neighbouring instants, so it is exact in floating point and the
-rules keep one copy.
+reference dwell, an ejection for failing launches) are judged as of one instant, ``as_of``:
+the checker's heartbeat. Each flips once as ``as_of`` grows and never back, so between a
+view's ``as_of`` and :func:`next_deadline` evaluating the same records gives the same
+verdicts. The outage rule is judged by the wall clock against the heartbeat:
+:func:`outage_deadline`. Every deadline asks the rule itself at neighbouring instants, so it
+is exact in floating point and the rules keep one copy.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from shared.config import FederationConfig
-from shared.evaluate import heartbeat_too_old, stale_reason
+from shared.evaluate import failing_reason, heartbeat_too_old, stale_reason
 from shared.observe import settled_versions
 from shared.records import CheckerHeartbeat, MemberObservation
 from shared.reference import fresh_versions
@@ -28,6 +28,7 @@ class Freshness(NamedTuple):
     stale: bool  # shared.evaluate.stale_reason applies
     versions_fresh: bool  # its versions may be compared (shared.reference.fresh_versions)
     settled: bool  # its latest versions are past their dwell (shared.observe.settled_versions)
+    ejected: bool  # shared.evaluate.failing_reason applies
 
 
 def freshness(config: FederationConfig, obs: MemberObservation | None, as_of: float) -> Freshness:
@@ -38,6 +39,7 @@ def freshness(config: FederationConfig, obs: MemberObservation | None, as_of: fl
         fresh_versions(obs, as_of, config.versions_max_age) is not None,
         # Identity: the dwell rule answers with the latest versions once they have settled.
         obs is None or settled is obs.versions,
+        failing_reason(obs, as_of) is not None,
     )
 
 
@@ -84,6 +86,11 @@ def record_deadline(config: FederationConfig, obs: MemberObservation, as_of: flo
                 as_of,
                 obs.versions_changed_at + dwell,
             )
+        )
+    outcomes = obs.outcomes
+    if now.ejected and outcomes is not None and outcomes.ejected_until is not None:
+        deadlines.append(
+            first_instant(lambda t: failing_reason(obs, t) is None, as_of, outcomes.ejected_until)
         )
     return min(deadlines)
 

@@ -18,7 +18,14 @@ from shared.records import CheckerHeartbeat, Drain, MemberObservation
 from shared.reference import Reference, fresh_versions, reference_version, version_differences
 
 State = Literal[
-    "drained", "stale", "unreachable", "unhealthy", "full", "version_mismatch", "eligible"
+    "drained",
+    "stale",
+    "unreachable",
+    "unhealthy",
+    "failing",
+    "full",
+    "version_mismatch",
+    "eligible",
 ]
 #: Every state, in precedence order: a member shows the first one that applies.
 STATES: tuple[State, ...] = get_args(State)
@@ -60,6 +67,14 @@ def unhealthy_reason(obs: MemberObservation | None) -> str | None:
     return None
 
 
+def failing_reason(obs: MemberObservation | None, as_of: float) -> str | None:
+    """Ejected for failing its launches (``shared.outcomes``) until ``ejected_until``."""
+    outcomes = obs.outcomes if obs else None
+    if outcomes is None or outcomes.ejected_until is None or as_of >= outcomes.ejected_until:
+        return None
+    return outcomes.ejection_reason or "ejected: its launches are failing"
+
+
 def full_reason(obs: MemberObservation | None, pod_headroom: int) -> str | None:
     """Full when total_pods + pod_headroom >= quota (no quota: never full)."""
     if obs is None or obs.health is None or obs.health.status != "ok":
@@ -92,12 +107,21 @@ def state_may_change(
         return True
     if old.settled_versions != new.settled_versions or old.last_error != new.last_error:
         return True
+    if _ejection(old) != _ejection(new):
+        return True
     before, after = old.health, new.health
     if before is None or after is None:
         return before is not after
     if (before.status, before.reasons) != (after.status, after.reasons):
         return True
     return (full_reason(old, pod_headroom) is None) != (full_reason(new, pod_headroom) is None)
+
+
+def _ejection(obs: MemberObservation) -> tuple[float | None, str | None]:
+    """What of a record's launch outcomes the failing rule reads (not the counts, which
+    move with every read of a busy member's metrics)."""
+    outcomes = obs.outcomes
+    return (None, None) if outcomes is None else (outcomes.ejected_until, outcomes.ejection_reason)
 
 
 # --- the view -----------------------------------------------------------------------------
@@ -214,6 +238,7 @@ def _member_view(
         ("stale", stale_reason(obs, as_of, limits.stale_after)),
         ("unreachable", unreachable_reason(obs)),
         ("unhealthy", unhealthy_reason(obs)),
+        ("failing", failing_reason(obs, as_of)),
         ("full", full_reason(obs, limits.pod_headroom)),
         ("version_mismatch", version_mismatch_reason(differences, reference) if gate else None),
     )

@@ -40,6 +40,43 @@ class HealthObservation:
 
 
 @dataclass(frozen=True, slots=True)
+class LaunchOutcomes:
+    """A member's launches as its own /metrics count them over the checker's window, and
+    whether it is ejected for failing them (shared.outcomes decides; the checker writes)."""
+
+    launches: int  # launches that ended in the window, quota refusals not counted
+    failures: int
+    window: float  # seconds the counts span (less than outcomes.window after a start)
+    observed_at: float  # the latest /metrics sample read
+    _: KW_ONLY
+    ejected_until: float | None = None  # excluded as "failing" until then
+    ejection_reason: str | None = None  # the numbers that ejected it, for /status and /why
+    ejections: int = 0  # ejections in a row: the next one lasts longer
+    error: str | None = None  # why the latest /metrics read failed: judged as before
+
+    @property
+    def failure_ratio(self) -> float | None:
+        return self.failures / self.launches if self.launches else None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LaunchOutcomes:
+        until = data.get("ejected_until")
+        return cls(
+            launches=int(data["launches"]),
+            failures=int(data["failures"]),
+            window=float(data["window"]),
+            observed_at=float(data["observed_at"]),
+            ejected_until=None if until is None else float(until),
+            ejection_reason=data.get("ejection_reason"),
+            ejections=int(data.get("ejections", 0)),
+            error=data.get("error"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class MemberObservation:
     """What the checker saw of one member, as its readers use it (the rules, pages,
     metrics, history and replay); published whole, never in parts."""
@@ -58,6 +95,7 @@ class MemberObservation:
     # The URLs that last answered /health and /versions, after redirects (None: no answer yet).
     health_url: str | None = None
     versions_url: str | None = None
+    outcomes: LaunchOutcomes | None = None  # None: its metrics are not read
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +110,7 @@ class MemberObservation:
             "settled_versions": self.settled_versions,
             "health_url": self.health_url,
             "versions_url": self.versions_url,
+            "outcomes": self.outcomes.to_json() if self.outcomes else None,
         }
 
     @classmethod
@@ -79,6 +118,7 @@ class MemberObservation:
         """Keys it does not know are left out, so a record written by an earlier checker
         (during a rolling update, say) reads as it did then."""
         health = data.get("health")
+        outcomes = data.get("outcomes")
         return cls(
             member=data["member"],
             checked_at=float(data["checked_at"]),
@@ -91,6 +131,7 @@ class MemberObservation:
             settled_versions=data.get("settled_versions"),
             health_url=data.get("health_url"),
             versions_url=data.get("versions_url"),
+            outcomes=LaunchOutcomes.from_json(outcomes) if outcomes else None,
         )
 
 
