@@ -1,27 +1,29 @@
 """Federation configuration: one validated model, loaded from the legacy JSON or native YAML.
 
 The replaced redirector's JSON file (top-level ``hosts``) is accepted exactly as
-deployments render it: keys it ignored (the Helm chart's ``enabled``, ``image``...) are
+deployments render it: the Helm chart's deployment keys (``enabled``, ``image``...) are
 ignored with a warning, and settings whose meaning changed are mapped onto the new ones
 (see :mod:`shared.legacy`). The native format (top-level ``members``) is strict. Both
 end in :class:`FederationConfig`. A bad file raises :class:`ConfigError` naming the file,
-the key and the problem, so the process can exit before it serves anything.
+the key and the problem, so the process can exit before it serves anything; an unknown
+key anywhere is such a problem, named with the closest known key.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.legacy import drop_unused_members, legacy_to_native
+from shared.legacy import DEPLOYMENT_KEYS, drop_unused_members, legacy_to_native
 
 log = logging.getLogger("fedredirect.config")
 
@@ -184,7 +186,9 @@ class OutcomesConfig(_Strict):
     (shared.outcomes): a member failing too many launches is ejected for a while."""
 
     enabled: bool = True
-    window: float = Field(60.0, gt=0)  # seconds of launches a ratio is taken over
+    # Seconds of launches a ratio is taken over; None: 2 x check.period, so that a member
+    # failing half its launches is past max_failure_ratio by its second metrics read.
+    window: float | None = Field(None, gt=0)
     max_failure_ratio: float = Field(0.25, gt=0, lt=1)  # failures / launches above: ejected
     min_launches: int = Field(10, ge=1)  # fewer launches in the window: not judged
     base_ejection: float = Field(30.0, gt=0)  # the first ejection; the n-th lasts n times
@@ -312,6 +316,11 @@ class FederationConfig(_Strict):
         return 2 * self.check.period if v is None else v
 
     @property
+    def outcomes_window(self) -> float:
+        """The seconds of launches a failure ratio is taken over (``outcomes.window``)."""
+        return self.outcomes.window or 2 * self.check.period
+
+    @property
     def lease_seconds(self) -> float:
         return self.check.lease or 3 * self.check.period
 
@@ -354,19 +363,27 @@ def check_config(raw: object, source: str = "<config>") -> LoadedConfig:
         raise ConfigError(f"{source}: key 'hosts': give either 'hosts' (legacy) or 'members'")
     section = "hosts" if "hosts" in doc else "members"
     if section not in doc:
-        raise ConfigError(f"{source}: key 'members': missing; no members are configured")
+        # Either format could be meant: a key neither has may be the misspelt section.
+        known = {*FederationConfig.model_fields, "hosts", *DEPLOYMENT_KEYS}
+        typos = [_unknown_key(source, str(key), str(key), known) for key in doc if key not in known]
+        missing = f"{source}: key 'members': missing; no members are configured"
+        raise ConfigError("\n".join([*typos, missing]))
     warnings: list[str] = []
     if section == "hosts":
-        known = set(FederationConfig.model_fields) - {"members"}
-        doc, warnings = legacy_to_native(doc, source, known)
-    if isinstance(doc[section], dict):
-        doc[section] = dict(doc[section])
+        doc, warnings = legacy_to_native(doc, source)
+    given = doc[section]
+    if isinstance(given, dict):
+        doc[section] = dict(given)  # members are dropped from this copy; given stays whole
     warnings += drop_unused_members(doc, section, source)
+    problems = _typos_in_dropped(given, doc[section], section, source)
     doc["members"] = doc.pop(section)
     try:
-        return LoadedConfig(FederationConfig.model_validate(doc), tuple(warnings))
+        config = FederationConfig.model_validate(doc)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source, section)) from None
+        raise ConfigError("\n".join([*problems, _describe(exc, source, section)])) from None
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return LoadedConfig(config, tuple(warnings))
 
 
 def parse_config(raw: object, source: str = "<config>") -> FederationConfig:
@@ -389,9 +406,55 @@ def _describe(exc: ValidationError, source: str, section: str) -> str:
         if not loc and sep and head.replace(".", "").replace("_", "").isalnum():
             key, msg = head, rest
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            line = _unknown_key(source, key, loc[-1], _known_keys(err["loc"][:-1], section))
+            if section == "members" and key in DEPLOYMENT_KEYS:
+                line += "; deployment keys are ignored only in the legacy format (beside 'hosts')"
+            lines.append(line)
+            continue
         lines.append(f"{source}: key '{key}': {msg}")
     return "\n".join(lines)
+
+
+def _unknown_key(source: str, path: str, key: str, known: Iterable[str]) -> str:
+    """The unknown ``key`` at ``path``, with the closest known key if one is close (a
+    typo), and none if nothing is: a wrong guess misleads more than no guess."""
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"{source}: key '{path}': unknown key{hint}"
+
+
+def _known_keys(loc: Sequence[int | str], section: str) -> list[str]:
+    """The keys the mapping at ``loc`` may hold: its model's fields, found by walking the
+    models' annotations (a ``dict`` field's next part is a name: a member, a path). At the
+    top of a legacy file, ``hosts`` and the ignored deployment keys instead of ``members``."""
+    model: type[BaseModel] = FederationConfig
+    rest = list(loc)
+    while rest:
+        field = model.model_fields.get(str(rest.pop(0)))
+        inner = field.annotation if field else None
+        if get_origin(inner) is dict:
+            inner, rest = get_args(inner)[1], rest[1:]
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return []
+        model = inner
+    if model is FederationConfig and section == "hosts":
+        return [*(set(model.model_fields) - {"members"}), "hosts", *DEPLOYMENT_KEYS]
+    return list(model.model_fields)
+
+
+def _typos_in_dropped(given: object, kept: object, section: str, source: str) -> list[str]:
+    """Unknown keys of the members dropped for weight 0, which validation never sees: else
+    a typo there would surface only when the member's weight is given back."""
+    if not (isinstance(given, Mapping) and isinstance(kept, Mapping)):
+        return []
+    known = MemberConfig.model_fields
+    return [
+        _unknown_key(source, f"{section}.{name}.{key}", str(key), known)
+        for name, entry in given.items()
+        if name not in kept and isinstance(entry, Mapping)
+        for key in entry
+        if key not in known
+    ]
 
 
 def load_config(path: str | Path) -> FederationConfig:
@@ -440,4 +503,5 @@ def effective_config(config: FederationConfig) -> dict[str, Any]:
     doc["record_max_age"] = config.stale_after
     doc["fallback"] = config.fallback_policy
     doc["outage"]["max_staleness"] = config.max_staleness
+    doc["outcomes"]["window"] = config.outcomes_window
     return doc

@@ -1,10 +1,16 @@
 """The replaced redirector's config file, read as it meant it: its defaults, its meanings of
-``retries`` and ``jitter``, and what it ignored (deployment keys, nulls, weight-0 members),
-turned into the native shape that :mod:`shared.config` validates strictly."""
+``retries`` and ``jitter``, and what it ignored (the chart's deployment keys, nulls, weight-0
+members), turned into the native shape that :mod:`shared.config` validates strictly."""
 
 from __future__ import annotations
 
 from typing import Any
+
+#: What mybinder.org-deploy's chart reads from its ``federationRedirect`` block for the
+#: deployment itself (``templates/federation-redirect/``: the Deployment's ``image``,
+#: ``resources`` and ``nodeSelector``, the Ingress's ``host``, every template's
+#: ``enabled``). It renders the whole block into ``config.json``, so these ride along.
+DEPLOYMENT_KEYS = frozenset({"enabled", "host", "image", "resources", "nodeSelector"})
 
 
 def _is_zero(value: object) -> bool:
@@ -47,28 +53,24 @@ def _without_nulls(
     return {k: v for k, v in entry.items() if v is not None}, warnings
 
 
-def legacy_to_native(
-    doc: dict[str, Any], source: str, known: set[str]
-) -> tuple[dict[str, Any], list[str]]:
+def legacy_to_native(doc: dict[str, Any], source: str) -> tuple[dict[str, Any], list[str]]:
     """The replaced redirector's config, as it meant it, in the native shape.
 
-    - Top-level keys that are not routing settings (a Helm chart renders ``enabled``,
-      ``host``, ``image``, ``resources``, ``nodeSelector`` into the file) are ignored, as
-      the replaced redirector ignored them, with one warning naming them.
+    - The chart's :data:`DEPLOYMENT_KEYS` at the top level are ignored, as the replaced
+      redirector ignored them, with one warning naming them. Any other key is left for
+      validation, which refuses a key it does not know (a typo is not a deployment key).
     - Keys set to null (Helm's only way to remove one) are ignored, with a warning.
     - ``check.retries`` counted every attempt there; here it counts attempts after the
       first, so it becomes ``retries - 1`` (at least 0).
     - ``check.jitter`` spread checks by ±jitter/2 there; here by ±jitter, so it is halved.
     - ``check`` keys left out take the replaced redirector's defaults, mapped the same way.
-    Everything it used stays strictly checked afterwards. ``known``: the top-level keys
-    the native format has (besides ``members``).
     """
     warnings: list[str] = []
-    known = known | {"hosts"}
-    ignored = sorted(key for key in doc if key not in known)
+    ignored = sorted(key for key in doc if key in DEPLOYMENT_KEYS)
     if ignored:
         warnings.append(f"{source}: ignored keys the redirector does not use: {', '.join(ignored)}")
-    doc, nulls = _without_nulls({k: v for k, v in doc.items() if k in known}, "top level", source)
+    kept = {k: v for k, v in doc.items() if k not in DEPLOYMENT_KEYS}
+    doc, nulls = _without_nulls(kept, "top level", source)
     warnings += nulls
     hosts = doc.get("hosts")
     if isinstance(hosts, dict):
