@@ -1,0 +1,68 @@
+"""BinderHub's launch metrics, declared and fed as binderhub/builder.py does, for tests that
+need the /metrics text of a member whose launches they control."""
+
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LAUNCH_BUCKETS = [2, 5, 10, 20, 30, 60, 120, 300, 600, float("inf")]
+REPO = "https://github.com/binder-examples/requirements"
+
+
+class BinderHubLaunches:
+    """One BinderHub process's launch metrics: ``launch()`` counts a launch the way
+    BinderHub does (a ``retry`` observation per failed attempt that is tried again, then
+    ``success`` or ``failure``), ``refuse()`` a quota refusal, ``restart()`` starts every
+    count from 0 again, ``text()`` is its /metrics answer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.restart()
+
+    def restart(self) -> None:
+        registry = CollectorRegistry()
+        with self._lock:
+            self._registry = registry
+            self._time = Histogram(
+                "binderhub_launch_time_seconds",
+                "Histogram of launch times",
+                ["status", "retries"],
+                buckets=LAUNCH_BUCKETS,
+                registry=registry,
+            )
+            self._count = Counter(
+                "binderhub_launch_count",
+                "Counter of launches by repo",
+                ["status", "provider", "repo"],
+                registry=registry,
+            )
+            Gauge(
+                "binderhub_inprogress_launches",
+                "Launches currently in progress",
+                registry=registry,
+            )
+
+    def launch(self, ok: bool = True, *, retries: int = 0, seconds: float = 3.0) -> None:
+        with self._lock:
+            for _ in range(retries):
+                self._time.labels(status="retry", retries=-1).observe(seconds)
+            status = "success" if ok else "failure"
+            self._time.labels(status=status, retries=retries if ok else -1).observe(seconds)
+            self._count.labels(status=status, provider="GitHub", repo=REPO).inc()
+
+    def launches(self, successes: int = 0, failures: int = 0) -> None:
+        for _ in range(successes):
+            self.launch(True)
+        for _ in range(failures):
+            self.launch(False)
+
+    def refuse(self, status: str = "pod_quota") -> None:
+        """A launch refused for a quota: counted by repository only, as check_quota does."""
+        with self._lock:
+            self._count.labels(status=status, provider="GitHub", repo=REPO).inc()
+
+    def text(self) -> str:
+        with self._lock:  # one consistent answer, as a scrape between two launches
+            return generate_latest(self._registry).decode()
