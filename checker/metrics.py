@@ -66,6 +66,7 @@ class ViewCollector(Collector):
         period.add_metric([], view.config.check.period)
         yield period
         yield from member_metrics(view)
+        yield from outcome_metrics(records)
         yield from reference_metrics(view, age(self.clock(), reference_observed_at(view, records)))
 
 
@@ -104,6 +105,30 @@ def member_metrics(view: View) -> Iterator[Metric]:
     count = GaugeMetricFamily("fedredirect_eligible_members", "members that can receive launches")
     count.add_metric([], len(view.eligible))
     yield from (eligible, state, weight, pods, quota, match, count)
+
+
+def outcome_metrics(records: Records) -> Iterator[Metric]:
+    """Each member's launches in the outcomes window, as its record was last published
+    (members whose metrics are not read have no series; the ratio has none while the
+    window holds no launch, rather than a 0 that would read as "all launches succeed")."""
+    ratio = GaugeMetricFamily(
+        "fedredirect_member_launch_failure_ratio",
+        "failed launches / launches in the outcomes window, from the member's /metrics",
+        labels=["member"],
+    )
+    launches = GaugeMetricFamily(
+        "fedredirect_member_launches_in_window",
+        "launches that ended in the outcomes window, from the member's /metrics",
+        labels=["member"],
+    )
+    for name, obs in records.observations.items():
+        outcomes = obs.outcomes
+        if outcomes is None:
+            continue
+        launches.add_metric([name], outcomes.launches)
+        if outcomes.failure_ratio is not None:
+            ratio.add_metric([name], outcomes.failure_ratio)
+    yield from (ratio, launches)
 
 
 def reference_metrics(view: View, reference_age: float | None) -> Iterator[Metric]:
@@ -153,6 +178,12 @@ class CheckerMetrics:
             "fedredirect_check_failures",
             "checks that got no usable answer, by failure class",
             ["member", "endpoint", "reason"],
+            registry=self.registry,
+        )
+        self.ejections = Counter(
+            "fedredirect_member_ejections",
+            "ejections for failing launches (shared.outcomes) this checker made as the writer",
+            ["member"],
             registry=self.registry,
         )
         self.registry.register(ViewCollector(published, last_cycle))

@@ -16,6 +16,7 @@ import random
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from checker.metrics import CheckerMetrics
@@ -34,8 +35,27 @@ from shared.history import (
 )
 from shared.keeper import ViewKeeper
 from shared.observe import HealthStreak, health_failure, health_is_failing, next_observation
-from shared.payloads import parse_health, parse_versions
-from shared.records import CheckerHeartbeat, Drain, HealthObservation, MemberObservation
+from shared.outcomes import (
+    LaunchTotals,
+    Reading,
+    Sample,
+    carried_on,
+    counting_start,
+    is_ejected,
+    judge,
+    launch_totals,
+    qualifies,
+    slide,
+    window_counts,
+)
+from shared.payloads import PayloadError, parse_health, parse_versions
+from shared.records import (
+    CheckerHeartbeat,
+    Drain,
+    HealthObservation,
+    LaunchOutcomes,
+    MemberObservation,
+)
 from shared.store import Snapshot, Store
 
 log = logging.getLogger("fedredirect.checker")
@@ -83,6 +103,27 @@ class Checker:
         self.clients = OriginClients(keepalive=3 * config.check.period + 5)
         self._history_kept: dict[str, float] = {}  # member -> when its record was last kept
         self._history_trimmed_at = 0.0
+        # Each member's launch totals over the outcomes window (never published), and the
+        # members the next judgement must see besides the one read: those ejected or
+        # qualifying, so a judgement costs the same however large the federation.
+        self.launch_samples: dict[str, tuple[Sample, ...]] = {}
+        self._contenders: set[str] = set()
+        self._taking_over = False  # a new lease: carry on the ejections last published
+        for name in config.members:
+            if self.metrics_url(name) is not None:
+                self.metrics.ejections.labels(name)  # exported from 0, so increase() sees the first
+        if config.outcomes.enabled and config.outcomes_window < config.check.period:
+            log.warning(
+                "outcomes.window (%gs) is shorter than check.period (%gs): it never holds two "
+                "reads of a member's metrics, so no member is judged by its launches",
+                config.outcomes_window,
+                config.check.period,
+            )
+
+    def metrics_url(self, name: str) -> str | None:
+        """Where a member's launch counts are read; None when they are not."""
+        metrics = self.config.members[name].metrics
+        return metrics if self.config.outcomes.enabled and metrics is not False else None
 
     # --- one round for one member -------------------------------------------------------
 
@@ -92,22 +133,12 @@ class Checker:
         mono = time.monotonic()
         deadline = mono + check.period
         health_due = mono >= self._next_health.get(name, 0.0)
-        versions_task = fetch_parsed(
-            self.clients.for_url(member.versions),
-            member.versions,
-            _parse_versions,
-            timeout=check.timeout,
-            max_bytes=check.max_body_bytes,
-            retries=check.retries,
-            deadline=deadline,
-            gate=self.clients.gate,
+        metrics_url = self.metrics_url(name)
+        health_outcome, versions_outcome, metrics_outcome = await asyncio.gather(
+            self._fetch_health(member, deadline) if health_due else _nothing(),
+            self._fetch_versions(member, deadline),
+            self._fetch_metrics(metrics_url, deadline) if metrics_url else _nothing(),
         )
-        if health_due:
-            health_outcome, versions_outcome = await asyncio.gather(
-                self._fetch_health(member, deadline), versions_task
-            )
-        else:
-            health_outcome, versions_outcome = None, await versions_task
         now = self.clock()
         self._record_metrics(name, "versions", versions_outcome)
         if health_outcome is not None:
@@ -132,7 +163,10 @@ class Checker:
         self.observations[name] = obs
         self.streaks[name] = streak
         self._dirty.add(name)
-        if state_may_change(previous, obs, self.config.pod_headroom):
+        if metrics_outcome is not None:
+            self._record_metrics(name, "metrics", metrics_outcome)
+            self._judge_launches(name, metrics_outcome, now)
+        if state_may_change(previous, self.observations[name], self.config.pod_headroom):
             self._urgent.set()
         if health_due:
             wait = check.failed_period if health_is_failing(obs, streak) else 0.0
@@ -177,6 +211,78 @@ class Checker:
             gate=self.clients.gate,
         )
 
+    async def _fetch_versions(
+        self, member: MemberConfig, deadline: float
+    ) -> Outcome[dict[str, str]]:
+        check = self.config.check
+        return await fetch_parsed(
+            self.clients.for_url(member.versions),
+            member.versions,
+            _parse_versions,
+            timeout=check.timeout,
+            max_bytes=check.max_body_bytes,
+            retries=check.retries,
+            deadline=deadline,
+            gate=self.clients.gate,
+        )
+
+    async def _fetch_metrics(self, url: str, deadline: float) -> Outcome[LaunchTotals]:
+        """A member's launch totals: one request a period, never retried (a read missed
+        leaves one sample out of the window, and a member is never excluded for it)."""
+        check = self.config.check
+        return await fetch_parsed(
+            self.clients.for_url(url),
+            url,
+            _parse_metrics,
+            timeout=check.timeout,
+            max_bytes=check.max_body_bytes,
+            retries=0,
+            deadline=deadline,
+            gate=self.clients.gate,
+        )
+
+    def _judge_launches(self, name: str, outcome: Outcome[LaunchTotals], now: float) -> None:
+        """Add what was read to the member's window, then judge it together with every
+        member ejected or qualifying (they share the cap): shared.outcomes decides."""
+        settings = self.config.outcomes
+        if outcome.value is not None:
+            sample = Sample(now, outcome.value)
+            samples = self.launch_samples.get(name, ())
+            self.launch_samples[name] = slide(samples, sample, self.config.outcomes_window)
+        judged = {name} | self._contenders
+        previous = {n: self.observations[n].outcomes for n in judged}
+        readings = {
+            n: Reading(
+                window_counts(
+                    self.launch_samples.get(n, ()), counting_start(self.config, previous[n], now)
+                ),
+                outcome.error if n == name else _error(previous[n]),
+            )
+            for n in judged
+        }
+        for n, outcomes in judge(self.config, previous, readings, now).items():
+            if is_ejected(outcomes, now) or qualifies(settings, readings[n].counts):
+                self._contenders.add(n)
+            else:
+                self._contenders.discard(n)
+            self._set_outcomes(n, outcomes, refresh=n == name)
+
+    def _set_outcomes(self, name: str, outcomes: LaunchOutcomes, *, refresh: bool) -> None:
+        """Write a judgement into the member's record: always for the member just read,
+        for another only when it is a new ejection (its counts wait for its own read)."""
+        old = self.observations[name]
+        before = old.outcomes.ejected_until if old.outcomes else None
+        ejected = outcomes.ejected_until is not None and outcomes.ejected_until != before
+        if not (refresh or ejected):
+            return
+        new = replace(old, outcomes=outcomes)
+        self.observations[name] = new
+        self._dirty.add(name)
+        if ejected and self.fence is not None:  # a standby's judgements are not published
+            self.metrics.ejections.labels(name).inc()
+        if state_may_change(old, new, self.config.pod_headroom):
+            self._urgent.set()
+
     async def member_loop(self, name: str) -> None:
         """Check one member every period (± jitter), start to start: a slow check does not
         push the next one later, and members keep the phases their first checks had, so a
@@ -201,6 +307,8 @@ class Checker:
             return
         now = self.clock()
         heartbeat = CheckerHeartbeat(self.checker_id, now, fence=self.fence)
+        if self._taking_over:
+            await self._carry_on_ejections()
         observations = dict(self.observations)
         last_heartbeat_at = self.last_published_at
         if self._full_publish:  # a new writer, or Redis was gone: the store's is the last
@@ -261,6 +369,28 @@ class Checker:
         if trim:
             self._history_trimmed_at = now
 
+    async def _carry_on_ejections(self) -> None:
+        """A new writer carries on the ejections the last one published, ongoing or past
+        (the cap and the ejections in a row were judged from those); its own unpublished
+        ones are dropped. Nothing published yet, or unreadable: it keeps its own."""
+        self._taking_over = False
+        try:
+            published = await self.store.read()
+        except Exception as exc:  # another schema, say: the records are not ours to read
+            log.warning("cannot read the records published before: %s", exc)
+            return
+        if published is None:
+            return
+        now = self.clock()
+        for name, obs in self.observations.items():
+            last = published.observations.get(name)
+            outcomes = carried_on(obs.outcomes, last.outcomes if last else None)
+            if outcomes != obs.outcomes:
+                self.observations[name] = replace(obs, outcomes=outcomes)
+                self._dirty.add(name)
+            if is_ejected(outcomes, now):
+                self._contenders.add(name)
+
     def _lose_lease(self, why: str) -> None:
         if self.fence is not None:
             log.warning(
@@ -291,6 +421,7 @@ class Checker:
                     )
                     self.fence = fence
                     self._full_publish = True
+                    self._taking_over = True
                     self._changed.set()  # publish at once
             await asyncio.sleep(lease / 3)
 
@@ -354,6 +485,29 @@ class Checker:
 
 def _parse_versions(answer: Answer) -> dict[str, str]:
     return parse_versions(answer.status, answer.body)
+
+
+def _parse_metrics(answer: Answer) -> LaunchTotals:
+    if answer.status != 200:
+        raise PayloadError(f"metrics answered HTTP {answer.status}")
+    try:
+        text = answer.body.decode()
+    except UnicodeDecodeError:
+        raise PayloadError("metrics body is not UTF-8") from None
+    try:
+        return launch_totals(text)
+    except ValueError as exc:
+        raise PayloadError(str(exc)) from None
+    except Exception as exc:  # the parser's own bug must not cost the round its other checks
+        raise PayloadError(f"metrics cannot be parsed: {type(exc).__name__}") from None
+
+
+def _error(outcomes: LaunchOutcomes | None) -> str | None:
+    return outcomes.error if outcomes else None
+
+
+async def _nothing() -> None:
+    """What a fetch that is not due this round gives."""
 
 
 def _health_from(outcome: Outcome[HealthObservation], now: float) -> HealthObservation:

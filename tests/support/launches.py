@@ -46,17 +46,20 @@ class BinderHubLaunches:
 
     def launch(self, ok: bool = True, *, retries: int = 0, seconds: float = 3.0) -> None:
         with self._lock:
-            for _ in range(retries):
-                self._time.labels(status="retry", retries=-1).observe(seconds)
-            status = "success" if ok else "failure"
-            self._time.labels(status=status, retries=retries if ok else -1).observe(seconds)
-            self._count.labels(status=status, provider="GitHub", repo=REPO).inc()
+            self._launch(ok, retries, seconds)
 
     def launches(self, successes: int = 0, failures: int = 0) -> None:
-        for _ in range(successes):
-            self.launch(True)
-        for _ in range(failures):
-            self.launch(False)
+        """Several launches at once: no answer of /metrics shows some of them only."""
+        with self._lock:
+            for ok in [True] * successes + [False] * failures:
+                self._launch(ok, 0, 3.0)
+
+    def _launch(self, ok: bool, retries: int, seconds: float) -> None:
+        for _ in range(retries):
+            self._time.labels(status="retry", retries=-1).observe(seconds)
+        status = "success" if ok else "failure"
+        self._time.labels(status=status, retries=retries if ok else -1).observe(seconds)
+        self._count.labels(status=status, provider="GitHub", repo=REPO).inc()
 
     def refuse(self, status: str = "pod_quota") -> None:
         """A launch refused for a quota: counted by repository only, as check_quota does."""
