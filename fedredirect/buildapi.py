@@ -9,6 +9,12 @@ fields (``url``, ``token``, ``image``, ``repo_url``, ``binder_launch_host``,
 client reads. Like a BinderHub with ``cors_allow_origin: "*"`` it allows any origin and
 answers preflights, so a page on another site (or the router's) can follow a redirect here.
 
+Each launch observes BinderHub's metrics where BinderHub does (``fedredirect.launchmetrics``,
+served at ``/metrics``), and ``launch_failure_share`` of the launches fail after
+``launching`` as BinderHub's do when JupyterHub cannot start the server: a retry event per
+attempt, then ``{"phase": "failed", "status_code": 500, "message": "Failed to launch
+image ..."}``.
+
 Build tokens work as in BinderHub (``fedredirect.buildtoken``): the ``/v2/`` page carries
 one in ``window.pageConfig.buildToken``; a launch with a bad one, or one minted for another
 origin, is refused with ``403 Invalid build token``; a launch without one is allowed but
@@ -18,6 +24,7 @@ counts against the client address's rate limit (``429`` once spent).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import html
 import json
@@ -25,7 +32,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -34,7 +41,8 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from fedredirect import buildtoken
-from fedredirect.memberstate import MemberSimState, is_full
+from fedredirect.launchmetrics import LaunchMetrics
+from fedredirect.memberstate import MemberSimState, is_full, launch_fails
 
 log = logging.getLogger("fedredirect.member")
 
@@ -47,6 +55,17 @@ _GIT_PROVIDERS = {
 }
 #: Providers whose spec is a DOI (or a record id) and has no ref.
 _DOI_PROVIDERS = frozenset({"zenodo", "figshare", "hydroshare", "dataverse"})
+#: Each provider's ``name`` in BinderHub: the ``provider`` label of its metrics.
+PROVIDER_NAMES = {
+    "gh": "GitHub",
+    "gl": "GitLab",
+    "gist": "Gist",
+    "git": "Git",
+    "zenodo": "Zenodo",
+    "figshare": "Figshare",
+    "hydroshare": "Hydroshare",
+    "dataverse": "Dataverse",
+}
 #: What a BinderHub with ``cors_allow_origin: "*"`` sends on its build API. The member's
 #: name is exposed too, so a launch page can say which member served it.
 CORS_HEADERS = {
@@ -59,6 +78,8 @@ CORS_HEADERS = {
 READY_LINGER = 60.0
 #: User servers remembered per member, so the newest launches' links keep working.
 MAX_SERVERS = 1000
+#: Attempts at starting a server before a launch fails: BinderHub's ``Launcher.retries``.
+LAUNCH_ATTEMPTS = 4
 
 
 class Repo:
@@ -79,58 +100,35 @@ class Repo:
             self.url = repo_pattern.format(repo=self.name)
             self.ref_url = ref_pattern.format(repo_url=self.url, sha=self.sha)
             self.persistent_spec = f"{repo or spec}/{self.sha}"
+        # What BinderHub labels this repository's build and launch metrics with.
+        self.labels = {"provider": PROVIDER_NAMES[provider], "repo": self.url}
         self.slug = re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")[:40] or "repo"
 
     def image(self, member: str) -> str:
         return f"registry.sim.invalid/{member}/binder-{self.slug}:{self.sha}"
 
 
-def launch_events(
-    state: MemberSimState, repo: Repo, base_url: str, server: str, token: str
-) -> list[dict[str, Any]]:
-    """The events of one launch on this member, from first to ``ready`` (or ``failed``).
-
-    ``base_url`` is the member as the client reached it (ends with "/"), ``server`` the
-    name of the user server to start. Builds the image if it is not yet in ``state.built``.
-    """
-    image = repo.image(state.name)
-    events: list[dict[str, Any]] = []
-    if image in state.built:
-        events.append(
-            {"phase": "built", "imageName": image, "message": "Found built image, launching...\n"}
-        )
-    elif is_full(state):
-        return [_too_many_users()]
-    else:
-        events += [
-            {"phase": "waiting", "message": "Waiting for build to start...\n"},
-            {"phase": "fetching", "message": f"Picked Git content provider.\nCloning {repo.url}\n"},
-            {"phase": "building", "message": "Using PythonBuildPack builder\n"},
-            {"phase": "built", "imageName": image, "message": "Built image, launching...\n"},
-        ]
-    if is_full(state):
-        return [*events, _too_many_users()]
+def ready_event(repo: Repo, image: str, base_url: str, server: str, token: str) -> dict[str, Any]:
+    """The last event of a launch that started user server ``server``; ``base_url`` is the
+    member as the client reached it (ends with "/")."""
     url = f"{base_url}user/{server}/"
-    events.append({"phase": "launching", "message": "Launching server...\n"})
-    events.append(
-        {
-            "phase": "ready",
-            "message": f"server running at {url}\n",
-            "image": image,
-            "repo_url": repo.url,
-            "token": token,
-            "binder_ref_url": repo.ref_url,
-            "binder_launch_host": base_url,
-            "binder_request": f"v2/{repo.provider}/{repo.spec}",
-            "binder_persistent_request": f"v2/{repo.provider}/{repo.persistent_spec}",
-            "url": url,
-        }
-    )
-    return events
+    return {
+        "phase": "ready",
+        "message": f"server running at {url}\n",
+        "image": image,
+        "repo_url": repo.url,
+        "token": token,
+        "binder_ref_url": repo.ref_url,
+        "binder_launch_host": base_url,
+        "binder_request": f"v2/{repo.provider}/{repo.spec}",
+        "binder_persistent_request": f"v2/{repo.provider}/{repo.persistent_spec}",
+        "url": url,
+    }
 
 
-def _too_many_users() -> dict[str, Any]:
-    return {"phase": "failed", "message": "Too many users on this BinderHub! Try again soon.\n"}
+def _error_event(status: int, message: str) -> dict[str, Any]:
+    """The ``failed`` event BinderHub's ``BuildHandler.send_error`` sends for an HTTP error."""
+    return {"phase": "failed", "status_code": status, "message": message + "\n"}
 
 
 class RateLimitExceeded(Exception):
@@ -165,6 +163,7 @@ class BuildAPI:
         self.state = state
         self.servers: dict[str, tuple[str, str]] = {}  # user server -> (token, image)
         self.rate_limiter = RateLimiter()  # per process, as in BinderHub
+        self.metrics = LaunchMetrics()
 
     def routes(self) -> list[Route]:
         return [
@@ -186,15 +185,10 @@ class BuildAPI:
         if refused is not None:
             return refused
         provider, spec = request.path_params["provider"], request.path_params["spec"]
-        spec = spec.rstrip("/")
-        if provider not in _GIT_PROVIDERS and provider not in _DOI_PROVIDERS:
-            message = f"No provider found for prefix {provider}\n"
-            events: list[dict[str, Any]] = [{"phase": "failed", "message": message}]
+        if provider in PROVIDER_NAMES:
+            events = self._launch(Repo(provider, spec.rstrip("/")), str(request.base_url))
         else:
-            repo = Repo(provider, spec)
-            server = f"{repo.slug[:30]}-{secrets.token_hex(4)}"
-            token = secrets.token_urlsafe(16)
-            events = launch_events(self.state, repo, str(request.base_url), server, token)
+            events = self._no_provider(provider)
         stream = self._stream(events)
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
@@ -240,21 +234,116 @@ class BuildAPI:
         headers["x-ratelimit-limit"] = str(state.rate_limit)
         return None
 
-    async def _stream(self, events: list[dict[str, Any]]) -> AsyncIterator[bytes]:
-        """Each event after ``build_delay``; the image counts as built once ``built`` is
-        sent, and a ready server is remembered when ``ready`` is."""
-        for event in events:
-            await asyncio.sleep(self.state.build_delay)
-            if event["phase"] == "built" and event["imageName"] not in self.state.built:
-                self.state.built.append(event["imageName"])
-            if event["phase"] == "ready":
-                server = event["url"].rstrip("/").rpartition("/")[2]
-                self.servers[server] = (event["token"], event["image"])
-                while len(self.servers) > MAX_SERVERS:
-                    del self.servers[next(iter(self.servers))]
-            yield f"data: {json.dumps(event)}\n\n".encode()
-        if events[-1]["phase"] == "ready":
+    async def _stream(self, events: AsyncGenerator[dict[str, Any], None]) -> AsyncIterator[bytes]:
+        """``events`` as ``data:`` lines; the stream stays open after ``ready``. A client
+        that leaves closes ``events``, so what they hold in progress is released."""
+        last = None
+        async with contextlib.aclosing(events):
+            async for event in events:
+                last = event["phase"]
+                yield f"data: {json.dumps(event)}\n\n".encode()
+        if last == "ready":
             await asyncio.sleep(READY_LINGER)
+
+    async def _work(self) -> None:
+        """One step of a launch: every event comes ``build_delay`` after the one before."""
+        await asyncio.sleep(self.state.build_delay)
+
+    async def _no_provider(self, provider: str) -> AsyncGenerator[dict[str, Any], None]:
+        await self._work()
+        yield {"phase": "failed", "message": f"No provider found for prefix {provider}\n"}
+
+    async def _launch(self, repo: Repo, base_url: str) -> AsyncGenerator[dict[str, Any], None]:
+        """One launch's events as BinderHub's ``BuildHandler.get`` sends them: the image
+        built unless it was, then a server started (``_start``). The metrics move where
+        BinderHub's do, before the event that shows the step."""
+        state, metrics = self.state, self.metrics
+        image = repo.image(state.name)
+        await self._work()
+        if image in state.built:
+            yield {
+                "phase": "built",
+                "imageName": image,
+                "message": "Found built image, launching...\n",
+            }
+        elif is_full(state):  # BinderHub checks the quota before a build too
+            yield self._over_quota(repo)
+            return
+        else:
+            with metrics.builds_in_progress.track_inprogress():
+                started = time.perf_counter()
+                yield {"phase": "waiting", "message": "Waiting for build to start...\n"}
+                await self._work()
+                yield {
+                    "phase": "fetching",
+                    "message": f"Picked Git content provider.\nCloning {repo.url}\n",
+                }
+                await self._work()
+                yield {"phase": "building", "message": "Using PythonBuildPack builder\n"}
+                await self._work()
+                metrics.build_time.labels(status="success").observe(time.perf_counter() - started)
+                metrics.build_count.labels(status="success", **repo.labels).inc()
+                if image not in state.built:
+                    state.built.append(image)
+                yield {
+                    "phase": "built",
+                    "imageName": image,
+                    "message": "Built image, launching...\n",
+                }
+        async with contextlib.aclosing(self._start(repo, image, base_url)) as start:
+            async for event in start:
+                yield event
+
+    async def _start(
+        self, repo: Repo, image: str, base_url: str
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """BinderHub's ``BuildHandler.launch``: the quota checked, then attempts at a user
+        server; all of them fail for the launches ``launch_fails`` picks."""
+        state, metrics = self.state, self.metrics
+        with metrics.launches_in_progress.track_inprogress():
+            await self._work()
+            if is_full(state):
+                yield self._over_quota(repo)
+                return
+            yield {"phase": "launching", "message": "Launching server...\n"}
+            state.launches_at_share += 1
+            if not launch_fails(state.launch_failure_share, state.launches_at_share):
+                started = time.perf_counter()
+                await self._work()
+                seconds = time.perf_counter() - started
+                metrics.launch_time.labels(status="success", retries=0).observe(seconds)
+                metrics.launch_count.labels(status="success", **repo.labels).inc()
+                yield self._ready(repo, image, base_url)
+                return
+            for attempt in range(1, LAUNCH_ATTEMPTS + 1):
+                started = time.perf_counter()
+                await self._work()
+                last = attempt == LAUNCH_ATTEMPTS
+                # BinderHub labels the attempts only on a success: -1 on a retry or failure.
+                status = "failure" if last else "retry"
+                metrics.launch_time.labels(status=status, retries=-1).observe(
+                    time.perf_counter() - started
+                )
+                if not last:
+                    message = f"Launch attempt {attempt} failed, retrying...\n"
+                    yield {"phase": "launching", "message": message}
+            metrics.launch_count.labels(status="failure", **repo.labels).inc()
+            yield _error_event(500, f"Failed to launch image {image}")
+
+    def _over_quota(self, repo: Repo) -> dict[str, Any]:
+        """A launch refused for the pod quota: counted under the quota's name, not as a
+        failure (BinderHub's ``LaunchQuotaExceeded``, status ``pod_quota``)."""
+        self.metrics.launch_count.labels(status="pod_quota", **repo.labels).inc()
+        return {"phase": "failed", "message": "Too many users on this BinderHub! Try again soon.\n"}
+
+    def _ready(self, repo: Repo, image: str, base_url: str) -> dict[str, Any]:
+        """A new user server, remembered so its page answers, and the event that shows it."""
+        server = f"{repo.slug[:30]}-{secrets.token_hex(4)}"
+        event = ready_event(repo, image, base_url, server, secrets.token_urlsafe(16))
+        self.servers[server] = (event["token"], image)
+        while len(self.servers) > MAX_SERVERS:
+            del self.servers[next(iter(self.servers))]
+        return event
 
     async def launch_page(self, request: Request) -> Response:
         """``GET /v2/<provider>/<spec>``: a page that launches through ``/build/`` on the
@@ -302,8 +391,7 @@ def _raw_path(request: Request) -> str:
 def _failed(status: int, message: str, headers: dict[str, str]) -> Response:
     """An error of the build API as BinderHub's BuildHandler.send_error answers it: the
     status, and one ``failed`` event naming it, for clients that only read events."""
-    event = {"phase": "failed", "status_code": status, "message": message + "\n"}
-    body = f"data: {json.dumps(event)}\n\n"
+    body = f"data: {json.dumps(_error_event(status, message))}\n\n"
     return Response(body, status_code=status, media_type="text/event-stream", headers=headers)
 
 

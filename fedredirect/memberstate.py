@@ -1,9 +1,11 @@
-"""What a simulated member reports and how it behaves, as one mutable record, and the rule
-that reads "full" from it (for /health and for launches alike)."""
+"""What a simulated member reports and how it behaves, as one mutable record, and the rules
+that read from it: "full" (for /health and for launches alike), and which launches fail."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from fedredirect.buildtoken import DEV_SECRET
 
@@ -39,8 +41,22 @@ class MemberSimState:
     # address and period (seconds); 0 turns the limit off.
     rate_limit: int = 10
     rate_limit_period: int = 3600
+    # Share of launches (0..1) that fail once started, as BinderHub's do when JupyterHub
+    # cannot start the server; `launch_fails` spreads them evenly, so tests need no luck.
+    launch_failure_share: float = 0.0
+    # Launches started since launch_failure_share was last set: the count it is spread over.
+    launches_at_share: int = 0
 
 
 def is_full(state: MemberSimState) -> bool:
     """No room for another user pod: /health reports its quota check failed, launches fail."""
     return state.quota is not None and state.total_pods >= state.quota
+
+
+def launch_fails(share: float, launch: int) -> bool:
+    """Whether the ``launch``-th launch (from 1) fails at ``share``: exactly when
+    floor(launch * share) grows, so 0.5 fails every second launch and any ``launch`` first
+    ones hold floor(launch * share) failures. Exact arithmetic on the decimal the share was
+    written as, so 0.1 fails the tenth launch and not the eleventh."""
+    exact = Fraction(str(share))
+    return math.floor(launch * exact) > math.floor((launch - 1) * exact)

@@ -1,8 +1,9 @@
 """A simulated BinderHub member: a real HTTP server whose health can be changed while it runs.
 
-The dev stack and the test-suite need members that fail on demand (full, down, slow, broken)
-without a Kubernetes cluster. Payload shapes follow what real BinderHub serves, and launches
-speak BinderHub's build API (``fedredirect.buildapi``).
+The dev stack and the test-suite need members that fail on demand (full, down, slow, broken,
+failing a share of their launches) without a Kubernetes cluster. Payload shapes follow what
+real BinderHub serves, launches speak BinderHub's build API (``fedredirect.buildapi``), and
+``/metrics`` serves BinderHub's launch metrics (``fedredirect.launchmetrics``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -116,13 +118,17 @@ def apply_update(state: MemberSimState, update: object) -> None:
         if name is not None and name not in shapes_for(endpoint):
             known = ", ".join(shapes_for(endpoint))
             raise ValueError(f"unknown {endpoint} shape {name!r}; known: {known}")
-    for key in ("total_pods", "quota", "delay", "build_delay", "rate_limit"):
+    for key in ("total_pods", "quota", "delay", "build_delay", "rate_limit", "launches_at_share"):
         if (changes.get(key) or 0) < 0:
             raise ValueError(f"field {key!r} must not be negative")
+    if not 0 <= changes.get("launch_failure_share", 0) <= 1:
+        raise ValueError("field 'launch_failure_share' must be between 0 and 1")
     if changes.get("rate_limit_period", 1) < 1:
         raise ValueError("field 'rate_limit_period' must be at least 1")
     if "build_token_secret" in changes:
         secret_bytes(changes["build_token_secret"])
+    if "launch_failure_share" in changes:  # a new share is spread over the launches from now
+        changes.setdefault("launches_at_share", 0)
     for key, value in changes.items():
         setattr(state, key, value)
     if update.get("full") is True:
@@ -215,11 +221,12 @@ def build_app(
 ) -> ASGIApp:
     """A Starlette app serving `state`; it reads the state on every request, so changes apply.
 
-    ``hits`` counts requests to /health and /versions, so tests can see retries;
-    ``requests`` keeps every other request's target and headers, so tests can see what a
-    proxy in front of the member sent.
+    ``hits`` counts requests to what a checker reads (/health, /versions, /metrics), so
+    tests can see retries and load; ``requests`` keeps every other request's target and
+    headers, so tests can see what a proxy in front of the member sent.
     """
     hits = Counter() if hits is None else hits
+    build_api = BuildAPI(state)
 
     async def probe(request: Request) -> Response:
         """/health and /versions: what a checker reads, so the endpoints that misbehave."""
@@ -228,6 +235,12 @@ def build_app(
         if state.fault is not None:
             return await _fault_response(state.fault, request)
         return probe_answer(state, request.url.path, hits[request.url.path])
+
+    async def metrics(request: Request) -> Response:
+        """BinderHub's launch metrics; no fault or delay applies, as /metrics is served by
+        BinderHub's own process whatever its hub and registry do."""
+        hits[request.url.path] += 1
+        return Response(build_api.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     async def sim(request: Request) -> Response:
         if request.method == "POST":
@@ -253,9 +266,10 @@ def build_app(
         routes=[
             Route("/health", probe),
             Route("/versions", probe),
+            Route("/metrics", metrics),
             Route("/_sim", sim, methods=["GET", "POST"]),
             Route("/_moved/{hops:int}/{path:path}", moved),
-            *BuildAPI(state).routes(),
+            *build_api.routes(),
             Route("/{path:path}", page),
         ]
     )
@@ -276,6 +290,10 @@ class SeenRequest:
         return [v.decode("latin-1") for k, v in self.headers if k.lower() == key]
 
 
+#: What a checker reads: not kept by ``_Recorder``, so a checker cannot crowd out the rest.
+PROBE_PATHS = frozenset({"/health", "/versions", "/metrics"})
+
+
 class _Recorder:
     """Keeps each request that is not a probe, then hands it to the app."""
 
@@ -283,7 +301,7 @@ class _Recorder:
         self.app, self.requests = app, requests
 
     async def __call__(self, scope: typing.Any, receive: typing.Any, send: typing.Any) -> None:
-        if scope["type"] == "http" and scope["path"] not in ("/health", "/versions"):
+        if scope["type"] == "http" and scope["path"] not in PROBE_PATHS:
             query = scope.get("query_string", b"")
             target = (scope.get("raw_path") or scope["path"].encode()) + (
                 b"?" + query if query else b""
@@ -320,7 +338,7 @@ class MemberServer:
         self._sock = _bind("127.0.0.1", port)
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.hits: Counter[str] = Counter()  # requests served per probe path
+        self.hits: Counter[str] = Counter()  # requests served per probe path (PROBE_PATHS)
         # Every other request, as received (the newest MAX_REQUESTS_KEPT).
         self.requests: deque[SeenRequest] = deque(maxlen=MAX_REQUESTS_KEPT)
         self._server = uvicorn.Server(_config(state, self.hits, self.requests))
@@ -395,6 +413,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=MemberSimState.rate_limit,
         help="launches without a build token allowed per client address and hour (0: no limit)",
     )
+    parser.add_argument(
+        "--launch-failure-share",
+        type=_share,
+        default=MemberSimState.launch_failure_share,
+        help="share of launches (0 to 1) that fail after 'launching', as BinderHub's do when "
+        "JupyterHub cannot start the server; spread evenly (0.5: every second launch). "
+        'Changed live with POST /_sim {"launch_failure_share": ...}',
+    )
+
+
+def _share(text: str) -> float:
+    try:
+        share = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from err
+    if not 0 <= share <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return share
 
 
 def _hex_secret(text: str) -> str:
@@ -415,6 +451,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         build_token_secret=args.build_token_secret,
         build_token_check_origin=args.build_token_check_origin,
         rate_limit=args.rate_limit,
+        launch_failure_share=args.launch_failure_share,
     )
     sock = _bind(args.host, args.port)
     print(f"member {args.name} listening on http://{args.host}:{sock.getsockname()[1]}", flush=True)

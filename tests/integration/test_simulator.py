@@ -18,6 +18,7 @@ import pytest
 
 from fedredirect.shapes import SHAPES
 from fedredirect.simulator import HUGE_BYTES, MemberServer, MemberSimState
+from tests.support.build_stream import launch
 from tests.support.dom import Dom
 from tests.support.members import running_members
 
@@ -153,6 +154,14 @@ def test_full_fills_the_quota_and_back(member: tuple[MemberSimState, MemberServe
         {"built": "gh/org/repo"},
         {"built": [1]},
         {"full": "yes"},
+        {"launch_failure_share": 1.5},
+        {"launch_failure_share": -0.1},
+        {"launch_failure_share": "half"},
+        {"launch_failure_share": True},
+        {"launch_failure_share": None},
+        '{"launch_failure_share": NaN}',
+        {"launches_at_share": -1},
+        {"launch_failure_share": 0.5, "quota": -1},  # one bad field: none applied
         [1, 2],
         "not json at all",
     ],
@@ -184,19 +193,6 @@ def test_other_paths_answer_with_member_page(member: tuple[MemberSimState, Membe
 
 BUILD_PHASES = ["waiting", "fetching", "building", "built", "launching", "ready"]
 CACHED_PHASES = ["built", "launching", "ready"]
-
-
-def launch(url: str, headers: dict[str, str] | None = None) -> tuple[httpx.Headers, list[Any]]:
-    """GET a build URL as BinderHub's clients do: its headers and events up to the last."""
-    events = []
-    with httpx.stream("GET", url, headers=headers, timeout=10) as response:
-        assert response.status_code == 200
-        for line in response.iter_lines():
-            if line.startswith("data: "):
-                events.append(json.loads(line[6:]))
-                if events[-1]["phase"] in ("ready", "failed"):
-                    break  # the member holds the stream open after the last event
-    return response.headers, events
 
 
 def test_build_streams_binderhub_phases_and_caches_the_image(
@@ -474,6 +470,37 @@ def test_main_prints_url_and_stops_on_sigterm() -> None:
             proc.wait()
     assert proc.stderr is not None
     assert "Traceback" not in proc.stderr.read()
+
+
+def test_member_sim_takes_a_launch_failure_share() -> None:
+    """``fedredirect member-sim --launch-failure-share`` documents itself, refuses a share
+    out of 0..1 (exit 2, naming it), and starts a member that fails that share."""
+    command = [sys.executable, "-m", "fedredirect.cli", "member-sim"]
+    shown = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=30)
+    assert shown.returncode == 0
+    assert "--launch-failure-share" in shown.stdout and "0.5: every second" in shown.stdout
+    refused = subprocess.run(
+        [*command, "--name", "x", "--launch-failure-share", "1.5"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert refused.returncode == 2
+    assert "--launch-failure-share: must be between 0 and 1, got 1.5" in refused.stderr
+    proc = subprocess.Popen(
+        [*command, "--name", "x", "--rate-limit", "0", "--launch-failure-share", "1"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = read_line(proc, timeout=10).split()[-1]
+        assert httpx.get(f"{url}/_sim", timeout=5).json()["launch_failure_share"] == 1
+        assert launch(f"{url}/build/gh/org/repo/HEAD")[1][-1]["status_code"] == 500
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
 
 
 @pytest.mark.parametrize("name", sorted(SHAPES))
