@@ -364,8 +364,12 @@ def check_config(raw: object, source: str = "<config>") -> LoadedConfig:
     section = "hosts" if "hosts" in doc else "members"
     if section not in doc:
         # Either format could be meant: a key neither has may be the misspelt section.
-        known = {*FederationConfig.model_fields, "hosts", *DEPLOYMENT_KEYS}
-        typos = [_unknown_key(source, str(key), str(key), known) for key in doc if key not in known]
+        known = {*FederationConfig.model_fields, "hosts"}
+        typos = [
+            _unknown_key(source, str(key), str(key), known)
+            for key in doc
+            if key not in known and key not in DEPLOYMENT_KEYS
+        ]
         missing = f"{source}: key 'members': missing; no members are configured"
         raise ConfigError("\n".join([*typos, missing]))
     warnings: list[str] = []
@@ -406,7 +410,7 @@ def _describe(exc: ValidationError, source: str, section: str) -> str:
         if not loc and sep and head.replace(".", "").replace("_", "").isalnum():
             key, msg = head, rest
         if err["type"] == "extra_forbidden":
-            line = _unknown_key(source, key, loc[-1], _known_keys(err["loc"][:-1], section))
+            line = _unknown_key(source, key, loc[-1], _settings_at(err["loc"][:-1], section))
             if section == "members" and key in DEPLOYMENT_KEYS:
                 line += "; deployment keys are ignored only in the legacy format (beside 'hosts')"
             lines.append(line)
@@ -423,10 +427,11 @@ def _unknown_key(source: str, path: str, key: str, known: Iterable[str]) -> str:
     return f"{source}: key '{path}': unknown key{hint}"
 
 
-def _known_keys(loc: Sequence[int | str], section: str) -> list[str]:
-    """The keys the mapping at ``loc`` may hold: its model's fields, found by walking the
+def _settings_at(loc: Sequence[int | str], section: str) -> list[str]:
+    """The settings the mapping at ``loc`` may hold: its model's fields, found by walking the
     models' annotations (a ``dict`` field's next part is a name: a member, a path). At the
-    top of a legacy file, ``hosts`` and the ignored deployment keys instead of ``members``."""
+    top of a legacy file ``hosts`` instead of ``members``, and never the ignored deployment
+    keys: "hosst" must suggest ``hosts``, not ``host``."""
     model: type[BaseModel] = FederationConfig
     rest = list(loc)
     while rest:
@@ -438,7 +443,7 @@ def _known_keys(loc: Sequence[int | str], section: str) -> list[str]:
             return []
         model = inner
     if model is FederationConfig and section == "hosts":
-        return [*(set(model.model_fields) - {"members"}), "hosts", *DEPLOYMENT_KEYS]
+        return [*(set(model.model_fields) - {"members"}), "hosts"]
     return list(model.model_fields)
 
 

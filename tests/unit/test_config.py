@@ -235,6 +235,13 @@ INVALID: list[tuple[str, str, Any, str, str]] = [
         "unknown key",
     ),
     (
+        "unknown-top-level-key-legacy",  # only the chart's deployment keys are ignored there
+        "f.json",
+        {"hosts": {"a": member("a")}, "colour": "blue", "enabled": True},
+        "'colour'",
+        "unknown key",
+    ),
+    (
         "unknown-nested-key",
         "f.json",
         {"hosts": {"a": member("a", colour="blue")}},
@@ -575,9 +582,16 @@ def test_legacy_check_keys_left_out_take_the_replaced_redirectors_defaults() -> 
 @pytest.mark.parametrize(
     ("doc", "message"),
     [
-        ({"hosts": {"a": member("a", wieght=3)}}, "key 'hosts.a.wieght': unknown key"),
+        (
+            {"hosts": {"a": member("a", wieght=3)}},
+            "key 'hosts.a.wieght': unknown key; did you mean 'weight'?",
+        ),
         ({"hosts": {"a": member("a", weight="heavy")}}, "key 'hosts.a.weight'"),
-        ({"check": {"perod": 3}, "hosts": {"a": member("a")}}, "key 'check.perod': unknown key"),
+        (
+            {"check": {"perod": 3}, "hosts": {"a": member("a")}},
+            "key 'check.perod': unknown key; did you mean 'period'?",
+        ),
+        ({"chek": {"period": 1}, "hosts": {"a": member("a")}}, "key 'chek': unknown key"),
         ({"check": {"retries": "5"}, "hosts": {"a": member("a")}}, "key 'check.retries'"),
         ({"pod_headroom": -1, "hosts": {"a": member("a")}}, "key 'pod_headroom'"),
         ({"load_balancer": "roundrobin", "hosts": {"a": member("a")}}, "key 'load_balancer'"),
