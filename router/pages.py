@@ -35,6 +35,7 @@ col.c-pods{width:7%}col.c-age{width:6%}col.c-weight{width:7%}col.c-share{width:6
 .state-stale,.state-unreachable,.state-unhealthy{background:#ffcdd2}
 .version-diff{background:#ffeb3b;outline:2px solid #f57f17;font-weight:600}
 .ref{color:#666;font-size:.9em}.prime{color:#b8860b}.muted{color:#777}
+.compatible{color:#2e7d32;font-size:.9em}
 code{font-size:.95em;overflow-wrap:anywhere}
 dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.2em 1em;margin:0}
 dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
@@ -123,8 +124,10 @@ def _reference(ref: Mapping[str, Any]) -> str:
 
 def _versions_cell(member: Mapping[str, Any], reference: Mapping[str, Any]) -> str:
     """One line per compared key: the member's value, highlighted beside the reference's
-    when they differ ("*": versions not observed recently, so none can be trusted)."""
+    when they differ ("*": versions not observed recently, so none can be trusted), and
+    which rule of ``versions.compatible`` lets a version that differs count as the same."""
     differences = member["version_differences"]
+    compatible = member.get("compatible_versions") or {}
     lines = []
     for key in reference["compared_keys"]:
         value = (member["versions"] or {}).get(key)
@@ -135,6 +138,10 @@ def _versions_cell(member: Mapping[str, Any], reference: Mapping[str, Any]) -> s
             shown = f'<span class="version-diff" data-key="{_e(key)}" title="{why}">{shown}</span>'
         if value != ref_value:
             shown += f' <span class="ref">ref <code>{_e(ref_value or _MISSING)}</code></span>'
+        if key in compatible:
+            level = compatible[key]["compatible"]
+            shown += f' <span class="compatible" data-key="{_e(key)}">compatible with the '
+            shown += f"reference ({_e(level)})</span>"
         lines.append(f'<div><span class="key">{_e(key)}</span> {shown}</div>')
     return f'<td class="versions">{"".join(lines) or _MISSING}</td>'
 

@@ -13,9 +13,15 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, NamedTuple, get_args
 
 from shared.balance import Target, cache_key, rendezvous_pick, weighted_random_pick
-from shared.config import FallbackPolicy, FederationConfig, MemberConfig
+from shared.config import Compatibility, FallbackPolicy, FederationConfig, MemberConfig
 from shared.records import CheckerHeartbeat, Drain, MemberObservation
-from shared.reference import Reference, fresh_versions, reference_version, version_differences
+from shared.reference import (
+    Reference,
+    compatible_versions,
+    fresh_versions,
+    reference_version,
+    version_differences,
+)
 
 State = Literal[
     "drained",
@@ -144,6 +150,9 @@ class MemberView(NamedTuple):
     excluded_by: tuple[State, ...]  # every rule that excludes it, in precedence order
     versions: dict[str, str] | None
     version_differences: tuple[str, ...]
+    #: The compared keys on which it runs another version than the reference, but one that
+    #: ``versions.compatible`` allows: no difference, shown so a page can say why.
+    compatible_versions: tuple[str, ...]
     total_pods: int | None
     quota: int | None
     checked_at: float | None  # when the record was last refreshed
@@ -229,9 +238,8 @@ def _member_view(
     gate: bool,
 ) -> MemberView:
     # Compare only versions seen recently: an old observation says nothing about today.
-    differences = version_differences(
-        fresh_versions(obs, as_of, limits.versions_max_age), reference
-    )
+    versions = fresh_versions(obs, as_of, limits.versions_max_age)
+    differences = version_differences(versions, reference, limits.compatible)
     # Every rule, in STATES order; the state shown is the first that applies.
     verdicts: tuple[tuple[State, str | None], ...] = (
         ("drained", drained_reason(drain)),
@@ -255,6 +263,7 @@ def _member_view(
         excluded_by=excluded_by,
         versions=dict(obs.versions) if obs and obs.versions else None,
         version_differences=differences,
+        compatible_versions=compatible_versions(versions, reference, limits.compatible),
         total_pods=health.total_pods if health else None,
         quota=health.quota if health else None,
         checked_at=obs.checked_at if obs else None,
@@ -273,6 +282,7 @@ class _Limits(NamedTuple):
     versions_max_age: float
     stale_after: float
     pod_headroom: int
+    compatible: Mapping[str, Compatibility]  # versions.compatible
 
 
 def age(now: float, at: float | None) -> float | None:
@@ -354,7 +364,12 @@ def _evaluate_at(
     reference = reference_version(config, observations, as_of)
     reference = replace(reference, age=age(now, reference.observed_at))
     gate = not reference.stale
-    limits = _Limits(config.versions_max_age, config.stale_after, config.pod_headroom)
+    limits = _Limits(
+        config.versions_max_age,
+        config.stale_after,
+        config.pod_headroom,
+        config.versions.compatible,
+    )
 
     def evaluate_members(gate_on: bool) -> tuple[MemberView, ...]:
         get_observation, get_drain = observations.get, drains.get

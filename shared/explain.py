@@ -6,6 +6,7 @@ from typing import Any
 
 from shared.balance import Target, cache_key, rendezvous_score
 from shared.evaluate import View
+from shared.status import compatible_note, compatible_versions_json
 
 
 def explain(view: View, path: str, sticky_url: str | None = None, u: float = 0.0) -> dict[str, Any]:
@@ -18,8 +19,11 @@ def explain(view: View, path: str, sticky_url: str | None = None, u: float = 0.0
         target = targets.get(m.name)
         weight = target.weight if target else m.weight
         in_ = target is not None
+        compatible = compatible_versions_json(view, m)
         if in_:
             why = "fallback target" if view.fallback_active else "eligible"
+            # eligible though its versions differ: say which rule let it in
+            why = "; ".join([why, *(compatible_note(k, e) for k, e in compatible.items())])
         else:
             why = "; ".join(m.reasons) or m.state
         candidates.append(
@@ -29,6 +33,7 @@ def explain(view: View, path: str, sticky_url: str | None = None, u: float = 0.0
                 "state": m.state,
                 "in": in_,
                 "why": why,
+                "compatible_versions": compatible,
                 "weight": weight,
                 "score": rendezvous_score(key, Target(m.name, m.url, weight))
                 if rendezvous

@@ -6,6 +6,8 @@ health and fullness, the reference carries its age, and a reference older than
 ``versions.max_age`` (or missing) is *stale*, which suspends version gating (fail open).
 A new version becomes the reference only once it has been observed unchanged for
 ``versions.min_dwell`` seconds, so a rolling deploy that flaps does not flap the reference.
+A member may differ from the reference within its keys' ``versions.compatible`` levels
+(:mod:`shared.versions`), so members deploying one after another keep their launches.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.config import FederationConfig, ReferencePolicy
+from shared.config import Compatibility, FederationConfig, ReferencePolicy
 from shared.observe import settled_versions
 from shared.records import MemberObservation
+from shared.versions import compatible
 
 
 @dataclass(frozen=True)
@@ -175,13 +178,39 @@ def _majority_reference(
 
 
 def version_differences(
-    member_versions: Mapping[str, str] | None, reference: Reference
+    member_versions: Mapping[str, str] | None,
+    reference: Reference,
+    levels: Mapping[str, Compatibility] | None = None,
 ) -> tuple[str, ...]:
-    """The compared keys on which a member differs from the reference ("*" if unknown)."""
+    """The compared keys on which a member differs from the reference ("*" if unknown); a
+    version its key's ``versions.compatible`` level allows is no difference."""
     if reference.versions is None:
         return ()
     if member_versions is None:
         return ("*",)
+    allowed = compatible_versions(member_versions, reference, levels)
     return tuple(
-        key for key in reference.keys if member_versions.get(key) != reference.versions.get(key)
+        key
+        for key in reference.keys
+        if member_versions.get(key) != reference.versions.get(key) and key not in allowed
     )
+
+
+def compatible_versions(
+    member_versions: Mapping[str, str] | None,
+    reference: Reference,
+    levels: Mapping[str, Compatibility] | None,
+) -> tuple[str, ...]:
+    """The compared keys on which a member runs another version than the reference, but one
+    that its key's ``versions.compatible`` level allows (a key not named: none)."""
+    if reference.versions is None or member_versions is None or not levels:
+        return ()
+    ref = reference.versions
+    found = []
+    for key in reference.keys:
+        version, wanted = member_versions.get(key), ref.get(key)
+        if version is None or wanted is None or version == wanted:
+            continue
+        if compatible(version, wanted, levels.get(key, "exact")):
+            found.append(key)
+    return tuple(found)

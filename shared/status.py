@@ -154,14 +154,37 @@ def view_to_json(
             "checker_id": heartbeat.checker_id if heartbeat else None,
             "heartbeat_age_seconds": age(now, heartbeat.at if heartbeat else None),
         },
-        "members": {m.name: _member_json(m, times[m.name], now) for m in view.members},
+        "members": {
+            m.name: _member_json(m, times[m.name], now, compatible_versions_json(view, m))
+            for m in view.members
+        },
     }
 
 
+def compatible_versions_json(view: View, m: MemberView) -> dict[str, dict[str, str]]:
+    """Each key on which ``m`` runs another version than the reference, but one that
+    ``versions.compatible`` allows: ``{key: {"version", "reference", "compatible"}}``."""
+    versions, reference = m.versions or {}, view.reference.versions or {}
+    levels = view.config.versions.compatible
+    return {
+        key: {"version": versions[key], "reference": reference[key], "compatible": levels[key]}
+        for key in m.compatible_versions
+    }
+
+
+def compatible_note(key: str, entry: Mapping[str, str]) -> str:
+    """How /why and /status say it: "binderhub 1.0.1 compatible with the reference (minor)"."""
+    return f"{key} {entry['version']} compatible with the reference ({entry['compatible']})"
+
+
 def _member_json(
-    m: MemberView, times: tuple[float | None, float | None, float | None], now: float
+    m: MemberView,
+    times: tuple[float | None, float | None, float | None],
+    now: float,
+    compatible: dict[str, dict[str, str]],
 ) -> dict[str, Any]:
-    """One member of the status document; ``times``: see :func:`_times`."""
+    """One member of the status document; ``times``: see :func:`_times`; ``compatible``:
+    see :func:`compatible_versions_json`."""
     checked_at, health_at, versions_at = times
     return {
         "url": m.url,
@@ -174,6 +197,7 @@ def _member_json(
         "excluded_by": list(m.excluded_by),
         "versions": m.versions,
         "version_differences": list(m.version_differences),
+        "compatible_versions": compatible,
         "total_pods": m.total_pods,
         "quota": m.quota,
         "record_age_seconds": age(now, checked_at),
