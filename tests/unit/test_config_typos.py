@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -287,3 +288,44 @@ def test_every_mybinder_config_loads_and_its_deployment_keys_change_nothing(
     without = tmp_path / path.name
     without.write_text(json.dumps({k: v for k, v in raw.items() if k not in DEPLOYMENT_KEYS}))
     assert read_config(without).config == loaded.config
+
+
+# --- the README's config reference ---------------------------------------------------------
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+
+
+def readme_block(after: str, language: str) -> str:
+    start = README.index(f"```{language}\n", README.index(after)) + len(language) + 4
+    return README[start : README.index("```", start)]
+
+
+#: Where the README's complete file shows each place's keys.
+SHOWN_AT = {
+    "top level": (),
+    "check": ("check",),
+    "versions": ("versions",),
+    "outcomes": ("outcomes",),
+    "outage": ("outage",),
+    "history": ("history",),
+    "a redirect": ("redirects", "/assets/images/badge.svg"),
+    "a member": ("members", "alpha"),
+}
+
+
+@pytest.mark.parametrize("place", sorted(SHOWN_AT))
+def test_the_readmes_complete_file_shows_every_setting_and_no_other(place: str) -> None:
+    # A key shown there that no setting has would be refused in a file copied from it.
+    shown: Any = yaml.safe_load(readme_block("A complete native file with every default", "yaml"))
+    for part in SHOWN_AT[place]:
+        shown = shown[part]
+    assert set(shown) == set(PLACES[place][1].model_fields)
+
+
+def test_the_readmes_legacy_example_of_the_new_keys_loads() -> None:
+    doc = json.loads(readme_block("In a legacy file these keys go in the same places", "json"))
+    config = check_config(doc, "README.md").config
+    assert config.members["gesis"].metrics is False
+    assert config.members["ovh"].metrics == "https://ovh.mybinder.org/metrics"
+    assert config.versions.compatible == {"binderhub": "minor"}
+    assert (config.outcomes.max_failure_ratio, config.outcomes.min_launches) == (0.5, 20)
