@@ -14,7 +14,7 @@ from typing import Literal, NamedTuple, get_args
 
 from shared.balance import Target, cache_key, rendezvous_pick, weighted_random_pick
 from shared.config import Compatibility, FallbackPolicy, FederationConfig, MemberConfig
-from shared.records import CheckerHeartbeat, Drain, MemberObservation
+from shared.records import CheckerHeartbeat, Drain, LaunchOutcomes, MemberObservation
 from shared.reference import (
     Reference,
     compatible_versions,
@@ -162,6 +162,7 @@ class MemberView(NamedTuple):
     effective_weight: float
     health_url: str  # the URL that last answered /health (after redirects), else configured
     versions_url: str
+    outcomes: LaunchOutcomes | None  # its launches as its metrics count them (None: not read)
 
     @property
     def eligible(self) -> bool:
@@ -273,6 +274,7 @@ def _member_view(
         effective_weight=cfg.weight if state == "eligible" else 0.0,
         health_url=(obs.health_url if obs else None) or cfg.health,
         versions_url=(obs.versions_url if obs else None) or cfg.versions,
+        outcomes=obs.outcomes if obs else None,
     )
 
 

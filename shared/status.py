@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared.evaluate import MemberView, View, age
-from shared.records import CheckerHeartbeat, MemberObservation
+from shared.records import CheckerHeartbeat, LaunchOutcomes, MemberObservation
 
 
 class Records(Protocol):
@@ -101,6 +101,32 @@ def _times(
     return times, records.heartbeat
 
 
+def _outcomes(view: View, records: Records | None) -> dict[str, LaunchOutcomes | None]:
+    """Each member's launch outcomes: from ``records`` when given (a busy member's counts
+    move with every read of its metrics, which changes no verdict, so a router keeps its
+    view), else as the view was evaluated."""
+    if records is None:
+        return {m.name: m.outcomes for m in view.members}
+    get = records.observations.get
+    return {m.name: obs.outcomes if (obs := get(m.name)) else None for m in view.members}
+
+
+def outcomes_json(outcomes: LaunchOutcomes | None, now: float) -> dict[str, Any] | None:
+    """A member's launch outcomes in the status document (None: its metrics are not read)."""
+    if outcomes is None:
+        return None
+    return {
+        "launches": outcomes.launches,
+        "failures": outcomes.failures,
+        "failure_ratio": outcomes.failure_ratio,
+        "window_seconds": outcomes.window,
+        "age_seconds": age(now, outcomes.observed_at),
+        "ejected_until": outcomes.ejected_until,
+        "ejections": outcomes.ejections,
+        "error": outcomes.error,
+    }
+
+
 def reference_observed_at(view: View, records: Records | None) -> float | None:
     """When the reference was observed: from the latest versions of the members that set
     it when ``records`` are given (a view kept while they are refreshed), else as the view
@@ -123,6 +149,7 @@ def view_to_json(
     now = view.evaluated_at if now is None else now
     ref = view.reference
     times, heartbeat = _times(view, records)
+    outcomes = _outcomes(view, records)
     ref_at = reference_observed_at(view, records)
     return {
         "evaluated_at": view.evaluated_at,
@@ -155,7 +182,9 @@ def view_to_json(
             "heartbeat_age_seconds": age(now, heartbeat.at if heartbeat else None),
         },
         "members": {
-            m.name: _member_json(m, times[m.name], now, compatible_versions_json(view, m))
+            m.name: _member_json(
+                m, times[m.name], now, compatible_versions_json(view, m), outcomes[m.name]
+            )
             for m in view.members
         },
     }
@@ -182,6 +211,7 @@ def _member_json(
     times: tuple[float | None, float | None, float | None],
     now: float,
     compatible: dict[str, dict[str, str]],
+    outcomes: LaunchOutcomes | None,
 ) -> dict[str, Any]:
     """One member of the status document; ``times``: see :func:`_times`; ``compatible``:
     see :func:`compatible_versions_json`."""
@@ -206,4 +236,5 @@ def _member_json(
         "last_error": m.last_error,
         "health_url": m.health_url,
         "versions_url": m.versions_url,
+        "outcomes": outcomes_json(outcomes, now),
     }

@@ -25,6 +25,7 @@ def member(state: str = "eligible", **changes: Any) -> dict[str, Any]:
         "health_age_seconds": 0.4,
         "versions_age_seconds": 12.0,
         "last_error": None,
+        "outcomes": None,
     }
     member.update(changes)
     return member

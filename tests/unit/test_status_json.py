@@ -20,8 +20,8 @@ from jsonschema import Draft202012Validator
 
 from shared.config import parse_config
 from shared.evaluate import View, evaluate
-from shared.records import CheckerHeartbeat, Drain, MemberObservation
-from shared.status import status_document, view_to_json
+from shared.records import CheckerHeartbeat, Drain, LaunchOutcomes, MemberObservation
+from shared.status import outcomes_json, status_document, view_to_json
 from shared.store import Snapshot
 from tests.support.builders import FULL_PODS, NOW, V1, V2, federation, federations, make_obs, url
 
@@ -60,6 +60,7 @@ EXPECTED_MEMBERS: dict[str, dict[str, Any]] = {
         "health_age_seconds": 2.0,
         "versions_age_seconds": 12.0,
         "last_error": None,
+        "outcomes": None,
     },
     "beta": {
         "url": "https://beta.example.org",
@@ -81,6 +82,7 @@ EXPECTED_MEMBERS: dict[str, dict[str, Any]] = {
         "health_age_seconds": 3.0,
         "versions_age_seconds": 20.0,
         "last_error": "versions: versions answered HTTP 502",
+        "outcomes": None,
     },
     "gamma": {
         "url": "https://gamma.example.org",
@@ -105,6 +107,7 @@ EXPECTED_MEMBERS: dict[str, dict[str, Any]] = {
         "health_age_seconds": 4.0,
         "versions_age_seconds": 0.0,
         "last_error": None,
+        "outcomes": None,
     },
     "delta": {
         "url": "https://delta.example.org",
@@ -129,6 +132,7 @@ EXPECTED_MEMBERS: dict[str, dict[str, Any]] = {
         "health_age_seconds": None,
         "versions_age_seconds": None,
         "last_error": None,
+        "outcomes": None,
     },
 }
 
@@ -433,3 +437,141 @@ def test_a_prime_reference_is_as_old_as_the_prime_latest_versions() -> None:
     doc = status_document(view, now=NOW + 103, records=records)
     assert doc["reference"]["source"] == "prime a"
     assert (doc["reference"]["observed_at"], doc["reference"]["age_seconds"]) == (NOW + 95, 8.0)
+
+
+# --- launch outcomes ---------------------------------------------------------------------------
+
+EJECTION = "launches failing: 12 of 20 failed in the last 60s (60% > 25%); ejected for 30s"
+
+
+def outcomes(launches: int = 20, failures: int = 12, **changes: Any) -> LaunchOutcomes:
+    return replace(LaunchOutcomes(launches, failures, 60.0, NOW - 1), **changes)
+
+
+def test_a_failing_member_shows_its_numbers_and_one_without_metrics_is_only_noted() -> None:
+    """beta ejected for failing launches; gamma's metrics cannot be read (a note, still
+    eligible); alpha's metrics are not read at all."""
+    config = parse_config({"members": {n: {"url": url(n), "weight": 10} for n in ("a", "b", "c")}})
+    ejected = outcomes(ejected_until=NOW + 20, ejection_reason=EJECTION, ejections=2)
+    unread = outcomes(0, 0, window=0.0, error="metrics: connection refused")
+    observations = {
+        "a": make_obs("a"),
+        "b": replace(make_obs("b"), outcomes=ejected),
+        "c": replace(make_obs("c"), outcomes=unread),
+    }
+    doc = view_to_json(evaluate(config, observations, {}, CheckerHeartbeat("c1", NOW), NOW))
+    members = doc["members"]
+    assert errors(doc) == []
+    assert (members["b"]["state"], members["b"]["reasons"]) == ("failing", [EJECTION])
+    assert members["b"]["excluded_by"] == ["failing"]
+    assert members["b"]["outcomes"] == {
+        "launches": 20,
+        "failures": 12,
+        "failure_ratio": 0.6,
+        "window_seconds": 60.0,
+        "age_seconds": 1.0,
+        "ejected_until": NOW + 20,
+        "ejections": 2,
+        "error": None,
+    }
+    assert members["c"]["state"] == "eligible"
+    assert members["c"]["outcomes"] == {
+        "launches": 0,
+        "failures": 0,
+        "failure_ratio": None,
+        "window_seconds": 0.0,
+        "age_seconds": 1.0,
+        "ejected_until": None,
+        "ejections": 0,
+        "error": "metrics: connection refused",
+    }
+    assert members["a"]["outcomes"] is None
+    assert doc["targets"] == ["a", "c"]
+
+
+def test_an_ejection_over_leaves_its_numbers_and_the_member_eligible() -> None:
+    config = parse_config({"members": {"a": {"url": url("a"), "weight": 10}}})
+    over = outcomes(3, 0, ejected_until=NOW, ejection_reason=EJECTION, ejections=1)
+    doc = view_to_json(
+        evaluate(config, {"a": replace(make_obs("a"), outcomes=over)}, {}, None, NOW)
+    )
+    member = doc["members"]["a"]
+    assert (member["state"], member["reasons"]) == ("eligible", [])
+    assert (member["outcomes"]["ejected_until"], member["outcomes"]["ejections"]) == (NOW, 1)
+    assert errors(doc) == []
+
+
+def test_launch_counts_are_shown_from_the_latest_records() -> None:
+    """Counts move with every read of a busy member's metrics, which changes no verdict, so
+    a router keeps its view: its pages take the counts from the records read since."""
+    config = parse_config({"members": {"a": {"url": url("a"), "weight": 10}}})
+    first = {"a": replace(make_obs("a"), outcomes=outcomes(20, 2))}
+    view = evaluate(config, first, {}, CheckerHeartbeat("c1", NOW), NOW)
+    later = replace(make_obs("a", NOW + 10), outcomes=outcomes(30, 3, observed_at=NOW + 9))
+    records = Snapshot(config, {"a": later}, CheckerHeartbeat("c1", NOW + 10))
+    shown = status_document(view, now=NOW + 12, records=records)["members"]["a"]["outcomes"]
+    assert (shown["launches"], shown["failures"], shown["age_seconds"]) == (30, 3, 3.0)
+    own = status_document(view, now=NOW + 12)["members"]["a"]["outcomes"]
+    assert (own["launches"], own["failures"], own["age_seconds"]) == (20, 2, 13.0)
+    gone = Snapshot(config, {}, CheckerHeartbeat("c1", NOW + 10))
+    assert status_document(view, now=NOW + 12, records=gone)["members"]["a"]["outcomes"] is None
+
+
+launch_outcomes = st.none() | st.builds(
+    lambda launches, share, age, until, ejections, error: LaunchOutcomes(
+        launches,
+        int(launches * share),
+        60.0 - age,
+        NOW - age,
+        ejected_until=None if until is None else NOW + until,
+        ejection_reason=None if until is None else EJECTION,
+        ejections=ejections,
+        error=error,
+    ),
+    st.integers(0, 500),
+    st.floats(0, 1),
+    st.floats(0, 60),
+    st.none() | st.sampled_from([-1.0, 0.0, 1.0]) | st.floats(-300, 300),
+    st.integers(0, 10),
+    st.none() | st.just("metrics: answered HTTP 502"),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(fed=federations(), data=st.data())
+def test_every_view_with_launch_outcomes_matches_the_schema(
+    fed: tuple[dict[str, Any], dict[str, MemberObservation], dict[str, Drain]], data: st.DataObject
+) -> None:
+    raw, observations, drains = fed
+    observations = {
+        name: replace(obs, outcomes=data.draw(launch_outcomes))
+        for name, obs in observations.items()
+    }
+    view = evaluate(parse_config(raw, "hypothesis"), observations, drains, None, NOW)
+    doc = view_to_json(view)
+    assert errors(doc) == []
+    for name, obs in observations.items():
+        shown, record = doc["members"][name]["outcomes"], obs.outcomes
+        assert (shown is None) == (record is None)
+        until = record.ejected_until if record else None
+        ejected = until is not None and until > NOW
+        assert ("failing" in doc["members"][name]["excluded_by"]) == ejected
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"failure_ratio": 1.5},
+        {"launches": -1},
+        {"ejections": 0.5},
+        {"window_seconds": None},
+        {"healthy": True},
+    ],
+)
+def test_the_schema_holds_the_outcomes_to_their_shape(change: dict[str, Any]) -> None:
+    doc, shown = known_document(), outcomes_json(outcomes(), NOW)
+    assert shown is not None
+    doc["members"]["alpha"]["outcomes"] = shown | change
+    assert errors(doc)
+    doc["members"]["alpha"]["outcomes"] = shown
+    assert errors(doc) == []
