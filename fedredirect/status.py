@@ -9,6 +9,7 @@ from typing import Any
 from shared.evaluate import View
 from shared.humanize import format_age
 from shared.status import banners, status_document
+from shared.timeline import clock
 
 
 def _age(seconds: float | None) -> str:
@@ -41,6 +42,28 @@ def _member_versions(m: Mapping[str, Any], ref_versions: Mapping[str, str] | Non
     return "= reference" if m["versions"] and ref_versions else _versions(m["versions"], ())
 
 
+def _launches(outcomes: Mapping[str, Any] | None) -> str:
+    """Failed of launched in the window, as the member's metrics count them."""
+    if outcomes is None:
+        return "-"
+    failed, launched = outcomes["failures"], outcomes["launches"]
+    return f"{failed}/{launched} failed in {outcomes['window_seconds']:g}s"
+
+
+def _outcome_notes(name: str, m: Mapping[str, Any]) -> list[str]:
+    """When an ejection for failing launches ends, and why the metrics could not be read."""
+    outcomes = m["outcomes"] or {}
+    notes = []
+    if "failing" in m["excluded_by"] and outcomes.get("ejected_until") is not None:
+        notes.append(
+            f"{name}: ejected until {clock(outcomes['ejected_until'])} "
+            f"(ejection {outcomes['ejections']} in a row)"
+        )
+    if outcomes.get("error"):
+        notes.append(f"{name}: metrics not read ({outcomes['error']}): judged without them")
+    return notes
+
+
 def render_status_document(doc: Mapping[str, Any]) -> str:
     """The text of a status document: banners first, then the reference, members, targets."""
     ref = doc["reference"]
@@ -58,7 +81,7 @@ def render_status_document(doc: Mapping[str, Any]) -> str:
         f"heartbeat {_age(checker['heartbeat_age_seconds'])} ago"
     )
     lines.append("")
-    rows = [["MEMBER", "STATE", "WEIGHT", "PODS", "RECORD", "VERSIONS", "REASONS"]]
+    rows = [["MEMBER", "STATE", "WEIGHT", "PODS", "LAUNCHES", "RECORD", "VERSIONS", "REASONS"]]
     for name, m in doc["members"].items():
         quota = m["quota"] if m["quota"] is not None else "-"
         rows.append(
@@ -67,6 +90,7 @@ def render_status_document(doc: Mapping[str, Any]) -> str:
                 m["state"],
                 f"{m['weight']:g}",
                 f"{m['total_pods']}/{quota}" if m["total_pods"] is not None else "-",
+                _launches(m["outcomes"]),
                 _age(m["record_age_seconds"]),
                 _member_versions(m, ref["versions"]),
                 "; ".join(m["reasons"]) or "-",
@@ -78,6 +102,7 @@ def render_status_document(doc: Mapping[str, Any]) -> str:
             answered = m.get(endpoint + "_url")
             if answered not in (None, f"{m['url']}/{endpoint}"):
                 lines.append(f"{name}: /{endpoint} redirects to {answered}")
+        lines.extend(_outcome_notes(name, m))
     lines.append("")
     lines.append(f"launches go to: {', '.join(doc['targets']) or 'nobody'}")
     return "\n".join(lines)

@@ -26,13 +26,15 @@ table{border-collapse:collapse;background:#fff;font-size:13px;width:100%;table-l
 th,td{border:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top;
 overflow-wrap:anywhere}
 th{background:#eee}td.num{text-align:right}
-col.c-member{width:14%}col.c-state{width:9%}col.c-reasons{width:18%}col.c-versions{width:21%}
-col.c-pods{width:7%}col.c-age{width:6%}col.c-weight{width:7%}col.c-share{width:6%}
+col.c-member{width:13%}col.c-state{width:9%}col.c-reasons{width:16%}col.c-versions{width:16%}
+col.c-pods{width:7%}col.c-launches{width:8%}col.c-age{width:6%}col.c-weight{width:7%}
+col.c-share{width:6%}
 .versions .key{color:#555;font-size:.9em}.versions div{margin:.1em 0}
 .state{padding:.1em .4em;border-radius:3px;font-weight:600;display:inline-block}
 .state-eligible{background:#c8e6c9}.state-full{background:#ffe0b2}
 .state-version_mismatch{background:#fff59d}.state-drained{background:#d1c4e9}
 .state-stale,.state-unreachable,.state-unhealthy{background:#ffcdd2}
+.state-failing{background:#f8bbd0}.ejected{color:#ad1457;font-weight:600}
 .version-diff{background:#ffeb3b;outline:2px solid #f57f17;font-weight:600}
 .ref{color:#666;font-size:.9em}.prime{color:#b8860b}.muted{color:#777}
 .compatible{color:#2e7d32;font-size:.9em}
@@ -49,6 +51,7 @@ margin:2px 0}.strip .label{overflow:hidden;text-overflow:ellipsis;white-space:no
 .seg-eligible,.seg-fresh,.seg-gating{fill:#66bb6a}.seg-full{fill:#ffa726}
 .seg-version_mismatch{fill:#fdd835}.seg-drained{fill:#9575cd}
 .seg-stale,.seg-unreachable,.seg-unhealthy,.seg-suspended{fill:#e53935}
+.seg-failing{fill:#d81b60}
 .seg-no_history{fill:url(#no-history)}
 .mark{fill:#111}.drain-mark{fill:#4527a0}
 .legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;
@@ -153,6 +156,34 @@ def _shares(redirects: list[Mapping[str, Any]]) -> tuple[dict[str, int], int]:
     return counts, sum(counts.values())
 
 
+def _launches_cell(m: Mapping[str, Any]) -> str:
+    """Failed of launched in the window, as the member's own metrics count them; until when
+    it is ejected for failing them; or why its metrics could not be read (a note only)."""
+    outcomes = m.get("outcomes")
+    if outcomes is None:
+        return '<td class="num launches"><span class="muted" title="metrics not read">-</span></td>'
+    ratio = outcomes["failure_ratio"]
+    lines = [
+        f"{outcomes['failures']} / {outcomes['launches']} failed",
+        f'<span class="muted">{f"{ratio:.0%} " if ratio is not None else ""}'
+        f"in {outcomes['window_seconds']:g}s</span>",
+    ]
+    if "failing" in m["excluded_by"] and outcomes["ejected_until"] is not None:
+        until = time.strftime("%H:%M:%S", time.gmtime(outcomes["ejected_until"]))
+        lines.append(
+            f'<span class="ejected" title="ejection {outcomes["ejections"]} in a row">'
+            f"ejected until {until} UTC</span>"
+        )
+    if outcomes["error"]:
+        lines.append(
+            f'<span class="muted metrics-note">metrics not read: {_e(outcomes["error"])}</span>'
+        )
+    return (
+        f'<td class="num launches" data-launches="{outcomes["launches"]}" '
+        f'data-failures="{outcomes["failures"]}">{"<br>".join(lines)}</td>'
+    )
+
+
 def _member_row(
     name: str, m: Mapping[str, Any], doc: Mapping[str, Any], counts: dict[str, int], total: int
 ) -> str:
@@ -175,6 +206,7 @@ def _member_row(
         f'<td class="reasons">{reasons}</td>',
         _versions_cell(m, reference),
         f'<td class="num">{_e(_num(m["total_pods"]))} / {_e(_num(m["quota"]))}</td>',
+        _launches_cell(m),
         f'<td class="num">{_e(format_age(m["record_age_seconds"]))}</td>',
         f'<td class="num">{_e(format_age(m["health_age_seconds"]))}</td>',
         f'<td class="num">{_e(format_age(m["versions_age_seconds"]))}</td>',
@@ -187,12 +219,13 @@ def _member_row(
 def _members_table(doc: Mapping[str, Any]) -> str:
     counts, total = _shares(doc.get("redirects", []))
     head = ["member", "state", "reasons", "versions (vs the reference)"]
-    head += ["pods / quota", "record age", "health age", "versions age", "weight → effective"]
+    head += ["pods / quota", "failed launches", "record age", "health age", "versions age"]
+    head.append("weight → effective")
     head.append(f"traffic share ({total} launches)")
     rows = "\n".join(_member_row(name, m, doc, counts, total) for name, m in doc["members"].items())
     header = "".join(f"<th>{_e(h)}</th>" for h in head)
-    cols = ["member", "state", "reasons", "versions", "pods", "age", "age", "age", "weight"]
-    colgroup = "".join(f'<col class="c-{c}">' for c in [*cols, "share"])
+    cols = ["member", "state", "reasons", "versions", "pods", "launches", "age", "age", "age"]
+    colgroup = "".join(f'<col class="c-{c}">' for c in [*cols, "weight", "share"])
     return (
         f"<table><colgroup>{colgroup}</colgroup><thead><tr>{header}</tr></thead>\n"
         f"<tbody>\n{rows}\n</tbody></table>"
@@ -272,7 +305,7 @@ def _axis(pictures: Mapping[str, Any]) -> str:
     return f'<div class="axis">{"".join(ticks)}</div>'
 
 
-_LEGEND = ("eligible", "full", "version_mismatch", "drained", "unhealthy", NO_HISTORY)
+_LEGEND = ("eligible", "full", "version_mismatch", "drained", "failing", "unhealthy", NO_HISTORY)
 
 
 def _shares_chart(pictures: Mapping[str, Any], members: list[str]) -> str:

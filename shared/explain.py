@@ -26,6 +26,8 @@ def explain(view: View, path: str, sticky_url: str | None = None, u: float = 0.0
             why = "; ".join([why, *(compatible_note(k, e) for k, e in compatible.items())])
         else:
             why = "; ".join(m.reasons) or m.state
+        # ejected for failing launches: its reason has the numbers, this when it comes back
+        ejected = m.outcomes if "failing" in m.excluded_by else None
         candidates.append(
             {
                 "member": m.name,
@@ -38,6 +40,7 @@ def explain(view: View, path: str, sticky_url: str | None = None, u: float = 0.0
                 "score": rendezvous_score(key, Target(m.name, m.url, weight))
                 if rendezvous
                 else None,
+                "ejected_until": ejected.ejected_until if ejected else None,
             }
         )
     candidates.sort(key=lambda c: (not c["in"], -(c["score"] or 0.0), c["member"]))

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from router.pages import render_status_page
-from shared.timeline import timeline
+from shared.evaluate import STATES
+from shared.timeline import NO_HISTORY, timeline
 from tests.support.dom import Dom
 from tests.support.events import gate_suspended, reference_changed, state_changed
 from tests.support.status_doc import BASE, REF
@@ -284,3 +285,79 @@ def test_stale_reference_and_suspended_gate_have_their_own_colours_and_reasons()
     assert [(x, state) for x, _, state, _ in gate] == [(0.0, "gating"), (666.667, "suspended")]
     assert "gating would exclude everyone" in gate[1][3]
     assert ".seg-stale" in page and ".seg-suspended" in page  # coloured in the page's CSS
+
+
+def _outcomes(**changes: Any) -> dict[str, Any]:
+    outcomes = {
+        "launches": 20,
+        "failures": 12,
+        "failure_ratio": 0.6,
+        "window_seconds": 60.0,
+        "age_seconds": 1.0,
+        "ejected_until": None,
+        "ejections": 0,
+        "error": None,
+    }
+    return outcomes | changes
+
+
+def test_launch_outcomes_the_ejection_and_the_metrics_note_are_in_the_table() -> None:
+    """beta ejected for failing launches; gamma's metrics cannot be read (a note, still
+    eligible); alpha's metrics are not read at all."""
+    reason = "launches failing: 12 of 20 failed in the last 60s (60% > 25%); ejected for 30s"
+    members = {
+        "alpha": _member(prime=True),
+        "beta": _member(
+            "failing",
+            reasons=[reason],
+            excluded_by=["failing"],
+            outcomes=_outcomes(ejected_until=NOW + 30, ejections=2),
+        ),
+        "gamma": _member(
+            outcomes=_outcomes(launches=0, failures=0, failure_ratio=None, error="boom")
+        ),
+    }
+    dom = Dom(render_status_page(_doc(members=members)))
+    beta, gamma, alpha = (dom.by_id(f"member-{n}") for n in ("beta", "gamma", "alpha"))
+    assert beta is not None and gamma is not None and alpha is not None
+    assert beta[0]["data-state"] == "failing" and reason in beta[1]
+    assert [text for _attrs, text in dom.by_class("state-failing")] == ["failing"]
+    cells = {attrs.get("data-failures"): text for attrs, text in dom.by_class("launches")}
+    assert cells["12"] == "12 / 20 failed60% in 60sejected until 22:13:50 UTC"
+    assert cells["0"] == "0 / 0 failedin 60smetrics not read: boom"
+    assert cells[None] == "-"  # alpha: no numbers
+    assert [a["title"] for a, _ in dom.by_class("ejected")] == ["ejection 2 in a row"]
+    assert gamma[0]["data-state"] == "eligible" and "metrics not read: boom" in gamma[1]
+
+
+def test_an_ejection_that_is_over_is_not_shown() -> None:
+    members = {"alpha": _member(prime=True, outcomes=_outcomes(ejected_until=NOW - 1))}
+    dom = Dom(render_status_page(_doc(members=members)))
+    assert dom.by_class("ejected") == []
+
+
+def _fill(page: str, css_class: str) -> str:
+    """The fill the page's CSS gives ``css_class`` (a rule may list several classes)."""
+    found = re.search(
+        rf"(?:^|[,}}\n])[^{{}}]*\.{css_class}(?=[,{{])[^{{]*\{{fill:([^}}]+)\}}", page
+    )
+    assert found is not None, f"no fill for .{css_class}"
+    return found.group(1)
+
+
+def test_every_state_has_a_colour_in_the_table_and_the_strips_and_the_legend() -> None:
+    events = [state_changed("alpha", NOW - 1800 + 100 * i, None, s) for i, s in enumerate(STATES)]
+    page = render_status_page(_doc(), _pictures(events))
+    strip = [state for _x, _w, state, _title in _rects(page, "strip-alpha")]
+    assert strip == [NO_HISTORY, *STATES]  # failing among them, drawn like the others
+    legend = re.search(r'<div class="legend">(.*?)</div>', page, re.S)
+    assert legend is not None
+    shown = re.findall(r'<rect class="seg-(\w+)"', legend.group(1))
+    assert "failing" in shown
+    legend_fills = {_fill(page, f"seg-{s}") for s in shown}
+    for state in STATES:
+        assert re.search(rf"\.state-{state}[,{{]", page), f"no badge colour for {state}"
+        assert _fill(page, f"seg-{state}") in legend_fills, f"{state}: a colour the legend lacks"
+    assert _fill(page, "seg-failing") not in {
+        _fill(page, f"seg-{s}") for s in shown if s != "failing"
+    }

@@ -20,7 +20,7 @@ from shared.timeline import (
 )
 from tests.support.events import gate_suspended, reference_changed, state_changed
 
-STATES = ("eligible", "full", "unreachable", "drained")
+STATES = ("eligible", "full", "failing", "unreachable", "drained")
 times = st.floats(0, 1000, allow_nan=False, allow_infinity=False)
 changes = st.lists(st.tuples(times, st.sampled_from(STATES), st.sampled_from(("a", "b"))))
 
