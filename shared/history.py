@@ -160,7 +160,7 @@ def describe(event: Mapping[str, Any]) -> str:
         return f"member {event['member']} {kind}ed by an operator{reason}"
     if kind == "observation":
         health = (event["record"].get("health") or {}).get("status", "?")
-        return f"member {event['member']} observed: health {health}"
+        return f"member {event['member']} observed: health {health}" + _launches(event["record"])
     if kind == "config":
         return f"config served: {len(event['config']['members'])} members"
     if kind == "outage_active":
@@ -171,6 +171,18 @@ def describe(event: Mapping[str, Any]) -> str:
         counts = ", ".join(f"{m} {n}" for m, n in event["counts"].items()) or "none"
         return f"router {event['router']} launches so far: {counts}"
     return f"{kind}: {event['old']} -> {event['new']} ({event.get('reason')})"
+
+
+def _launches(record: Mapping[str, Any]) -> str:
+    """An observation's launch outcomes for people, when its member's metrics are read."""
+    outcomes = record.get("outcomes")
+    if not outcomes:
+        return ""
+    text = f", launches {outcomes['failures']}/{outcomes['launches']} failed"
+    text += f" in {float(outcomes['window']):g}s"
+    if outcomes.get("error"):
+        text += f" (metrics not read: {outcomes['error']})"
+    return text
 
 
 def context_before(events: Iterable[dict[str, Any]], since: float) -> list[dict[str, Any]]:

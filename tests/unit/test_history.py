@@ -3,6 +3,8 @@ bounded rate, time windows, filtering and the one-line descriptions."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from router.history import LAUNCHES_EVERY
@@ -18,7 +20,13 @@ from shared.history import (
     select,
     transitions,
 )
-from shared.records import CheckerHeartbeat, Drain, HealthObservation, MemberObservation
+from shared.records import (
+    CheckerHeartbeat,
+    Drain,
+    HealthObservation,
+    LaunchOutcomes,
+    MemberObservation,
+)
 
 NOW = 1_700_000_000.0
 CONFIG = parse_config(
@@ -277,3 +285,77 @@ def test_the_default_caps_keep_14_days_of_10_members_and_2_routers() -> None:
     assert settings.max_age == 14 * 86400
     a_day = 10 * 86400 / settings.observation_interval + 2 * 86400 / LAUNCHES_EVERY + 10 * 4
     assert 14 * a_day <= settings.max_entries
+
+
+# --- launch outcomes ---------------------------------------------------------------------------
+
+EJECTION = "launches failing: 12 of 20 failed in the last 60s (60% > 25%); ejected for 30s"
+
+
+def counted(
+    name: str, at: float, launches: int = 20, failures: int = 12, until: float | None = None
+) -> MemberObservation:
+    """``name`` observed at ``at`` with its launch outcomes; ejected until ``until``."""
+    outcomes = LaunchOutcomes(
+        launches,
+        failures,
+        60.0,
+        at,
+        ejected_until=until,
+        ejection_reason=None if until is None else EJECTION,
+        ejections=0 if until is None else 1,
+    )
+    return replace(obs(name, at), outcomes=outcomes)
+
+
+def test_an_ejection_for_failing_launches_is_recorded_as_it_begins_and_ends() -> None:
+    counting = view(NOW, beta=counted("beta", NOW))
+    ejected = view(NOW + 10, beta=counted("beta", NOW + 10, until=NOW + 40))
+    [began] = transitions(counting, ejected)
+    assert began == {
+        "event": "member_state_changed",
+        "member": "beta",
+        "old": "eligible",
+        "new": "failing",
+        "reasons": [EJECTION],
+        "excluded_by": ["failing"],
+        "at": NOW + 10,
+    }
+    still = view(NOW + 39, beta=counted("beta", NOW + 39, 3, 0, until=NOW + 40))
+    assert transitions(ejected, still) == []  # its counts alone moved
+    over = view(NOW + 40, beta=counted("beta", NOW + 40, 3, 0, until=NOW + 40))
+    [ended] = transitions(still, over)
+    assert (ended["old"], ended["new"], ended["excluded_by"]) == ("failing", "eligible", [])
+
+
+def test_an_ejection_behind_another_state_is_recorded_in_excluded_by() -> None:
+    down = obs("beta", NOW, status="unhealthy")
+    before = view(NOW, beta=down)
+    after = view(
+        NOW + 10, beta=replace(down, outcomes=counted("beta", NOW, until=NOW + 40).outcomes)
+    )
+    [event] = transitions(before, after)
+    assert (event["old"], event["new"]) == ("unhealthy", "unhealthy")
+    assert event["excluded_by"] == ["unhealthy", "failing"]
+
+
+def test_an_observation_keeps_its_launch_outcomes_and_says_them() -> None:
+    record = counted("beta", NOW, until=NOW + 40)
+    assert record.outcomes is not None
+    event = observation_event(record)
+    assert event["record"]["outcomes"] == {
+        "launches": 20,
+        "failures": 12,
+        "window": 60.0,
+        "observed_at": NOW,
+        "ejected_until": NOW + 40,
+        "ejection_reason": EJECTION,
+        "ejections": 1,
+        "error": None,
+    }
+    assert MemberObservation.from_json(event["record"]) == record
+    assert describe(event) == "member beta observed: health ok, launches 12/20 failed in 60s"
+    unread = replace(record, outcomes=replace(record.outcomes, error="answered HTTP 502"))
+    assert describe(observation_event(unread)).endswith(
+        "launches 12/20 failed in 60s (metrics not read: answered HTTP 502)"
+    )
