@@ -61,6 +61,7 @@ def _times(recorded: Column | None, replayed: Column) -> list[str]:
         ("nobody eligible", "nobody_eligible_seconds", None),
         ("fallback active", "fallback_seconds", None),
         ("version mismatch (members)", "version_mismatch_seconds", None),
+        ("failing (members)", "failing_seconds", None),
         ("reference stale", "reference_stale_seconds", None),
     ]
 

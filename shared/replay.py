@@ -14,7 +14,9 @@ History keeps a member's record at most once per ``history.observation_interval`
 between, replay takes the record as the checker kept seeing it (its freshness times
 carried forward, up to that interval and two check periods). A change that lasted less
 than the interval can fall between two records: the recorded column has it, the replayed
-one may not.
+one may not. So can an ejection for failing launches (``failing``): the replayed column
+keeps a member ejected as its records say (history holds the counts at each record, not
+the samples the checker judged), unless the config replayed under reads no metrics.
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ import math
 import random
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.balance import Target
 from shared.config import FederationConfig, config_from_json
 from shared.evaluate import STATES, MemberView, View, evaluate, fallback_targets
-from shared.records import CheckerHeartbeat, Drain, MemberObservation
+from shared.records import CheckerHeartbeat, Drain, LaunchOutcomes, MemberObservation
 from shared.replay_alerts import EVAL_INTERVAL, alerts, not_replayed
 
 
@@ -47,6 +49,8 @@ class Frame:
     fallback: bool
     reference_stale: bool
     view: View
+    #: member -> its launch outcomes as recorded, for members whose metrics were read
+    outcomes: Mapping[str, LaunchOutcomes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,19 @@ def _shifted(obs: MemberObservation, to: float) -> MemberObservation:
     )
 
 
+def _as_configured(config: FederationConfig, obs: MemberObservation) -> MemberObservation:
+    """The record as a checker running ``config`` would have made it: without launch
+    outcomes where that config reads no metrics (``outcomes.enabled: false``, the member's
+    ``metrics: false``), so never ejected. Otherwise an ejection stands as recorded:
+    history keeps the counts at each record, not the samples the checker judged."""
+    member = config.members.get(obs.member)
+    if obs.outcomes is None or (
+        config.outcomes.enabled and member is not None and member.metrics is not False
+    ):
+        return obs
+    return replace(obs, outcomes=None)
+
+
 def _steps(events: Sequence[Mapping[str, Any]], start: float, end: float) -> list[float]:
     """Every minute from ``start``, and every observation, drain and undrain in between."""
     steps = {start + k * EVAL_INTERVAL for k in range(int((end - start) // EVAL_INTERVAL) + 1)}
@@ -136,7 +153,8 @@ def replayed_timeline(
         while i < len(events) and float(events[i]["at"]) <= t:
             event, kind = events[i], events[i]["event"]
             if kind == "observation":
-                latest[event["member"]] = MemberObservation.from_json(event["record"])
+                record = MemberObservation.from_json(event["record"])
+                latest[event["member"]] = _as_configured(config, record)
             elif kind == "drain":
                 drains[event["member"]] = Drain.from_json(dict(event))
             elif kind == "undrain":
@@ -147,19 +165,22 @@ def replayed_timeline(
         }
         view = evaluate(config, observations, drains, CheckerHeartbeat("replay", t), t)
         states = {m.name: m.state for m in view.members}
-        frames.append(Frame(t, states, view.fallback_active, view.reference.stale, view))
+        counted = {m.name: m.outcomes for m in view.members if m.outcomes is not None}
+        frames.append(Frame(t, states, view.fallback_active, view.reference.stale, view, counted))
     return Timeline(config, tuple(frames), start, end)
 
 
 def recorded_timeline(
     events: Sequence[Mapping[str, Any]], config: FederationConfig, since: float | None = None
 ) -> Timeline:
-    """What happened: the states, fallback and reference staleness the checker recorded.
-    Launches go where a router would have sent them from the recorded states (the core's
-    fallback rule and balancer), so the two columns compare."""
+    """What happened: the states, fallback and reference staleness the checker recorded,
+    and the launch outcomes of its latest records. Launches go where a router would have
+    sent them from the recorded states (the core's fallback rule and balancer), so the two
+    columns compare."""
     events = sorted(events, key=lambda e: float(e["at"]))
     start, end = _span(events, since)
     recorded: dict[str, Mapping[str, Any]] = {}  # member -> its latest state change
+    counted: dict[str, LaunchOutcomes | None] = {}  # member -> its latest record's outcomes
     fallback = stale = False
     frames: list[Frame] = []
     for event in events:
@@ -172,15 +193,21 @@ def recorded_timeline(
             fallback = bool(event["new"])
         elif kind == "reference_changed":
             stale = bool(event["stale"])
+        elif kind == "observation" and event["member"] in config.members:
+            raw = event["record"].get("outcomes")
+            outcomes = LaunchOutcomes.from_json(raw) if raw else None
+            if counted.get(event["member"]) == outcomes:
+                continue
+            counted[event["member"]] = outcomes
         else:
             continue
-        frame = _recorded_frame(max(at, start), config, recorded, fallback, stale)
+        frame = _recorded_frame(max(at, start), config, recorded, fallback, stale, counted)
         if frames and frames[-1].at >= frame.at:
             frames[-1] = frame
         else:
             frames.append(frame)
     if not frames or frames[0].at > start:
-        frames.insert(0, _recorded_frame(start, config, {}, False, False))
+        frames.insert(0, _recorded_frame(start, config, {}, False, False, {}))
     return Timeline(config, tuple(frames), start, end)
 
 
@@ -190,9 +217,11 @@ def _recorded_frame(
     recorded: Mapping[str, Mapping[str, Any]],
     fallback: bool,
     stale: bool,
+    counted: Mapping[str, LaunchOutcomes | None],
 ) -> Frame:
     """The recorded states at ``at``, and the view a router would have served from them:
-    the eligible members, else the core's fallback set."""
+    the eligible members, else the core's fallback set; ``counted``: the latest records'
+    launch outcomes."""
     unobserved = evaluate(config, {}, {}, None, at)  # every member before any observation
     members = tuple(_as_recorded(m, recorded.get(m.name)) for m in unobserved.members)
     eligible = tuple(Target(m.name, m.url, m.weight) for m in members if m.eligible)
@@ -206,7 +235,8 @@ def _recorded_frame(
     states = {
         name: recorded[name]["new"] if name in recorded else "unknown" for name in config.members
     }
-    return Frame(at, states, fallback, stale, view)
+    outcomes = {name: o for name, o in counted.items() if o is not None and name in states}
+    return Frame(at, states, fallback, stale, view, outcomes)
 
 
 def _as_recorded(member: MemberView, event: Mapping[str, Any] | None) -> MemberView:
@@ -270,7 +300,7 @@ def summarise(
     names = list(timeline.config.members)
     eligible = dict.fromkeys(names, 0.0)
     states: dict[str, dict[str, float]] = {name: {} for name in names}
-    nobody = fallback = mismatch = stale = 0.0
+    nobody = fallback = mismatch = failing = stale = 0.0
     for frame, length in _durations(timeline):
         for name in names:
             state = frame.states.get(name, "unknown")
@@ -279,6 +309,8 @@ def summarise(
                 eligible[name] += length
             if state == "version_mismatch":
                 mismatch += length
+            if state == "failing":
+                failing += length
         if not any(s == "eligible" for s in frame.states.values()):
             nobody += length
         fallback += length if frame.fallback else 0.0
@@ -294,6 +326,7 @@ def summarise(
         "nobody_eligible_seconds": nobody,
         "fallback_seconds": fallback,
         "version_mismatch_seconds": mismatch,
+        "failing_seconds": failing,
         "reference_stale_seconds": stale,
         "launches": {
             "per_minute": per_minute,
@@ -365,10 +398,13 @@ def replay(
     being served (the store's), which stands for the recorded one once history no longer
     holds a ``config`` event (the stream is capped by age). ``alert_for``: each alert's
     ``for:`` in seconds, from the rule file (:func:`alert_durations`); without it no alert
-    is replayed."""
+    is replayed, and the alert on launch outcomes only when history holds some."""
     recorded = recorded_config(events) or served
     if recorded is None and config is None:
         raise ReplayError("no config event in this history: give a config to replay under")
+    counted = any(e["event"] == "observation" and e["record"].get("outcomes") for e in events)
+    skipped = not_replayed(alert_for or {}, outcomes_recorded=counted)
+    alert_for = {name: s for name, s in (alert_for or {}).items() if name not in skipped}
     chosen = config or recorded
     assert chosen is not None
     replayed = replayed_timeline(events, chosen, since)
@@ -382,7 +418,7 @@ def replay(
             "pod_headroom": chosen.pod_headroom,
         },
         "replayed": summarise(replayed, per_minute, bucket, alert_for),
-        "alerts_not_replayed": not_replayed(alert_for or {}),
+        "alerts_not_replayed": skipped,
     }
     if recorded is not None:
         history = recorded_timeline(events, recorded, since)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from shared.config import FederationConfig
+from shared.records import LaunchOutcomes
 
 EVAL_INTERVAL = 60.0  # Prometheus' evaluation interval; also replay's longest step
 #: The alerts about the machinery itself: replay assumes the checker published at every
@@ -39,6 +40,8 @@ class Exported(Protocol):
     def fallback(self) -> bool: ...
     @property
     def reference_stale(self) -> bool: ...
+    @property
+    def outcomes(self) -> Mapping[str, LaunchOutcomes]: ...
 
 
 class Timeline(Protocol):
@@ -55,6 +58,10 @@ class Timeline(Protocol):
 
 _STARVED_WINDOW = 600.0  # increase(fedredirect_redirects_total[10m])
 _CONCENTRATED_WINDOW = 300.0  # rate(fedredirect_redirects_total[5m])
+_FAILING_RATIO = 0.25  # fedredirect_member_launch_failure_ratio > 0.25
+_FAILING_LAUNCHES = 10  # fedredirect_member_launches_in_window >= 10
+#: The alert on launch outcomes: replayed only from a history whose records hold them.
+LAUNCHES_FAILING = "FedredirectMemberLaunchesFailing"
 _PROMETHEUS_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
@@ -121,6 +128,16 @@ def _concentrated(e: Evaluation) -> set[str | None]:
     return {n for n, c in recent.items() if c / total > 0.9 and e.weight_share[n] < 0.9}
 
 
+def _launches_failing(e: Evaluation) -> set[str | None]:
+    """More than a quarter of at least 10 launches in the checker's window failed, as the
+    member's latest record counted them (no ratio without launches: no series)."""
+    return {
+        name
+        for name, o in e.frame.outcomes.items()
+        if o.launches >= _FAILING_LAUNCHES and (o.failure_ratio or 0.0) > _FAILING_RATIO
+    }
+
+
 #: The alerts replay evaluates: each one's expression in deploy/prometheus/alerts.yml as a
 #: function of one evaluation, giving the members (None: the federation) it holds for.
 #: tests/unit/test_replay_alerts.py checks every one against promtool on the real rules.
@@ -131,6 +148,7 @@ REPLAYED: dict[str, Callable[[Evaluation], set[str | None]]] = {
     "FedredirectMemberStarved": _starved,
     "FedredirectTrafficConcentrated": _concentrated,
     "FedredirectFallbackActive": _fallback_active,
+    LAUNCHES_FAILING: _launches_failing,
 }
 
 
@@ -190,9 +208,12 @@ def alerts(
     return sorted(done, key=lambda f: (f.fired_at, f.alert, f.member or ""))
 
 
-def not_replayed(alert_for: Mapping[str, float]) -> dict[str, str]:
-    """The alerts a replay leaves out, and why."""
+def not_replayed(alert_for: Mapping[str, float], outcomes_recorded: bool) -> dict[str, str]:
+    """The alerts a replay leaves out, and why: ``outcomes_recorded`` says whether the
+    history's records hold any launch outcomes."""
     missing = {
         name: "no for: read from the alert rules" for name in REPLAYED if name not in alert_for
     }
+    if not outcomes_recorded:
+        missing.setdefault(LAUNCHES_FAILING, "no launch outcomes in this history's records")
     return NOT_REPLAYED | missing

@@ -16,6 +16,8 @@ GAUGES = frozenset(
         "fedredirect_member_pods",
         "fedredirect_member_pod_quota",
         "fedredirect_member_version_match",
+        "fedredirect_member_launch_failure_ratio",
+        "fedredirect_member_launches_in_window",
         "fedredirect_reference_age_seconds",
         "fedredirect_reference_stale",
         "fedredirect_reference_info",
@@ -35,6 +37,7 @@ GAUGES = frozenset(
 COUNTERS = frozenset(
     {
         "fedredirect_check_failures_total",
+        "fedredirect_member_ejections_total",
         "fedredirect_redirects_total",
         "fedredirect_router_evaluations_total",
         "http_requests_total",  # prometheus-fastapi-instrumentator, router

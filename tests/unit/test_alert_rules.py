@@ -53,6 +53,7 @@ REQUIRED_ALERTS = {
     "FedredirectNoEligibleMembers",
     "FedredirectReferenceStale",
     "FedredirectVersionMismatchExcluded",
+    "FedredirectMemberLaunchesFailing",
     "FedredirectMemberStarved",
     "FedredirectTrafficConcentrated",
     "FedredirectCheckerHeartbeatStale",

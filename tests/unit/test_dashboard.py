@@ -141,6 +141,9 @@ def test_dashboard_has_the_panels_operators_need() -> None:
         "fedredirect_router_view_age_seconds",
         "fedredirect_fallback_active",
         "fedredirect_router_fallback_active",
+        "fedredirect_member_launch_failure_ratio",
+        "fedredirect_member_launches_in_window",
+        "fedredirect_member_ejections_total",
     ):
         assert needed in exprs, f"no panel queries {needed}"
     share = [e for title, e in QUERIES if title == "Traffic share per member"]
@@ -253,6 +256,60 @@ def test_key_panels_compute_what_they_show(tmp_path: Path) -> None:
     }
     assert mapping == {"version_mismatch": 1}, "the state codes and the value mapping disagree"
     path = tmp_path / "dashboard_test.yml"
+    path.write_text(yaml.safe_dump(unit_test, sort_keys=False), encoding="utf-8")
+    result = run_promtool("test", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_failing_member_has_its_state_code_and_its_failure_ratio(tmp_path: Path) -> None:
+    """beta ejected for failing launches (state code 7 in the Member state panel), with the
+    writer's failure ratio; the standby (checker-b) exports a frozen ratio nobody sees."""
+    checker_a = 'job="fedredirect-checker",instance="checker-a:9090"'
+    checker_b = 'job="fedredirect-checker",instance="checker-b:9090"'
+    series = [
+        (f"fedredirect_checker_last_cycle_timestamp_seconds{{{checker_a}}}", "0+60x20"),
+        (f"fedredirect_checker_last_cycle_timestamp_seconds{{{checker_b}}}", "-600x20"),
+        (f'fedredirect_member_launch_failure_ratio{{{checker_a},member="beta"}}', "0.5x20"),
+        (f'fedredirect_member_launch_failure_ratio{{{checker_b},member="beta"}}', "0.1x20"),
+        (f'fedredirect_member_state{{{checker_a},member="beta",state="failing"}}', "1x20"),
+        (f'fedredirect_member_state{{{checker_a},member="beta",state="eligible"}}', "0x20"),
+    ]
+    unit_test = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in series],
+                "promql_expr_test": [
+                    {
+                        "expr": substitute(panel_query("Member state")),
+                        "eval_time": "10m",
+                        "exp_samples": [{"labels": '{member="beta"}', "value": 7}],
+                    },
+                    {
+                        "expr": substitute(panel_query("Launch failure ratio")),
+                        "eval_time": "10m",
+                        "exp_samples": [
+                            {
+                                "labels": "fedredirect_member_launch_failure_ratio"
+                                f'{{{checker_a},member="beta"}}',
+                                "value": 0.5,
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    mapping = {
+        m["options"]["7"]["text"]
+        for p in all_panels(DASHBOARD_DOC["panels"])
+        if p.get("title") == "Member state"
+        for m in p["fieldConfig"]["defaults"]["mappings"]
+    }
+    assert mapping == {"failing"}, "the state codes and the value mapping disagree"
+    path = tmp_path / "dashboard_failing_test.yml"
     path.write_text(yaml.safe_dump(unit_test, sort_keys=False), encoding="utf-8")
     result = run_promtool("test", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -14,15 +14,16 @@ import yaml
 
 import fedredirect.replay_command as replays_command
 from fedredirect.replay_command import read_alert_durations
+from fedredirect.replay_text import render
 from shared import replay as replays
 from shared.balance import Target
-from shared.config import load_config
+from shared.config import FederationConfig, config_from_json, config_to_json, load_config
 from shared.evaluate import evaluate
 from shared.history import config_event
 from shared.records import CheckerHeartbeat, MemberObservation
 from shared.replay import ReplayError
 from shared.replay_alerts import NOT_REPLAYED, REPLAYED
-from tests.support.replay import V2, config, history, obs
+from tests.support.replay import V2, config, failing_history, history, obs
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Replay as the command line runs it: with the for: of each alert in the rule file.
@@ -287,3 +288,67 @@ def test_recorded_rules_behind_a_state_decide_the_fallback_as_in_the_router() ->
     got = replay(events, bucket=300)["recorded"]
     assert got["state_seconds"]["b"] == {"stale": 480, "unreachable": 300, "eligible": 120}
     assert [row["counts"] for row in got["launches"]["buckets"][1:]] == [{"a": 300}, {"a": 300}]
+
+
+# --- launch outcomes -------------------------------------------------------------------------
+
+
+def test_a_day_with_an_ejection_replays_it_in_both_columns() -> None:
+    report = replay(failing_history(), bucket=300)
+    for column in ("recorded", "replayed"):
+        got = report[column]
+        assert got["state_seconds"]["b"] == {"failing": 300, "eligible": 1500}, column
+        assert got["failing_seconds"] == 300 and got["nobody_eligible_seconds"] == 0
+        # while it is ejected, every launch goes to a
+        assert got["launches"]["buckets"][1]["counts"] == {"a": 300}, column
+    text = render(report)
+    assert "failing (members)                     5m          5m" in text.splitlines()
+
+
+def test_another_policy_keeps_the_ejection_the_records_hold() -> None:
+    """Replay has the counts at each record, not the samples the checker judged: under
+    another reference or fallback policy the ejection stands as recorded."""
+    other = config(versions={"reference": "majority"}, fallback="all")
+    got = replay(failing_history(), other)["replayed"]
+    assert got["state_seconds"]["b"] == {"failing": 300, "eligible": 1500}
+
+
+def _metrics_off_for_b() -> FederationConfig:
+    raw = config_to_json(config())
+    raw["members"]["b"]["metrics"] = False
+    return config_from_json(raw)
+
+
+@pytest.mark.parametrize(
+    "unread",
+    [config(outcomes={"enabled": False}), _metrics_off_for_b()],
+    ids=["outcomes off", "b's metrics not read"],
+)
+def test_a_config_that_reads_no_metrics_ejects_nobody(unread: FederationConfig) -> None:
+    report = replay(failing_history(), unread)
+    got = report["replayed"]
+    assert got["state_seconds"]["b"] == {"eligible": 1800}
+    assert got["failing_seconds"] == 0
+    assert [f["alert"] for f in got["alerts"]] == []  # no metrics read: no ratio exported
+    assert report["recorded"]["failing_seconds"] == 300  # what happened stays as it was
+
+
+def test_the_launch_failure_alert_fires_from_the_recorded_counts() -> None:
+    """More than a quarter of 20 launches failing from 300 s: the alert fires 10 minutes
+    later, and resolves at the first evaluation where the ratio is back to 0."""
+    report = replay(failing_history())
+    for column in ("recorded", "replayed"):
+        firings = [
+            (f["alert"], f["member"], f["fired_at"], f["resolved_at"])
+            for f in report[column]["alerts"]
+        ]
+        assert firings == [("FedredirectMemberLaunchesFailing", "b", 900.0, 1200.0)], column
+    assert "FedredirectMemberLaunchesFailing" not in report["alerts_not_replayed"]
+
+
+def test_without_launch_outcomes_in_history_their_alert_is_not_replayed() -> None:
+    report = replay(history())
+    assert report["alerts_not_replayed"]["FedredirectMemberLaunchesFailing"] == (
+        "no launch outcomes in this history's records"
+    )
+    assert "FedredirectMemberLaunchesFailing" in render(report).splitlines()[-1]

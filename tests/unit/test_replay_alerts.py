@@ -25,7 +25,7 @@ from shared.evaluate import STATES
 from shared.replay import Timeline, launches, recorded_config, replayed_timeline
 from shared.replay_alerts import EVAL_INTERVAL, REPLAYED, Firing, alerts
 from tests.support.promtool import run_promtool
-from tests.support.replay import history
+from tests.support.replay import failing_history, history
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKER = 'job="fedredirect-checker",instance="checker:9090"'
@@ -36,7 +36,11 @@ SCRAPE = {"job": "fedredirect-checker", "instance": "checker:9090"}
 
 def labels(firing: Firing, severity: str) -> dict[str, str]:
     extra: dict[str, str] = {"severity": severity}
-    if firing.alert in ("FedredirectNoEligibleMembers", "FedredirectReferenceStale"):
+    if firing.alert in (
+        "FedredirectNoEligibleMembers",
+        "FedredirectReferenceStale",
+        "FedredirectMemberLaunchesFailing",
+    ):
         extra |= SCRAPE
     if firing.alert == "FedredirectVersionMismatchExcluded":
         extra |= SCRAPE | {"state": "version_mismatch"}
@@ -55,8 +59,9 @@ def series(timeline: Timeline, picks: Sequence[tuple[float, str | None]]) -> lis
             k += 1
         frames.append(timeline.frames[k])
 
-    def values(numbers: Sequence[float]) -> str:
-        return " ".join(f"{n:g}" for n in numbers)
+    def values(numbers: Sequence[float | None]) -> str:
+        """A series' samples; None: no sample (the series is absent then)."""
+        return " ".join("_" if n is None else f"{n:g}" for n in numbers)
 
     out = [
         {"series": f"up{{{CHECKER}}}", "values": values([1] * minutes)},
@@ -92,6 +97,20 @@ def series(timeline: Timeline, picks: Sequence[tuple[float, str | None]]) -> lis
                     "values": values([int(f.states.get(name) == state) for f in frames]),
                 }
             )
+        # a member's launch outcomes, when its metrics are read; no ratio without launches
+        counted = [f.outcomes.get(name) for f in frames]
+        out.append(
+            {
+                "series": f'fedredirect_member_launches_in_window{{{CHECKER},member="{name}"}}',
+                "values": values([o.launches if o else None for o in counted]),
+            }
+        )
+        out.append(
+            {
+                "series": f'fedredirect_member_launch_failure_ratio{{{CHECKER},member="{name}"}}',
+                "values": values([o.failure_ratio if o else None for o in counted]),
+            }
+        )
         cumulative, j, counts = [], 0, 0
         for t in at:
             while j < len(picks) and picks[j][0] <= t:
@@ -179,3 +198,15 @@ def test_nobody_eligible_fires_the_same_alerts_in_promtool(tmp_path: Path) -> No
         "FedredirectFallbackActive",
         "FedredirectTrafficConcentrated",
     }
+
+
+def test_failing_launches_fire_the_same_alert_in_promtool(tmp_path: Path) -> None:
+    """b fails half of its launches for 15 minutes, ejected for the first 5: the alert on
+    its failure ratio fires after 10 minutes and resolves with the failures."""
+    events = failing_history()
+    config = recorded_config(events)
+    assert config is not None
+    firings = promtool_agrees(replayed_timeline(events, config), tmp_path)
+    assert [(f.alert, f.member, f.fired_at) for f in firings] == [
+        ("FedredirectMemberLaunchesFailing", "b", 900.0)
+    ]
