@@ -205,7 +205,8 @@ def test_a_misspelt_deployment_key_is_refused_without_a_guess() -> None:
 
 
 def test_a_misspelt_members_section_is_named_beside_the_missing_one() -> None:
-    doc = {"hots": {"gesis": {"url": "https://g.example.org", "weight": 1}}, "chek": {}}
+    doc: dict[str, Any] = {"hots": {"gesis": {"url": "https://g.example.org", "weight": 1}}}
+    doc["chek"] = {}
     doc["image"] = {"name": "jupyterhub/mybinder.org-federation-redirect"}  # not a typo
     assert refusal(doc, "prod.json") == [
         "prod.json: key 'hots': unknown key; did you mean 'hosts'?",
