@@ -47,7 +47,7 @@ def _launches(outcomes: Mapping[str, Any] | None) -> str:
     if outcomes is None:
         return "-"
     failed, launched = outcomes["failures"], outcomes["launches"]
-    return f"{failed}/{launched} failed in {outcomes['window_seconds']:g}s"
+    return f"{failed}/{launched} failed in {outcomes['window_seconds']:.0f}s"
 
 
 def _outcome_notes(name: str, m: Mapping[str, Any]) -> list[str]:

@@ -166,7 +166,7 @@ def _launches_cell(m: Mapping[str, Any]) -> str:
     lines = [
         f"{outcomes['failures']} / {outcomes['launches']} failed",
         f'<span class="muted">{f"{ratio:.0%} " if ratio is not None else ""}'
-        f"in {outcomes['window_seconds']:g}s</span>",
+        f"in {outcomes['window_seconds']:.0f}s</span>",
     ]
     if "failing" in m["excluded_by"] and outcomes["ejected_until"] is not None:
         until = time.strftime("%H:%M:%S", time.gmtime(outcomes["ejected_until"]))
