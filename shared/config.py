@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ log = logging.getLogger("fedredirect.config")
 ReferencePolicy = Literal["prime", "majority", "pinned"]
 FallbackPolicy = Literal["prime", "all", "none"]
 OtherPaths = Literal["proxy", "redirect", "404"]
-LoadBalancer = Literal["rendezvous", "random"]
+LoadBalancer = Literal["rendezvous", "random", "bounded"]
 #: How far a member's version may differ from the reference's and still count as the same:
 #: ``minor`` same major, ``patch`` same major and minor, ``exact`` equal (shared.versions).
 Compatibility = Literal["minor", "patch", "exact"]
@@ -63,6 +64,9 @@ class CheckConfig(_Strict):
     rise: int = Field(2, ge=1, le=20)  # consecutive good /health answers before "healthy"
     fall: int = Field(2, ge=1, le=20)  # consecutive bad /health answers before "failing"
     lease: float | None = Field(None, gt=0)  # HA writer lease; None: 3 x period
+    # After a failed /health check, the member's next checks come this often (seconds)
+    # until it has failed `fall` times or passes again (HAProxy's fastinter).
+    fast_interval: float = Field(2.0, gt=0)
 
     @property
     def longest_round(self) -> float:
@@ -181,6 +185,14 @@ class HistoryConfig(_Strict):
     observation_interval: float = Field(300.0, gt=0)  # a member's record at most this often
 
 
+class BoundedLoadConfig(_Strict):
+    """``load_balancer: bounded``: a member past ``factor`` times its weighted share of this
+    router's launches over the last ``window`` seconds is passed over (shared.bounded)."""
+
+    factor: float = Field(1.25, gt=1)
+    window: float = Field(60.0, gt=0)
+
+
 class OutcomesConfig(_Strict):
     """Judging members by their own launch outcomes, read from their /metrics
     (shared.outcomes): a member failing too many launches is ejected for a while."""
@@ -211,7 +223,8 @@ class FederationConfig(_Strict):
     members: dict[str, MemberConfig]
     check: CheckConfig = CheckConfig()
     load_balancer: LoadBalancer = "rendezvous"
-    pod_headroom: int = Field(10, ge=0)
+    pod_headroom: int | str = 10  # pods kept free, or a share of the quota: "10%"
+    bounded_load: BoundedLoadConfig = BoundedLoadConfig()
     host_cookie_age_hours: float = Field(4.0, ge=0)
     versions: VersionsConfig = VersionsConfig()
     # None: 3 x check.period, or check.longest_refresh when that is longer
@@ -236,6 +249,20 @@ class FederationConfig(_Strict):
             if path.startswith("/build/") or path in ROUTER_PATHS:
                 raise ValueError(f"redirects: path {path!r} is the router's own")
         return {path: _redirect_entry(entry) for path, entry in value.items()}
+
+    @field_validator("pod_headroom")
+    @classmethod
+    def _pod_headroom(cls, value: int | str) -> int | str:
+        if isinstance(value, int):
+            if value < 0:
+                raise ValueError("must be a count of pods (0 or more) or a share such as '10%'")
+            return value
+        found = re.fullmatch(r"(\d{1,3}(?:\.\d+)?)%", value)
+        if found is None or float(found.group(1)) > 100:
+            raise ValueError(
+                f"must be a count of pods or a share of the quota such as '10%', got {value!r}"
+            )
+        return value
 
     @field_validator("members")
     @classmethod

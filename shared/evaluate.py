@@ -8,8 +8,10 @@ reason is kept so the status view shows all of them (a member can be full *and* 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from typing import Literal, NamedTuple, get_args
 
 from shared.balance import Target, cache_key, rendezvous_pick, weighted_random_pick
@@ -81,15 +83,25 @@ def failing_reason(obs: MemberObservation | None, as_of: float) -> str | None:
     return outcomes.ejection_reason or "ejected: its launches are failing"
 
 
-def full_reason(obs: MemberObservation | None, pod_headroom: int) -> str | None:
-    """Full when total_pods + pod_headroom >= quota (no quota: never full)."""
+def headroom_pods(pod_headroom: int | str, quota: int) -> int:
+    """The pods ``pod_headroom`` keeps free on a member with ``quota``: a count as given, or
+    a share of the quota (``"10%"``) rounded up, so a member never keeps less than asked."""
+    if isinstance(pod_headroom, int):
+        return pod_headroom
+    return math.ceil(Fraction(pod_headroom.removesuffix("%")) * quota / 100)
+
+
+def full_reason(obs: MemberObservation | None, pod_headroom: int | str) -> str | None:
+    """Full when total_pods + the headroom >= quota (no quota: never full)."""
     if obs is None or obs.health is None or obs.health.status != "ok":
         return None
     pods, quota = obs.health.total_pods, obs.health.quota
     if pods is None or quota is None:
         return None
-    if pods + pod_headroom >= quota:
-        return f"full: {pods} pods + headroom {pod_headroom} >= quota {quota}"
+    headroom = headroom_pods(pod_headroom, quota)
+    if pods + headroom >= quota:
+        share = f" ({pod_headroom})" if isinstance(pod_headroom, str) else ""
+        return f"full: {pods} pods + headroom {headroom}{share} >= quota {quota}"
     return None
 
 
@@ -102,7 +114,7 @@ def version_mismatch_reason(differences: tuple[str, ...], reference: Reference) 
 
 
 def state_may_change(
-    old: MemberObservation | None, new: MemberObservation, pod_headroom: int
+    old: MemberObservation | None, new: MemberObservation, pod_headroom: int | str
 ) -> bool:
     """Whether ``new`` differs from ``old`` in anything that can move a member's state or
     the reference: health verdict and reasons, fullness (not the pod count itself, which
@@ -283,7 +295,7 @@ class _Limits(NamedTuple):
 
     versions_max_age: float
     stale_after: float
-    pod_headroom: int
+    pod_headroom: int | str
     compatible: Mapping[str, Compatibility]  # versions.compatible
 
 
