@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from fractions import Fraction
 from itertools import pairwise
 from typing import NamedTuple
 
@@ -128,9 +129,7 @@ def counting_start(config: FederationConfig, previous: LaunchOutcomes | None, no
     counted again. During an ejection the whole window counts (for /status and metrics)."""
     start = now - config.outcomes_window
     until = previous.ejected_until if previous else None
-    if until is not None and start < until <= now:
-        return until
-    return start
+    return max(start, until) if until is not None and until <= now else start
 
 
 # --- the judgement --------------------------------------------------------------------------
@@ -164,8 +163,8 @@ def ejection_cap(settings: OutcomesConfig, members: int) -> int:
     least one (as Envoy), never all (so none of one)."""
     if members < 2:
         return 0
-    # Rounded first, so that a share meant as 0.29 of 100 members is 29, not 28.999...
-    share = math.floor(round(settings.max_ejected_share * members, 9))
+    # The share as written: 0.29 of 100 members is 29, where the binary 0.29 gives 28.99...
+    share = math.floor(Fraction(str(settings.max_ejected_share)) * members)
     return min(members - 1, max(1, share))
 
 

@@ -180,6 +180,8 @@ def test_the_window_keeps_what_is_at_most_window_seconds_older() -> None:
     assert slide((a, b), c, 20) == (a, b, c)  # exactly the window's length: kept
     assert slide((a, b), c, 19.5) == (b, c)
     assert slide((b, c), a, 20) == (a,)  # a clock gone back: the later ones go
+    again = Sample(T0 + 20, LaunchTotals(30, 1))  # two reads in the same instant: both count
+    assert slide((b, c), again, 20) == (b, c, again)
 
 
 def test_window_counts_from_the_start_on() -> None:
@@ -248,6 +250,8 @@ def test_qualifies_above_the_ratio_with_enough_launches() -> None:
         (10, 0.34, 3),
         (10, 0.0, 1),  # at least one, as Envoy
         (100, 0.29, 29),  # 0.29 x 100 is 28.999... in floating point
+        (100, 0.289999999998, 28),
+        (3, 0.1 + 0.2 + 0.04, 1),  # 0.34000000000000002 x 3: 1.02
         (100, 0.34, 34),
     ],
 )
@@ -372,6 +376,9 @@ def test_at_most_the_cap_worst_ratio_first() -> None:
     assert [n for n, o in judge(THREE, {}, tied, T0).items() if is_ejected(o, T0)] == ["beta"]
     tied = {"gamma": Reading(counts(20, 16)), "beta": Reading(counts(20, 16))}
     assert [n for n, o in judge(THREE, {}, tied, T0).items() if is_ejected(o, T0)] == ["beta"]
+    # the ratio decides, not how many failed
+    worse = {"alpha": Reading(counts(30, 15)), "gamma": Reading(counts(10, 10))}
+    assert [n for n, o in judge(THREE, {}, worse, T0).items() if is_ejected(o, T0)] == ["gamma"]
 
 
 def test_an_ejection_going_on_takes_the_room() -> None:
