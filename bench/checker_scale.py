@@ -7,7 +7,8 @@ Usage::
 
 Each member is its own origin, as real members are their own hosts: member i is
 ``http://127.0.X.Y:PORT`` (every 127.0.0.0/8 address is loopback), all answered by one
-nginx (from Debian) serving BinderHub's /health and /versions samples, so the members cost
+nginx (from Debian) serving BinderHub's /health, /versions and /metrics samples (the
+metrics of a member that has launched 300 repositories), so the members cost
 the checker exactly what real ones would and cost the machine almost nothing. For each
 size the script starts a redis-server of its own, nginx and one ``fedredirect checker``
 process (period ``--period``), waits for the first round (every member eligible in the
@@ -16,9 +17,9 @@ period, then measures ``--periods`` periods:
 
 - the checker's CPU (user + system, from /proc) as a share of one core, and per member;
 - its RSS at the end;
-- from nginx's access log: requests per member per period (must be 2: /health and
-  /versions), and the longest gap between two checks of one member (every member checked
-  every period means at most period x (1 + jitter) plus a little);
+- from nginx's access log: requests per member per period (must be 3: /health, /versions
+  and /metrics, the launch outcomes), and the longest gap between two checks of one member
+  (every member checked every period means at most period x (1 + jitter) plus a little);
 - from the store, sampled every few seconds: members that were ever not eligible (all
   are healthy here, so any is a false report, e.g. "unreachable" from a late check).
 
@@ -45,6 +46,7 @@ import yaml
 from common import cpu_seconds, redis_server, rss_mb
 
 from fedredirect.dev import child, fedredirect_command, free_port
+from fedredirect.launchmetrics import LaunchMetrics
 from shared.evaluate import evaluate
 from shared.store import Store, connect
 
@@ -55,6 +57,17 @@ JITTER = 0.1
 def member_address(i: int) -> str:
     """A loopback address of its own for member i: 127.0.X.Y, Y in 2..251."""
     return f"127.0.{i // 250}.{i % 250 + 2}"
+
+
+def metrics_sample(workdir: Path, repositories: int = 300) -> Path:
+    """A busy member's /metrics as BinderHub serves it: one launch of each repository."""
+    metrics = LaunchMetrics()
+    for i in range(repositories):
+        metrics.launch_time.labels(status="success", retries=0).observe(5.0)
+        metrics.launch_count.labels(status="success", provider="GitHub", repo=f"org/r{i}").inc()
+    path = workdir / "metrics.txt"
+    path.write_bytes(metrics.exposition())
+    return path
 
 
 def nginx_conf(workdir: Path, port: int) -> Path:
@@ -77,6 +90,7 @@ http {{
     default_type application/json;
     location = /health {{ alias {SAMPLES}/health-ok.json; }}
     location = /versions {{ alias {SAMPLES}/versions.json; }}
+    location = /metrics {{ alias {metrics_sample(workdir)}; default_type text/plain; }}
   }}
 }}
 """

@@ -68,6 +68,7 @@ def test_metrics_follow_a_member_through_full_and_back(
             "stale": 0,
             "unreachable": 0,
             "unhealthy": 0,
+            "failing": 0,
             "full": 0,
             "version_mismatch": 0,
             "eligible": 1,
