@@ -56,6 +56,7 @@ from shared.records import (
     LaunchOutcomes,
     MemberObservation,
 )
+from shared.schedule import CheckKind, is_falling, next_check, retry_window
 from shared.store import Snapshot, Store
 
 log = logging.getLogger("fedredirect.checker")
@@ -125,22 +126,26 @@ class Checker:
         metrics = self.config.members[name].metrics
         return metrics if self.config.outcomes.enabled and metrics is not False else None
 
-    # --- one round for one member -------------------------------------------------------
+    # --- one check of one member -------------------------------------------------------
 
-    async def check_member(self, name: str) -> None:
+    async def check_member(self, name: str, kind: CheckKind = "round") -> None:
+        """One check of a member: a round (/health when due, /versions, /metrics when
+        read), or /health alone while it is falling (shared.schedule)."""
         member = self.config.members[name]
         check = self.config.check
         mono = time.monotonic()
-        deadline = mono + check.period
-        health_due = mono >= self._next_health.get(name, 0.0)
-        metrics_url = self.metrics_url(name)
+        deadline = mono + retry_window(check, self.observations.get(name))
+        whole = kind == "round"
+        health_due = not whole or mono >= self._next_health.get(name, 0.0)
+        metrics_url = self.metrics_url(name) if whole else None
         health_outcome, versions_outcome, metrics_outcome = await asyncio.gather(
             self._fetch_health(member, deadline) if health_due else _nothing(),
-            self._fetch_versions(member, deadline),
+            self._fetch_versions(member, deadline) if whole else _nothing(),
             self._fetch_metrics(metrics_url, deadline) if metrics_url else _nothing(),
         )
         now = self.clock()
-        self._record_metrics(name, "versions", versions_outcome)
+        if versions_outcome is not None:
+            self._record_metrics(name, "versions", versions_outcome)
         if health_outcome is not None:
             self._record_metrics(name, "health", health_outcome)
         health = _health_from(health_outcome, now) if health_outcome else None
@@ -150,11 +155,11 @@ class Checker:
             name,
             now,
             health=health,
-            versions=versions_outcome.value,
-            versions_error=versions_outcome.error,
+            versions=versions_outcome.value if versions_outcome else None,
+            versions_error=versions_outcome.error if versions_outcome else None,
             streak=self.streaks.get(name, HealthStreak()),
             health_url=health_outcome.url if health_outcome else None,
-            versions_url=versions_outcome.url,
+            versions_url=versions_outcome.url if versions_outcome else None,
             rise=check.rise,
             fall=check.fall,
             min_dwell=self.config.versions_min_dwell,
@@ -284,18 +289,30 @@ class Checker:
             self._urgent.set()
 
     async def member_loop(self, name: str) -> None:
-        """Check one member every period (± jitter), start to start: a slow check does not
-        push the next one later, and members keep the phases their first checks had, so a
-        large federation's checks stay spread over the period instead of coming in waves."""
+        """Check one member: a round every period (± jitter), start to start, so a slow
+        check does not push the next one later and members keep the phases their first
+        checks had (a large federation's checks stay spread over the period instead of
+        coming in waves); between rounds, /health alone every fast interval while the
+        member is falling (shared.schedule). One check at a time: the next starts once
+        this one has ended."""
         check = self.config.check
+        kind: CheckKind = "round"
         while True:
             started = time.monotonic()
+            if kind == "round":
+                round_at = started + check.period * (
+                    1 + self.rng.uniform(-check.jitter, check.jitter)
+                )
             try:
-                await self.check_member(name)
+                await self.check_member(name, kind)
             except Exception:  # a bug here must not stop the other members' checks
                 log.exception("check of member %s failed unexpectedly", name)
-            interval = check.period * (1 + self.rng.uniform(-check.jitter, check.jitter))
-            await asyncio.sleep(max(0.0, started + interval - time.monotonic()))
+            falling = is_falling(
+                self.observations.get(name), self.streaks.get(name, HealthStreak())
+            )
+            upcoming = next_check(check, started, round_at, falling)
+            kind = upcoming.kind
+            await asyncio.sleep(max(0.0, upcoming.at - time.monotonic()))
 
     # --- publishing ---------------------------------------------------------------------
 
