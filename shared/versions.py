@@ -33,13 +33,11 @@ class Version(NamedTuple):
 def parse_version(text: str) -> Version | None:
     """A version (``1.0.1``, ``v1.2.3``, ``1.0.0-0.dev.git.3650.h9cb2f5b``) or an image tag
     (``quay.io/jupyterhub/repo2docker:2024.07.0``: the version is the tag after the last
-    ":"), or None when ``text`` is neither. A ":" before a "/" is a registry's port, not a
-    tag; a digest (``@sha256:...``) does not parse."""
+    ":"), or None when ``text`` is neither. A registry's port is no tag (what follows it has
+    a "/"), nor is a digest (``@sha256:...``)."""
     image, colon, tag = text.rpartition(":")
-    if not (colon and image) or "/" in tag:
-        image, tag = "", text
     match = _VERSION.fullmatch(tag)
-    if match is None:
+    if match is None or (colon and not image):
         return None
     major, minor, patch, suffix = match.groups()
     return Version(image, int(major), int(minor), int(patch), suffix or "")

@@ -233,6 +233,13 @@ def test_equal_or_missing_versions_are_not_called_compatible() -> None:
     assert version_differences(missing, ref, levels) == ("builder",)
     assert compatible_versions(None, ref, levels) == ()
     assert version_differences(None, ref, levels) == ("*",)
+    # a key the member shares with the reference, or lacks, does not hide the next one
+    later = f"{R2D}:2024.07.5"
+    assert compatible_versions({"binderhub": "1.0.0", "builder": later}, ref, levels) == (
+        "builder",
+    )
+    assert compatible_versions({"builder": later}, ref, levels) == ("builder",)
+    assert version_differences({"builder": later}, ref, levels) == ("binderhub",)
 
 
 def test_a_key_the_reference_lacks_is_a_difference_whatever_the_level() -> None:
