@@ -4,6 +4,7 @@ Usage::
 
     python bench/soak.py                      # 5 minutes
     python bench/soak.py --duration 60 --seed 7 --json soak.json --log-dir /tmp/soak-logs
+    python bench/soak.py --load-balancer bounded    # or random; default rendezvous
 
 It starts, all on 127.0.0.1: a redis-server of its own, four simulated members (one
 prime), one ``fedredirect checker`` and two ``fedredirect router`` processes. For
@@ -677,6 +678,7 @@ def summarize(
     q = statistics.quantiles(latencies, n=100) if len(latencies) >= 2 else [math.nan] * 99
     return {
         "seed": args.seed,
+        "load_balancer": args.load_balancer,
         "duration_s": round(elapsed, 1),
         "concurrency": args.concurrency,
         "check_period_s": args.period,
@@ -752,7 +754,8 @@ def print_summary(s: dict[str, Any]) -> None:
         "",
         "=== fedredirect soak summary ===",
         f"duration              {s['duration_s']} s  (seed {s['seed']}, concurrency "
-        f"{s['concurrency']}, check period {s['check_period_s']} s)",
+        f"{s['concurrency']}, check period {s['check_period_s']} s, "
+        f"load balancer {s['load_balancer']})",
         f"requests              {s['requests']}  ({s['requests_per_s']}/s)",
         f"errors                {s['errors']}  (503 nobody eligible: "
         f"{s['errors_503_nobody_eligible']}, other statuses: {s['errors_other_status'] or 0}, "
@@ -805,6 +808,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=300.0, help="seconds of load (default 300)")
     p.add_argument("--concurrency", type=int, default=8, help="load workers (default 8)")
     p.add_argument("--period", type=float, default=1.0, help="checker period (default 1.0)")
+    p.add_argument(
+        "--load-balancer",
+        choices=("rendezvous", "random", "bounded"),
+        default="rendezvous",
+        help="the routers' load_balancer (default rendezvous; bounded: window 5 s)",
+    )
     p.add_argument("--seed", type=int, default=None, help="chaos and load seed (default: random)")
     p.add_argument(
         "--redis-downtime",
@@ -856,6 +865,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             servers[name] = MemberServer(MemberSimState(name=name)).start()
         config = {
+            "load_balancer": args.load_balancer,
+            # a window a few times shorter than the soak, so that members leave it
+            "bounded_load": {"factor": 1.25, "window": 5.0},
             "check": {
                 "period": args.period,
                 "timeout": budgets.timeout,

@@ -20,37 +20,57 @@ def _minutes(seconds: float) -> str:
 
 
 def render(report: Mapping[str, Any]) -> str:
-    """The report side by side: what happened | what would have happened."""
+    """The report side by side: what happened | what would have happened; how each
+    balancer placed the launches when either is not ``rendezvous``."""
     recorded, replayed = report.get("recorded"), report["replayed"]
+    balancers = _balancers(report)
     return "\n".join(
         [
-            *_header(report),
+            *_header(report, balancers),
             "",
             *_times(recorded, replayed),
             "",
             *_shares(recorded, replayed),
             "",
+            *([*_balance(recorded, replayed), ""] if balancers else []),
             *_alerts(recorded, replayed),
             f"not replayed: {', '.join(report['alerts_not_replayed'])}",
         ]
     )
 
 
-def _header(report: Mapping[str, Any]) -> list[str]:
+def _balancer(cfg: Column) -> str:
+    """``, balancer bounded (factor 1.25, window 60s)``, or the balancer's name alone."""
+    bounded = cfg.get("bounded_load")
+    if not bounded:
+        return f", balancer {cfg['load_balancer']}"
+    return f", balancer bounded (factor {bounded['factor']:g}, window {bounded['window']:g}s)"
+
+
+def _balancers(report: Mapping[str, Any]) -> bool:
+    """Whether either column balances otherwise than by ``rendezvous`` (the default)."""
+    configs = [report["config"], report.get("recorded_config") or {}]
+    return any(c.get("load_balancer", "rendezvous") != "rendezvous" for c in configs)
+
+
+def _header(report: Mapping[str, Any], balancers: bool) -> list[str]:
     cfg = report["config"]
-    happened = (
-        f" (reference {report['recorded_config']['reference_policy']}, "
-        f"fallback {report['recorded_config']['fallback']})"
-        if report.get("recorded")
-        else " (none: no config event in this history)"
-    )
+    happened = " (none: no config event in this history)"
+    if report.get("recorded"):
+        recorded = report["recorded_config"]
+        balancer = _balancer(recorded) if balancers else ""
+        happened = (
+            f" (reference {recorded['reference_policy']}, "
+            f"fallback {recorded['fallback']}{balancer})"
+        )
     under = "recorded config" if cfg["from"] == "history" else f"config of {cfg['from']}"
     return [
         f"history {_clock(report['from'])} .. {_clock(report['to'])} UTC "
         f"({_minutes(report['to'] - report['from'])})",
         "happened: recorded transitions" + happened,
         f"would have: replayed under the {under} "
-        f"(reference {cfg['reference_policy']}, fallback {cfg['fallback']})",
+        f"(reference {cfg['reference_policy']}, fallback {cfg['fallback']}"
+        f"{_balancer(cfg) if balancers else ''})",
     ]
 
 
@@ -98,6 +118,27 @@ def _shares(recorded: Column | None, replayed: Column) -> list[str]:
         for b in recorded["counted_launches"]:
             lines.append(f"  {_clock(b['from'])[11:]}  {_share(b)} ({b['total']} launches)")
     return lines
+
+
+def _balance(recorded: Column | None, replayed: Column) -> list[str]:
+    """How the balancer placed the synthetic launches: how closely each repository kept
+    one member, and the highest load against a member's weighted share in a window."""
+
+    def affinity(col: Column | None) -> str:
+        value = col["launches"].get("affinity") if col else None
+        return "-" if value is None else f"{value:.2f}"
+
+    def peak(col: Column | None) -> str:
+        launches = col["launches"] if col else {}
+        ratio = launches.get("peak_load_ratio")
+        return "-" if ratio is None else f"{ratio:.2f} ({launches['peak_load_member']})"
+
+    window = replayed["launches"]["peak_load_window_seconds"]
+    return [
+        f"{'balancing (synthetic launches)':36}{'happened':>16}{'would have':>16}",
+        f"{'repository on its usual member':36}{affinity(recorded):>16}{affinity(replayed):>16}",
+        f"{f'peak load / weighted share ({window:g}s)':36}{peak(recorded):>16}{peak(replayed):>16}",
+    ]
 
 
 def _firings(col: Column | None) -> list[str]:

@@ -50,6 +50,14 @@ def _launches(outcomes: Mapping[str, Any] | None) -> str:
     return f"{failed}/{launched} failed in {outcomes['window_seconds']:.0f}s"
 
 
+def _recent(recent: Mapping[str, Any]) -> str:
+    """Its share of a router's launches in the window (``bounded``), and its bound."""
+    share = "-" if recent["share"] is None else f"{recent['share']:.0%}"
+    bound = f" <= {recent['bound']}" if recent["bound"] is not None else ""
+    passed = f", passed over {recent['passed_over']}" if recent["passed_over"] else ""
+    return f"{share} ({recent['launches']}{bound}{passed})"
+
+
 def _outcome_notes(name: str, m: Mapping[str, Any]) -> list[str]:
     """When an ejection for failing launches ends, and why the metrics could not be read."""
     outcomes = m["outcomes"] or {}
@@ -82,20 +90,25 @@ def render_status_document(doc: Mapping[str, Any]) -> str:
     )
     lines.append("")
     rows = [["MEMBER", "STATE", "WEIGHT", "PODS", "LAUNCHES", "RECORD", "VERSIONS", "REASONS"]]
+    # a router's document under ``bounded``: each member's part of its recent launches
+    recent = any(m.get("recent_launches") for m in doc["members"].values())
+    if recent:
+        rows[0].insert(5, "RECENT")
     for name, m in doc["members"].items():
         quota = m["quota"] if m["quota"] is not None else "-"
-        rows.append(
-            [
-                name + (" (prime)" if m["prime"] else ""),
-                m["state"],
-                f"{m['weight']:g}",
-                f"{m['total_pods']}/{quota}" if m["total_pods"] is not None else "-",
-                _launches(m["outcomes"]),
-                _age(m["record_age_seconds"]),
-                _member_versions(m, ref["versions"]),
-                "; ".join(m["reasons"]) or "-",
-            ]
-        )
+        row = [
+            name + (" (prime)" if m["prime"] else ""),
+            m["state"],
+            f"{m['weight']:g}",
+            f"{m['total_pods']}/{quota}" if m["total_pods"] is not None else "-",
+            _launches(m["outcomes"]),
+            _age(m["record_age_seconds"]),
+            _member_versions(m, ref["versions"]),
+            "; ".join(m["reasons"]) or "-",
+        ]
+        if recent:
+            row.insert(5, _recent(m["recent_launches"]) if m.get("recent_launches") else "-")
+        rows.append(row)
     lines.extend(_table(rows))
     for name, m in doc["members"].items():
         for endpoint in ("health", "versions"):

@@ -117,8 +117,9 @@ def _status_doc(router: Router) -> tuple[int, dict[str, Any]]:
         return 503, {"error": body["reason"], "router": body}
     health_body = holder.health()[1]
     counts = router.redirect.counts
+    recent = router.redirect.load.recent(view) if view.config.load_balancer == "bounded" else None
     return 200, status_document(
-        view, health_body, counts, now=holder.clock(), records=holder.snapshot
+        view, health_body, counts, now=holder.clock(), records=holder.snapshot, recent=recent
     )
 
 
@@ -157,12 +158,14 @@ async def history(
 
 
 async def why(path: str, request: Request) -> JSONResponse:
-    """Explain where a launch of ``path`` goes now: candidates, reasons, scores, pick."""
-    holder = _router(request).holder
-    view = holder.view
+    """Explain where a launch of ``path`` goes now: candidates, reasons, scores, pick (with
+    ``bounded``, judged against this router's recent launches)."""
+    router = _router(request)
+    view = router.holder.view
     if view is None:
-        return JSONResponse({"error": holder.health()[1]["reason"]}, status_code=503)
-    return JSONResponse(explain(view, path, request.cookies.get("host")))
+        return JSONResponse({"error": router.holder.health()[1]["reason"]}, status_code=503)
+    launches = router.redirect.load.current() if view.config.load_balancer == "bounded" else None
+    return JSONResponse(explain(view, path, request.cookies.get("host"), launches=launches))
 
 
 async def metrics(request: Request) -> Response:
@@ -263,7 +266,7 @@ def create_app(
         redirect_slashes=False,
     )
     api.router.routes.extend(ROUTES)  # after /openapi.json: the catch-all comes last
-    redirect = RedirectApp(holder, api)
+    redirect = RedirectApp(holder, api, clock)
     api.state.router = Router(
         holder=holder,
         redirect=redirect,

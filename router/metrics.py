@@ -1,7 +1,9 @@
 """The router's Prometheus metrics: HTTP metrics for the FastAPI endpoints, plus redirects.
 
 Redirects are counted on the hot path by an integer increment on their route
-(:mod:`router.routes`) and turned into ``fedredirect_redirects_total`` only at scrape time.
+(:mod:`router.routes`) and turned into ``fedredirect_redirects_total`` only at scrape time;
+so are the launches a member was passed over for by its bound (``load_balancer: bounded``),
+``fedredirect_router_launches_passed_over_total``.
 
 With several worker processes (``fedredirect router --workers N``) prometheus-client's
 multiprocess mode is on (``PROMETHEUS_MULTIPROC_DIR``): each worker copies its redirect
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -56,6 +58,7 @@ class RouterCollector(Collector):
             for (member, reason), count in sorted(self.redirect.counts.items()):
                 redirects.add_metric([member, reason], count)
             yield redirects
+            yield _passed_over(self.redirect.load.passed_over)
             yield _evaluations(self.holder.evaluations)
         age = GaugeMetricFamily(
             "fedredirect_router_view_age_seconds",
@@ -95,6 +98,19 @@ class RouterCollector(Collector):
 
 
 _EVALUATIONS_HELP = "evaluations of the federation's view by this router, each on a change"
+_PASSED_OVER_HELP = (
+    "launches a member was passed over for, past its bound of this router's recent launches "
+    "(load_balancer: bounded)"
+)
+
+
+def _passed_over(counts: Mapping[str, int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(
+        "fedredirect_router_launches_passed_over", _PASSED_OVER_HELP, labels=["member"]
+    )
+    for member, count in sorted(counts.items()):
+        family.add_metric([member], count)
+    return family
 
 
 def _evaluations(count: int) -> CounterMetricFamily:
@@ -104,8 +120,8 @@ def _evaluations(count: int) -> CounterMetricFamily:
 
 
 class SharedRedirectCounts:
-    """Copies one worker's redirect and evaluation counts into its prometheus-client
-    multiprocess file."""
+    """Copies one worker's redirect, evaluation and passed-over counts into its
+    prometheus-client multiprocess file."""
 
     def __init__(self, redirect: RedirectApp, holder: SnapshotHolder) -> None:
         self.redirect = redirect
@@ -119,8 +135,12 @@ class SharedRedirectCounts:
         self.evaluations = PromCounter(
             "fedredirect_router_evaluations", _EVALUATIONS_HELP, registry=None
         )
+        self.passed_over = PromCounter(
+            "fedredirect_router_launches_passed_over", _PASSED_OVER_HELP, ["member"], registry=None
+        )
         self.shared: dict[tuple[str, str], int] = {}  # what the file holds already
         self.shared_evaluations = 0
+        self.shared_passed_over: dict[str, int] = {}
 
     def share(self) -> None:
         """Add what was counted since the last call to the file (never twice, never lost)."""
@@ -133,6 +153,11 @@ class SharedRedirectCounts:
         if evaluations > self.shared_evaluations:
             self.evaluations.inc(evaluations - self.shared_evaluations)
             self.shared_evaluations = evaluations
+        for member, count in list(self.redirect.load.passed_over.items()):
+            delta = count - self.shared_passed_over.get(member, 0)
+            if delta > 0:
+                self.passed_over.labels(member).inc(delta)
+                self.shared_passed_over[member] = count
 
     async def run(self, interval: float = SHARE_INTERVAL) -> None:
         """Forever: share every ``interval`` seconds (and once more when cancelled)."""

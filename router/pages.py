@@ -28,7 +28,7 @@ overflow-wrap:anywhere}
 th{background:#eee}td.num{text-align:right}
 col.c-member{width:13%}col.c-state{width:9%}col.c-reasons{width:16%}col.c-versions{width:16%}
 col.c-pods{width:7%}col.c-launches{width:8%}col.c-age{width:6%}col.c-weight{width:7%}
-col.c-share{width:6%}
+col.c-share{width:6%}col.c-recent{width:8%}
 .versions .key{color:#555;font-size:.9em}.versions div{margin:.1em 0}
 .state{padding:.1em .4em;border-radius:3px;font-weight:600;display:inline-block}
 .state-eligible{background:#c8e6c9}.state-full{background:#ffe0b2}
@@ -184,6 +184,25 @@ def _launches_cell(m: Mapping[str, Any]) -> str:
     )
 
 
+def _recent_cell(m: Mapping[str, Any]) -> str:
+    """Its share of this router's launches in the window (``bounded``), against its
+    weighted share and bound, and how many launches it was passed over for."""
+    recent = m["recent_launches"]
+    share = recent["share"]
+    lines = [f"{share:.0%} ({recent['launches']})" if share is not None else "- (0)"]
+    if recent["bound"] is not None:
+        lines.append(
+            f'<span class="muted">bound {recent["bound"]}, '
+            f"weighted share {recent['weighted_share']:.0%}</span>"
+        )
+    if recent["passed_over"]:
+        lines.append(f'<span class="muted">passed over {recent["passed_over"]}</span>')
+    return (
+        f'<td class="num recent" data-launches="{recent["launches"]}" '
+        f'data-passed-over="{recent["passed_over"]}">{"<br>".join(lines)}</td>'
+    )
+
+
 def _member_row(
     name: str, m: Mapping[str, Any], doc: Mapping[str, Any], counts: dict[str, int], total: int
 ) -> str:
@@ -213,6 +232,8 @@ def _member_row(
         f'<td class="num">{_e(_num(m["weight"]))} → {_e(_num(m["effective_weight"]))}</td>',
         f'<td class="num">{_e(share)}</td>',
     ]
+    if m.get("recent_launches") is not None:
+        cells.append(_recent_cell(m))
     return f'<tr id="member-{_e(name)}" data-state="{_e(m["state"])}">' + "".join(cells) + "</tr>"
 
 
@@ -222,10 +243,15 @@ def _members_table(doc: Mapping[str, Any]) -> str:
     head += ["pods / quota", "failed launches", "record age", "health age", "versions age"]
     head.append("weight → effective")
     head.append(f"traffic share ({total} launches)")
+    cols = ["member", "state", "reasons", "versions", "pods", "launches", "age", "age", "age"]
+    cols += ["weight", "share"]
+    recent = [m["recent_launches"] for m in doc["members"].values() if m.get("recent_launches")]
+    if recent:  # balanced by ``bounded``: this router's launches in its window
+        head.append(f"recent share (last {recent[0]['window_seconds']:g}s)")
+        cols.append("recent")
     rows = "\n".join(_member_row(name, m, doc, counts, total) for name, m in doc["members"].items())
     header = "".join(f"<th>{_e(h)}</th>" for h in head)
-    cols = ["member", "state", "reasons", "versions", "pods", "launches", "age", "age", "age"]
-    colgroup = "".join(f'<col class="c-{c}">' for c in [*cols, "weight", "share"])
+    colgroup = "".join(f'<col class="c-{c}">' for c in cols)
     return (
         f"<table><colgroup>{colgroup}</colgroup><thead><tr>{header}</tr></thead>\n"
         f"<tbody>\n{rows}\n</tbody></table>"

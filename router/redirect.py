@@ -1,14 +1,17 @@
 """The hot path: ``GET|HEAD /build/...`` answered with a 307 to a member, as plain ASGI.
 
 It does only what a redirect needs: take the routing table of the current view
-(:mod:`router.routes`, where the balancer's decision is kept per generation), ask it for
-the answer (:meth:`router.routes.RoutingTable.answer`, a function of the table and the
-request alone) and send it. A CORS preflight of a launch (``OPTIONS /build/...``) gets 200, as
-BinderHub's build API answers it; everything else goes to the FastAPI app.
+(:mod:`router.routes`, where the balancer's decision is kept per generation, and with
+``bounded`` this process's recent launches across generations), ask it for the answer
+(:meth:`router.routes.RoutingTable.answer`, a function of the table, the request and, with
+``bounded``, those launches) and send it. A CORS preflight of a launch (``OPTIONS
+/build/...``) gets 200, as BinderHub's build API answers it; everything else goes to the
+FastAPI app.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +22,7 @@ from router.routes import (
     BAD_PATH,
     BAD_REQUEST,
     Answer,
+    LoadBound,
     RoutingTable,
     fixed_answer,
     no_view_answer,
@@ -86,11 +90,19 @@ async def _send(send: Any, answer: Answer, head: bool) -> None:
 class RedirectApp:
     """ASGI app: /build/ launches here, everything else to ``fallthrough`` (FastAPI)."""
 
-    def __init__(self, holder: SnapshotHolder, fallthrough: ASGIApp) -> None:
+    def __init__(
+        self,
+        holder: SnapshotHolder,
+        fallthrough: ASGIApp,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.holder = holder
         self.fallthrough = fallthrough
         self.table: RoutingTable | None = None  # of the view last served
         self._retired: Counter[tuple[str, str]] = Counter()  # counts of replaced tables
+        #: this process's recent launches (``bounded``, timed by ``clock``), outliving
+        #: every table: a new view does not reset them
+        self.load = LoadBound(clock)
 
     @property
     def counts(self) -> Counter[tuple[str, str]]:
@@ -107,7 +119,7 @@ class RedirectApp:
         if view is None:
             return None
         if table is None:
-            table = self.table = RoutingTable(view)
+            table = self.table = RoutingTable(view, load=self.load)
         elif table.view is not view:
             table = table.for_view(view)
             if table is not self.table:  # a new generation: keep what the old one counted

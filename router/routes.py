@@ -3,9 +3,11 @@
 A table is built from a :class:`~shared.evaluate.View` when what decides a launch changes
 (targets, load balancer, fallback or outage, cookie age), not whenever the view does. It
 holds each target as header bytes, the sticky-cookie check as a dict lookup, and a bounded
-cache of the balancer's decision (rendezvous only) by launch path and by key. The
-decisions themselves are the core's pure functions (:func:`shared.evaluate.balance`,
-:func:`shared.evaluate.sticky_decision`); this module only remembers them.
+cache by launch path and by key of the balancer's decision (``rendezvous``) or of the
+repository's order (``bounded``: each launch walks it against this router's recent
+launches, :class:`LoadBound`, which outlives the table). The decisions themselves are the
+core's pure functions (:func:`shared.evaluate.balance`, :func:`shared.evaluate.sticky_decision`,
+:func:`shared.bounded.first_within_bound`); this module only remembers them.
 :meth:`RoutingTable.answer` is the whole answer to one launch request, as status, headers
 and body; every answer but a redirect is precomputed.
 
@@ -19,11 +21,22 @@ from __future__ import annotations
 
 import random
 import re
+import time
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 from shared.balance import cache_key, repo_path
-from shared.evaluate import Decision, View, balance, sticky_decision
+from shared.bounded import (
+    Candidate,
+    LaunchWindow,
+    RecentLaunches,
+    first_within_bound,
+    member_loads,
+    rendezvous_order,
+    with_limits,
+)
+from shared.evaluate import Decision, View, balance, balancer_reason, sticky_decision
 
 Headers = list[tuple[bytes, bytes]]
 #: A launch's answer: status, headers, body (a HEAD gets the headers only).
@@ -106,6 +119,9 @@ def no_view_answer(scope: dict[str, Any]) -> Answer:
 #: entry: a million distinct launches cost one rendezvous each and never more memory
 #: than this many entries (about 2.5 MB).
 MAX_PATHS = 8192
+#: The members of a repository's order a table keeps (``bounded``): a launch rarely walks
+#: past the first, and one that walks past these has the rest of its order computed.
+ORDER_KEPT = 4
 _UNSAFE_COOKIE_PATH = frozenset(b';,"\\')
 
 
@@ -115,13 +131,56 @@ class Route:
     ``count`` is this generation's redirects by this route: an attribute increment is the
     cheapest counter there is; :meth:`RoutingTable.counts` reads them."""
 
-    __slots__ = ("cookie_head", "count", "counted", "url")
+    __slots__ = ("cookie_head", "count", "counted", "member", "url")
 
     def __init__(self, url: bytes, counted: tuple[str, str]) -> None:
         self.url = url  # the member URL: the Location is this + the request's path and query
         self.cookie_head = b"host=" + url + b"; Path="  # the cookie path and tail follow
         self.counted = counted  # (member, reason): the labels of the redirect counters
+        self.member = counted[0]
         self.count = 0
+
+
+class Order:
+    """A repository's order (``bounded``): its first :data:`ORDER_KEPT` members, each with
+    its limit and its route, and the cache key to compute the rest from."""
+
+    __slots__ = ("candidates", "key", "routes")
+
+    def __init__(self, key: str, candidates: tuple[Candidate, ...], routes: tuple[Route, ...]):
+        self.key = key
+        self.candidates = candidates
+        self.routes = routes
+
+
+class LoadBound:
+    """This router process's part of ``load_balancer: bounded``: its recent launches (a
+    :class:`shared.bounded.LaunchWindow` fed ``clock``) and the launches each member was
+    passed over for by its bound. Every routing table shares the one its router holds, so
+    a new view does not reset what the window counts."""
+
+    def __init__(self, clock: Callable[[], float], seconds: float = 60.0) -> None:
+        self.clock = clock
+        self.window = LaunchWindow(seconds)
+        self.passed_over: defaultdict[str, int] = defaultdict(int)
+
+    def count(self, member: str) -> None:
+        """One launch to ``member`` now (a cookie's: honoured, and counted all the same)."""
+        window, now = self.window, self.clock()
+        if now >= window.due:
+            window.advance(now)
+        window.add(member)
+
+    def recent(self, view: View) -> RecentLaunches:
+        """Each member's part of the window now, under ``view``'s targets and factor."""
+        window = self.current()
+        loads = member_loads(view.targets, view.config.bounded_load.factor, window)
+        return RecentLaunches(window.seconds, window.total, loads, dict(self.passed_over))
+
+    def current(self) -> LaunchWindow:
+        """The window, moved to now: what a launch now would be judged against."""
+        self.window.advance(self.clock())
+        return self.window
 
 
 def routing_identity(view: View) -> tuple[Any, ...]:
@@ -130,6 +189,7 @@ def routing_identity(view: View) -> tuple[Any, ...]:
     return (
         view.targets,
         view.config.load_balancer,
+        view.config.bounded_load,
         view.fallback_active,
         view.outage_active,
         view.config.cookie_max_age_seconds,
@@ -151,12 +211,21 @@ class RoutingTable:
         view: View,
         max_paths: int = MAX_PATHS,
         draw: Callable[[], float] = random.random,
+        load: LoadBound | None = None,
     ) -> None:
         self.view = view
         self.draw = draw  # the uniform draw of the ``random`` balancer
         self.identity = routing_identity(view)
         self.max_paths = max_paths
         self.cached = view.config.load_balancer == "rendezvous"  # random stays random
+        #: this router's recent launches (``bounded``; kept for the next table either way)
+        self.load = LoadBound(time.monotonic) if load is None else load
+        self.bounded: LoadBound | None = None
+        if view.config.load_balancer == "bounded":
+            self.bounded = self.load
+            if self.load.window.seconds != view.config.bounded_load.window:
+                self.load.window.resize(view.config.bounded_load.window)
+            self._candidates: dict[str, Candidate] = {}  # member -> its limit, once a table
         tail = f"; Max-Age={view.config.cookie_max_age_seconds}; HttpOnly; SameSite=Lax"
         self.cookie_tail = tail.encode("ascii")
         self.cookie_tail_secure = self.cookie_tail + b"; Secure"
@@ -168,10 +237,11 @@ class RoutingTable:
             decision = sticky_decision(view, target.url)
             if decision is not None:
                 self.sticky[target.url.encode("ascii")] = self.route(decision)
-        #: launch path (raw bytes) -> (cookie path, the balancer's route or None); only
-        #: valid launch paths enter, so a hit needs no more checks of the path.
-        self.paths: dict[bytes, tuple[bytes, Route | None]] = {}
-        self.keys: dict[str, Route | None] = {}  # cache key -> the balancer's route
+        #: launch path (raw bytes) -> (cookie path, the balancer's route, the repository's
+        #: Order with ``bounded``, or None); only valid launch paths enter, so a hit needs
+        #: no more checks of the path.
+        self.paths: dict[bytes, tuple[bytes, Any]] = {}
+        self.keys: dict[str, Any] = {}  # cache key -> the balancer's route, or Order
 
     def for_view(self, view: View) -> RoutingTable:
         """The table for ``view``: this one (cache kept) while the identity is the same."""
@@ -180,7 +250,7 @@ class RoutingTable:
         if routing_identity(view) == self.identity:
             self.view = view
             return self
-        return RoutingTable(view, self.max_paths, self.draw)
+        return RoutingTable(view, self.max_paths, self.draw, self.load)
 
     def route(self, decision: Decision) -> Route:
         """The route of a decision with a member (one object per member and reason)."""
@@ -196,10 +266,11 @@ class RoutingTable:
         """Redirects answered from this table, by (member, reason)."""
         return {key: route.count for key, route in self._routes.items() if route.count}
 
-    def entry(self, path: bytes) -> tuple[bytes, Route | None]:
+    def entry(self, path: bytes) -> tuple[bytes, Any]:
         """(cookie path, balancer's route) of a valid launch path, from the cache if there.
 
         With ``rendezvous`` the route is computed once per cache key and generation; with
+        ``bounded`` the repository's :class:`Order` is, and each launch walks it; with
         ``random`` it is None (:meth:`answer` decides each launch anew)."""
         found = self.paths.get(path)
         if found is not None:
@@ -208,15 +279,53 @@ class RoutingTable:
             self.paths.clear()
             self.keys.clear()
         text = path.decode("ascii")
-        balanced: Route | None = None
-        if self.cached:
+        balanced: Any = None
+        if self.cached or self.bounded is not None:
             key = cache_key(text)
             if key in self.keys:
                 balanced = self.keys[key]
-            else:
+            elif self.cached:
                 balanced = self.keys[key] = self.decide(text, 0.0)
+            else:
+                balanced = self.keys[key] = self.order(key)
         found = self.paths[path] = (cookie_path(path), balanced)
         return found
+
+    def order(self, key: str, kept: int = ORDER_KEPT) -> Order | None:
+        """The first ``kept`` members of cache key ``key``'s order, with their limits and
+        routes (None: nobody can take it)."""
+        targets = rendezvous_order(key, self.view.targets)[:kept]
+        if not targets:
+            return None
+        known = self._candidates
+        if len(known) < len(self.view.targets):  # each member's limit, once a table
+            factor = self.view.config.bounded_load.factor
+            known.update((c.member, c) for c in with_limits(self.view.targets, factor))
+        reason = balancer_reason(self.view)
+        routes = tuple(self.route(Decision(t.name, t.url, reason)) for t in targets)
+        return Order(key, tuple(known[t.name] for t in targets), routes)
+
+    def bounded_route(self, order: Order | None) -> Route | None:
+        """The route of a launch by ``order`` (``bounded``): its first member below its
+        bound of this router's recent launches (:func:`shared.bounded.first_within_bound`),
+        the members before it counted as passed over, the launch counted in the window."""
+        if order is None:
+            return None
+        load = self.load
+        window, now = load.window, load.clock()
+        if now >= window.due:
+            window.advance(now)
+        chosen = first_within_bound(order.candidates, window.counts, window.total)
+        if chosen is None:  # past the members kept: the whole order (or, in none, its first)
+            order = self.order(order.key, len(self.view.targets))
+            assert order is not None
+            chosen = first_within_bound(order.candidates, window.counts, window.total) or 0
+        if chosen:
+            for member, _limit in order.candidates[:chosen]:
+                load.passed_over[member] += 1
+        route = order.routes[chosen]
+        window.add(route.member)
+        return route
 
     def decide(self, path: str, u: float) -> Route | None:
         """The balancer's route for ``path`` (uncached), None when nobody can take it."""
@@ -256,9 +365,16 @@ class RoutingTable:
             entry = self.entry(path)
         route = None if cookie is None else self.sticky.get(cookie)
         if route is None:
-            route = entry[1] if self.cached else self.decide(path.decode(), self.draw())
+            if self.cached:
+                route = entry[1]
+            elif self.bounded is not None:
+                route = self.bounded_route(entry[1])
+            else:
+                route = self.decide(path.decode(), self.draw())
             if route is None:
                 return NOBODY
+        elif self.bounded is not None:
+            self.bounded.count(route.member)
         route.count += 1
         tail = self.cookie_tail_secure if https else self.cookie_tail
         # No Cache-Control: a 307 without explicit freshness is never stored (RFC 9111

@@ -15,6 +15,7 @@ from fractions import Fraction
 from typing import Literal, NamedTuple, get_args
 
 from shared.balance import Target, cache_key, rendezvous_pick, weighted_random_pick
+from shared.bounded import Launches, bounded_pick
 from shared.config import Compatibility, FallbackPolicy, FederationConfig, MemberConfig
 from shared.records import CheckerHeartbeat, Drain, LaunchOutcomes, MemberObservation
 from shared.reference import (
@@ -235,9 +236,16 @@ class View:
         eligible = sorted(self.eligible, key=lambda m: (-m.weight, m.name))
         return eligible[0] if eligible else None
 
-    def pick(self, path: str, sticky_url: str | None = None, u: float = 0.0) -> Decision:
-        """Choose the member for a request path; ``u`` is a uniform draw for ``random``."""
-        return pick(self, path, sticky_url, u)
+    def pick(
+        self,
+        path: str,
+        sticky_url: str | None = None,
+        u: float = 0.0,
+        launches: Launches | None = None,
+    ) -> Decision:
+        """Choose the member for a request path; ``u`` is a uniform draw for ``random``,
+        ``launches`` the router's recent launches for ``bounded``."""
+        return pick(self, path, sticky_url, u, launches)
 
 
 def _member_view(
@@ -462,9 +470,11 @@ def fallback_targets(policy: FallbackPolicy, members: tuple[MemberView, ...]) ->
     return ()
 
 
-def pick(view: View, path: str, sticky_url: str | None, u: float) -> Decision:
+def pick(
+    view: View, path: str, sticky_url: str | None, u: float, launches: Launches | None = None
+) -> Decision:
     """The balancing decision for one request: cookie, else balancer, else fallback."""
-    return sticky_decision(view, sticky_url) or balance(view, path, u)
+    return sticky_decision(view, sticky_url) or balance(view, path, u, launches)
 
 
 def sticky_decision(view: View, sticky_url: str | None) -> Decision | None:
@@ -476,19 +486,29 @@ def sticky_decision(view: View, sticky_url: str | None) -> Decision | None:
     return None if target is None else Decision(target.name, target.url, "cookie")
 
 
-def balance(view: View, path: str, u: float) -> Decision:
+def balance(view: View, path: str, u: float, launches: Launches | None = None) -> Decision:
     """The balancer's decision for a request path, ignoring any cookie. With ``rendezvous``
     it depends on the path (its cache key) and the targets only, so a caller may keep it
-    for as long as the targets stay the same; with ``random`` it depends on ``u``."""
-    if view.config.load_balancer == "random":
+    for as long as the targets stay the same; with ``random`` it depends on ``u``; with
+    ``bounded`` on the router's recent ``launches`` too (none: the rendezvous pick)."""
+    policy = view.config.load_balancer
+    if policy == "random":
         chosen = weighted_random_pick(u, view.targets)
+    elif policy == "bounded":
+        factor = view.config.bounded_load.factor
+        chosen = bounded_pick(cache_key(path), view.targets, factor, launches)
     else:
         chosen = rendezvous_pick(cache_key(path), view.targets)
     if chosen is None:
         return Decision(None, None, None)
-    reason: DecisionReason = "balancer"
+    return Decision(chosen.name, chosen.url, balancer_reason(view))
+
+
+def balancer_reason(view: View) -> DecisionReason:
+    """Why the balancer's member was chosen: the balancer, or the fallback or outage set
+    it was chosen from."""
     if view.fallback_active:
-        reason = "fallback"
-    elif view.outage_active:
-        reason = "outage"
-    return Decision(chosen.name, chosen.url, reason)
+        return "fallback"
+    if view.outage_active:
+        return "outage"
+    return "balancer"

@@ -1,19 +1,28 @@
-"""Explaining one routing decision: every candidate, why it is in or out, scores, the pick."""
+"""Explaining one routing decision: every candidate, why it is in or out, scores, the pick;
+with ``bounded``, the repository's order walked against the router's recent launches."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from shared.balance import Target, cache_key, rendezvous_score
+from shared.bounded import Launches, bound, first_within_bound, rendezvous_order, with_limits
 from shared.evaluate import View
 from shared.status import compatible_note, compatible_versions_json
 
 
-def explain(view: View, path: str, sticky_url: str | None = None, u: float = 0.0) -> dict[str, Any]:
-    """The decision ``view.pick(path, sticky_url, u)`` makes, with its reasons, as JSON."""
+def explain(
+    view: View,
+    path: str,
+    sticky_url: str | None = None,
+    u: float = 0.0,
+    launches: Launches | None = None,
+) -> dict[str, Any]:
+    """The decision ``view.pick(path, sticky_url, u, launches)`` makes, with its reasons,
+    as JSON; ``launches``: the router's recent launches (``bounded``)."""
     key = cache_key(path)
     targets = {t.name: t for t in view.targets}
-    rendezvous = view.config.load_balancer == "rendezvous"
+    rendezvous = view.config.load_balancer in ("rendezvous", "bounded")
     candidates: list[dict[str, Any]] = []
     for m in view.members:
         target = targets.get(m.name)
@@ -44,7 +53,7 @@ def explain(view: View, path: str, sticky_url: str | None = None, u: float = 0.0
             }
         )
     candidates.sort(key=lambda c: (not c["in"], -(c["score"] or 0.0), c["member"]))
-    decision = view.pick(path, sticky_url, u)
+    decision = view.pick(path, sticky_url, u, launches)
     sticky = None
     if sticky_url is not None:
         sticky = {"cookie": sticky_url, "honoured": decision.reason == "cookie"}
@@ -63,5 +72,32 @@ def explain(view: View, path: str, sticky_url: str | None = None, u: float = 0.0
         },
         "sticky": sticky,
         "candidates": candidates,
+        "bounded": bounded_json(view, key, launches, decision.reason != "cookie")
+        if view.config.load_balancer == "bounded"
+        else None,
         "pick": {"member": decision.member, "url": decision.url, "reason": decision.reason},
+    }
+
+
+def bounded_json(view: View, key: str, launches: Launches | None, balanced: bool) -> dict[str, Any]:
+    """The repository's order (``bounded``), each member's launches in the router's window
+    against its bound, and which the launch passes over (``balanced``: the balancer
+    decides, not a cookie): every member before the first below its bound."""
+    factor = view.config.bounded_load.factor
+    order = with_limits(rendezvous_order(key, view.targets), factor)
+    counts, total = (launches.counts, launches.total) if launches else ({}, 0)
+    chosen = first_within_bound(order, counts, total) if balanced else None
+    return {
+        "factor": factor,
+        "window_seconds": view.config.bounded_load.window,
+        "launches": total,
+        "order": [
+            {
+                "member": member,
+                "launches": counts.get(member, 0),
+                "bound": bound(limit, total),
+                "passed_over": chosen is not None and i < chosen,
+            }
+            for i, (member, limit) in enumerate(order)
+        ],
     }

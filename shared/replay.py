@@ -6,9 +6,12 @@ observations with :func:`shared.evaluate.evaluate`, the function the routers ser
 at every observation and drain and at least every minute, with the heartbeat as of that
 step. Both timelines are summarised the same way: time each member spent eligible,
 minutes with nobody eligible or the fallback active, the share of a synthetic uniform
-launch stream each member received (picked with :meth:`View.pick`, as a router picks),
-and which alerts of ``deploy/prometheus/alerts.yml`` would have fired and when (their
-``for:`` read from that file by the caller).
+launch stream each member received (picked with :meth:`View.pick`, as a router picks:
+under ``bounded`` against a :class:`shared.bounded.LaunchWindow` of the stream, as one
+router's), how closely each repository kept one member and the highest load against a
+member's weighted share (:func:`affinity`, :func:`peak_load_ratio`), and which alerts of
+``deploy/prometheus/alerts.yml`` would have fired and when (their ``for:`` read from that
+file by the caller).
 
 History keeps a member's record at most once per ``history.observation_interval``; in
 between, replay takes the record as the checker kept seeing it (its freshness times
@@ -24,11 +27,13 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.balance import Target
+from shared.bounded import LaunchWindow
 from shared.config import FederationConfig, config_from_json
 from shared.evaluate import STATES, MemberView, View, evaluate, fallback_targets
 from shared.records import CheckerHeartbeat, Drain, LaunchOutcomes, MemberObservation
@@ -263,31 +268,110 @@ def _durations(timeline: Timeline) -> list[tuple[Frame, float]]:
     return [(f, max(0.0, end - f.at)) for f, end in zip(frames, ends, strict=True)]
 
 
-def launches(
+class Launch(NamedTuple):
+    """One synthetic launch: when, of which repository, where it went (None: a 503), and
+    the weighted share of each member it could have gone to (the targets then)."""
+
+    at: float
+    repo: int
+    member: str | None
+    shares: Mapping[str, float]
+
+
+def launch_stream(
     timeline: Timeline, per_minute: float = 60.0, repositories: int = 1000, seed: int = 0
-) -> list[tuple[float, str | None]]:
+) -> list[Launch]:
     """A uniform synthetic launch stream over the timeline (``per_minute`` launches of
     ``repositories`` distinct repositories in turn), each picked by the view in force, as
-    a router picks: ``(time, member)``; member None when nobody could take it (503)."""
+    a router picks; under ``bounded``, against the stream's own launches in the window."""
     rng = random.Random(seed)
     gap = 60.0 / per_minute
     count = int((timeline.end - timeline.start) / gap)
+    config = timeline.config
     # rendezvous answers depend on the path and the targets only (shared.evaluate.balance)
-    cached = timeline.config.load_balancer == "rendezvous"
+    cached = config.load_balancer == "rendezvous"
+    window = LaunchWindow(config.bounded_load.window) if config.load_balancer == "bounded" else None
     memo: dict[tuple[tuple[Target, ...], int], str | None] = {}
-    picked: list[tuple[float, str | None]] = []
+    shares: dict[tuple[Target, ...], Mapping[str, float]] = {}
+    picked: list[Launch] = []
     for j in range(count):
         t = timeline.start + j * gap
         view = timeline.frame_at(t).view
         repo = j % repositories
         u = rng.random()
+        if view.targets not in shares:
+            shares[view.targets] = weighted_shares(view.targets)
         if cached and (view.targets, repo) in memo:
-            picked.append((t, memo[view.targets, repo]))
+            picked.append(Launch(t, repo, memo[view.targets, repo], shares[view.targets]))
             continue
-        member = view.pick(f"/build/gh/replay/repo-{repo}/HEAD", None, u).member
+        if window is not None:
+            window.advance(t)
+        member = view.pick(f"/build/gh/replay/repo-{repo}/HEAD", None, u, window).member
+        if window is not None and member is not None:
+            window.add(member)
         memo[view.targets, repo] = member
-        picked.append((t, member))
+        picked.append(Launch(t, repo, member, shares[view.targets]))
     return picked
+
+
+def launches(
+    timeline: Timeline, per_minute: float = 60.0, repositories: int = 1000, seed: int = 0
+) -> list[tuple[float, str | None]]:
+    """:func:`launch_stream` as ``(time, member)``; member None when nobody could take it."""
+    return [(x.at, x.member) for x in launch_stream(timeline, per_minute, repositories, seed)]
+
+
+def weighted_shares(targets: Sequence[Target]) -> dict[str, float]:
+    """Each target's weight / the targets' weight: its share of launches with no hot spot."""
+    total = math.fsum(t.weight for t in targets if t.weight > 0)
+    return {t.name: t.weight / total for t in targets if t.weight > 0}
+
+
+def affinity(picks: Iterable[tuple[Hashable, str | None]]) -> float | None:
+    """The share of launches that went to their repository's most-used member: each
+    repository's launches to that member, summed, over all launches that went somewhere
+    (1.0: every repository kept one member; None: no launch)."""
+    by_repo: dict[Hashable, Counter[str]] = {}
+    for repo, member in picks:
+        if member is not None:
+            by_repo.setdefault(repo, Counter())[member] += 1
+    total = sum(sum(c.values()) for c in by_repo.values())
+    if not total:
+        return None
+    return sum(max(c.values()) for c in by_repo.values()) / total
+
+
+def peak_load_ratio(
+    stream: Sequence[tuple[float, str | None, Mapping[str, float]]], window: float
+) -> tuple[float, str | None] | None:
+    """The highest (a member's launches / its weighted share of all launches) over every
+    ``window`` seconds of ``stream`` (time-ordered ``(time, member, the weighted shares
+    then)``) within which the shares stayed the same: each window ending at a launch, once
+    the shares have held that long (so a member that has just become a target is not
+    judged by its first launch). With the member it is reached by; None when no window is
+    that long."""
+    counts: Counter[str] = Counter()
+    peak: tuple[float, str | None] | None = None
+    lo = since = 0  # the window's first launch; the first launch with the current shares
+    for i, (at, member, shares) in enumerate(stream):
+        if member is not None:
+            counts[member] += 1
+        if i and shares != stream[i - 1][2]:
+            since = i
+        while stream[lo][0] <= at - window:
+            gone = stream[lo][1]
+            if gone is not None:
+                counts[gone] -= 1
+            lo += 1
+        if at - window < stream[since][0]:
+            continue
+        n = i + 1 - lo
+        for name, count in counts.items():
+            share = shares.get(name, 0.0)
+            ratio = count / (share * n) if share > 0 else math.inf
+            if count and (peak is None or ratio > peak[0]):
+                peak = (ratio, name)
+    return peak
 
 
 def summarise(
@@ -315,7 +399,11 @@ def summarise(
             nobody += length
         fallback += length if frame.fallback else 0.0
         stale += length if frame.reference_stale else 0.0
-    picks = launches(timeline, per_minute)
+    stream = launch_stream(timeline, per_minute)
+    picks = [(x.at, x.member) for x in stream]
+    peak = peak_load_ratio(
+        [(x.at, x.member, x.shares) for x in stream], timeline.config.bounded_load.window
+    )
     order = {s: i for i, s in enumerate((*STATES, "unknown"))}
     return {
         "eligible_seconds": eligible,
@@ -332,6 +420,10 @@ def summarise(
             "per_minute": per_minute,
             "bucket_seconds": bucket,
             "buckets": _shares(timeline, picks, bucket),
+            "affinity": affinity((x.repo, x.member) for x in stream),
+            "peak_load_window_seconds": timeline.config.bounded_load.window,
+            "peak_load_ratio": None if peak is None else peak[0],
+            "peak_load_member": None if peak is None else peak[1],
         },
         "alerts": [f.to_json() for f in alerts(timeline, picks, alert_for or {})],
     }
@@ -382,6 +474,15 @@ def counted_launches(
     return buckets
 
 
+def balancer_json(config: FederationConfig) -> dict[str, Any]:
+    """The balancer a column's launches were picked with, and its bound (``bounded``)."""
+    bounded = config.load_balancer == "bounded"
+    return {
+        "load_balancer": config.load_balancer,
+        "bounded_load": config.bounded_load.model_dump() if bounded else None,
+    }
+
+
 def replay(
     events: Sequence[Mapping[str, Any]],
     config: FederationConfig | None = None,
@@ -416,6 +517,7 @@ def replay(
             "reference_policy": chosen.reference_policy,
             "fallback": chosen.fallback_policy,
             "pod_headroom": chosen.pod_headroom,
+            **balancer_json(chosen),
         },
         "replayed": summarise(replayed, per_minute, bucket, alert_for),
         "alerts_not_replayed": skipped,
@@ -426,6 +528,7 @@ def replay(
             "reference_policy": recorded.reference_policy,
             "fallback": recorded.fallback_policy,
             "pod_headroom": recorded.pod_headroom,
+            **balancer_json(recorded),
         }
         doc["recorded"] = summarise(history, per_minute, bucket, alert_for)
         if any(e["event"] == "launches" for e in events):

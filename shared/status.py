@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shared.bounded import RecentLaunches
 from shared.evaluate import MemberView, View, age
 from shared.records import CheckerHeartbeat, LaunchOutcomes, MemberObservation
 
@@ -35,12 +36,14 @@ def status_document(
     *,
     now: float | None = None,
     records: Records | None = None,
+    recent: RecentLaunches | None = None,
 ) -> dict[str, Any]:
     """The view as served at /status.json; ``router`` (its health) and ``redirects`` (its
-    launch counts by member and reason) only when a router serves it. Ages are measured at
-    ``now`` (default: when the view was evaluated) from the timestamps of ``records``
-    (default: the view's own)."""
-    doc = view_to_json(view, now, records)
+    launch counts by member and reason) only when a router serves it, ``recent`` (its
+    recent launches) when it balances with ``bounded``. Ages are measured at ``now``
+    (default: when the view was evaluated) from the timestamps of ``records`` (default:
+    the view's own)."""
+    doc = view_to_json(view, now, records, recent)
     if router is not None:
         doc["router"] = dict(router)
         doc["redirects"] = [
@@ -142,7 +145,10 @@ def reference_observed_at(view: View, records: Records | None) -> float | None:
 
 
 def view_to_json(
-    view: View, now: float | None = None, records: Records | None = None
+    view: View,
+    now: float | None = None,
+    records: Records | None = None,
+    recent: RecentLaunches | None = None,
 ) -> dict[str, Any]:
     """The view as served at /status.json and printed by ``fedredirect status``, its ages
     measured at ``now`` (see :func:`status_document`)."""
@@ -182,11 +188,30 @@ def view_to_json(
             "heartbeat_age_seconds": age(now, heartbeat.at if heartbeat else None),
         },
         "members": {
-            m.name: _member_json(
-                m, times[m.name], now, compatible_versions_json(view, m), outcomes[m.name]
-            )
+            m.name: {
+                **_member_json(
+                    m, times[m.name], now, compatible_versions_json(view, m), outcomes[m.name]
+                ),
+                "recent_launches": recent_launches_json(m.name, recent),
+            }
             for m in view.members
         },
+    }
+
+
+def recent_launches_json(member: str, recent: RecentLaunches | None) -> dict[str, Any] | None:
+    """A member's part of the router's recent launches (None: not balanced by ``bounded``,
+    or not a router's document)."""
+    if recent is None:
+        return None
+    load = recent.loads.get(member)
+    return {
+        "launches": load.launches if load else 0,
+        "share": load.share if load else (0.0 if recent.launches else None),
+        "weighted_share": load.weighted_share if load else None,
+        "bound": load.bound if load else None,
+        "passed_over": recent.passed_over.get(member, 0),
+        "window_seconds": recent.window,
     }
 
 

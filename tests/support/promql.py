@@ -40,6 +40,7 @@ COUNTERS = frozenset(
         "fedredirect_member_ejections_total",
         "fedredirect_redirects_total",
         "fedredirect_router_evaluations_total",
+        "fedredirect_router_launches_passed_over_total",
         "http_requests_total",  # prometheus-fastapi-instrumentator, router
     }
 )

@@ -9,7 +9,7 @@ from tests.support.builders import make_config, observe_all
 from tests.support.views import run
 
 
-@pytest.mark.parametrize("balancer", ["rendezvous", "random"])
+@pytest.mark.parametrize("balancer", ["rendezvous", "random", "bounded"])
 def test_why_describes_the_pick_made_with_the_default_draw(balancer: str) -> None:
     config = make_config(load_balancer=balancer)  # alpha 50, beta 50, gamma 30
     view = run(config, observe_all(config))

@@ -131,9 +131,12 @@ def test_a_new_generation_starts_an_empty_cache(monkeypatch: pytest.MonkeyPatch)
     fresh = table.for_view(beta_full)
     assert fresh is not table and not fresh.paths and not fresh.keys
     assert {fresh.entry(launch(i))[1].counted[0] for i in range(200)} == {"alpha", "gamma"}  # type: ignore[union-attr]
-    # what else makes a new generation: the balancer, fallback, outage, cookie age
+    # what else makes a new generation: the balancer (and its bound), fallback, outage,
+    # cookie age
     for other in (
         view_of(THREE, load_balancer="random"),
+        view_of(THREE, load_balancer="bounded"),
+        view_of(THREE, bounded_load={"factor": 2.0}),
         view_of(THREE, host_cookie_age_hours=1),
         view_of(THREE, full=tuple(THREE)),  # nobody eligible: the fallback
         view_of(THREE, now=NOW + 3600),  # the checker's heartbeat is old: the outage policy

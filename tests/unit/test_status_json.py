@@ -61,6 +61,7 @@ EXPECTED_MEMBERS: dict[str, dict[str, Any]] = {
         "versions_age_seconds": 12.0,
         "last_error": None,
         "outcomes": None,
+        "recent_launches": None,
     },
     "beta": {
         "url": "https://beta.example.org",
@@ -83,6 +84,7 @@ EXPECTED_MEMBERS: dict[str, dict[str, Any]] = {
         "versions_age_seconds": 20.0,
         "last_error": "versions: versions answered HTTP 502",
         "outcomes": None,
+        "recent_launches": None,
     },
     "gamma": {
         "url": "https://gamma.example.org",
@@ -108,6 +110,7 @@ EXPECTED_MEMBERS: dict[str, dict[str, Any]] = {
         "versions_age_seconds": 0.0,
         "last_error": None,
         "outcomes": None,
+        "recent_launches": None,
     },
     "delta": {
         "url": "https://delta.example.org",
@@ -133,6 +136,7 @@ EXPECTED_MEMBERS: dict[str, dict[str, Any]] = {
         "versions_age_seconds": None,
         "last_error": None,
         "outcomes": None,
+        "recent_launches": None,
     },
 }
 

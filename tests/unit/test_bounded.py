@@ -1,0 +1,351 @@
+"""Bounded-load rendezvous (shared/bounded.py): a repository's order, each member's bound,
+the first member below it, and the window of recent launches the bounds are taken over."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.balance import Target, rendezvous_pick, rendezvous_score
+from shared.bounded import (
+    STEPS,
+    Candidate,
+    LaunchWindow,
+    MemberLoad,
+    bound,
+    bounded_pick,
+    first_within_bound,
+    member_loads,
+    rendezvous_order,
+    with_limits,
+)
+
+
+def target(name: str, weight: float) -> Target:
+    return Target(name, f"https://{name}.example.org", weight)
+
+
+THREE = [target("alpha", 50), target("beta", 40), target("gamma", 30)]
+NAMES = ("alpha", "beta", "gamma", "delta", "eps", "zeta")
+targets_st = st.lists(
+    st.builds(target, st.sampled_from(NAMES), st.sampled_from([0, 0.5, 1, 3, 10, 50, 100])),
+    max_size=6,
+    unique_by=lambda t: t.name,
+)
+keys_st = st.text("abcdefgh/-_.019", max_size=20).map(lambda s: "/build/gh/" + s)
+
+
+class Window:
+    """Launches in a window, given by hand (``shared.bounded.Launches``)."""
+
+    def __init__(self, counts: dict[str, int], total: int | None = None) -> None:
+        self.counts = counts
+        self.total = sum(counts.values()) if total is None else total
+
+
+# --- the order ----------------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=keys_st, targets=targets_st)
+def test_the_order_starts_with_the_rendezvous_pick_and_holds_every_weighted_target(
+    key: str, targets: list[Target]
+) -> None:
+    order = rendezvous_order(key, targets)
+    assert (order[0] if order else None) == rendezvous_pick(key, targets)
+    assert sorted(t.name for t in order) == sorted(t.name for t in targets if t.weight > 0)
+    ranks = [(rendezvous_score(key, t), t.name) for t in order]
+    assert ranks == sorted(ranks, reverse=True)
+
+
+def test_the_order_is_by_score_and_leaves_out_weight_zero() -> None:
+    key = "/build/gh/org/repo"
+    order = rendezvous_order(key, [*THREE, target("zero", 0)])
+    scores = [rendezvous_score(key, t) for t in order]
+    assert scores == sorted(scores, reverse=True) and len(order) == 3
+    assert rendezvous_order(key, []) == ()
+    assert rendezvous_order(key, [target("zero", 0)]) == ()
+
+
+def test_equal_scores_go_to_the_greatest_name_first() -> None:
+    # an infinite weight scores inf wherever the hash is not 0: every member ties on score
+    huge = [target(name, math.inf) for name in ("b", "c", "a")]
+    order = rendezvous_order("/build/gh/org/repo", huge)
+    assert all(math.isinf(rendezvous_score("/build/gh/org/repo", t)) for t in huge)
+    assert [t.name for t in order] == ["c", "b", "a"]
+
+
+# --- the bound -------------------------------------------------------------------------------
+
+
+def test_limits_are_the_factor_times_the_weighted_share() -> None:
+    assert with_limits(THREE, 1.2) == (
+        Candidate("alpha", 1.2 * 50 / 120),
+        Candidate("beta", 1.2 * 40 / 120),
+        Candidate("gamma", 1.2 * 30 / 120),
+    )
+    assert with_limits([], 1.25) == ()
+    # the same limits in any order of the members (the sum is exact)
+    odd = [target("a", 0.1), target("b", 0.2), target("c", 0.3)]
+    assert dict(with_limits(odd, 1.5)) == dict(with_limits(odd[::-1], 1.5))
+
+
+@pytest.mark.parametrize(
+    ("limit", "launches", "expected"),
+    [
+        (0.5, 3, 2),  # 0.5 x 4
+        (0.5, 4, 3),  # 0.5 x 5 = 2.5, rounded up
+        (0.25, 0, 1),  # the first launch: every member may take one
+        (0.01, 0, 1),
+        (1.25, 9, 13),  # 12.5
+        (0.4, 9, 4),
+    ],
+)
+def test_a_bound_is_the_limit_times_the_launches_plus_one_rounded_up(
+    limit: float, launches: int, expected: int
+) -> None:
+    assert bound(limit, launches) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    limits=st.lists(st.floats(0.0, 2.0), min_size=1, max_size=5),
+    counts=st.lists(st.integers(0, 40), min_size=5, max_size=5),
+    total=st.integers(0, 120),
+)
+def test_the_first_within_bound_is_the_first_below_its_bound(
+    limits: list[float], counts: list[int], total: int
+) -> None:
+    order = [Candidate(NAMES[i], limit) for i, limit in enumerate(limits)]
+    launched = {NAMES[i]: n for i, n in enumerate(counts) if n}
+    below = [i for i, c in enumerate(order) if launched.get(c.member, 0) < bound(c.limit, total)]
+    assert first_within_bound(order, launched, total) == (below[0] if below else None)
+
+
+def test_a_member_at_its_bound_is_passed_over_and_one_below_is_chosen() -> None:
+    order = [Candidate("alpha", 0.5), Candidate("beta", 0.5), Candidate("gamma", 0.5)]
+    # 9 launches in the window: each bound is ceil(0.5 x 10) = 5
+    assert first_within_bound(order, {"alpha": 5, "beta": 4}, 9) == 1
+    assert first_within_bound(order, {"alpha": 4, "beta": 5}, 9) == 0
+    assert first_within_bound(order, {"alpha": 5, "beta": 5}, 10) == 0  # bound 6 with 10
+    assert first_within_bound(order, {"alpha": 5, "beta": 5, "gamma": 5}, 9) is None
+    assert first_within_bound(order, {}, 0) == 0
+    assert first_within_bound([], {}, 0) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=keys_st,
+    targets=targets_st,
+    factor=st.floats(1.01, 3.0),
+    counts=st.lists(st.integers(0, 30), min_size=6, max_size=6),
+    extra=st.integers(0, 30),
+)
+def test_some_member_is_always_below_its_bound(
+    key: str, targets: list[Target], factor: float, counts: list[int], extra: int
+) -> None:
+    """The bounds add up to factor x (n + 1) > n: whatever a window holds (launches of
+    members no longer targets among them), some target is below its bound."""
+    launched = dict(zip(NAMES, counts, strict=True))
+    window = Window(launched, sum(counts) + extra)
+    order = rendezvous_order(key, targets)
+    chosen = bounded_pick(key, targets, factor, window)
+    if not order:
+        assert chosen is None
+        return
+    found = first_within_bound(with_limits(order, factor), window.counts, window.total)
+    assert found is not None and chosen == order[found]
+
+
+def test_without_launches_the_pick_is_the_rendezvous_pick() -> None:
+    for i in range(50):
+        key = f"/build/gh/org/repo{i}"
+        assert bounded_pick(key, THREE, 1.25, None) == rendezvous_pick(key, THREE)
+        assert bounded_pick(key, THREE, 1.25, Window({})) == rendezvous_pick(key, THREE)
+    assert bounded_pick("/build/gh/org/repo", [], 1.25, None) is None
+    assert bounded_pick("/build/gh/org/repo", [target("zero", 0)], 1.25, Window({})) is None
+
+
+def test_a_member_past_its_bound_passes_the_launch_to_the_next_in_the_order() -> None:
+    key = "/build/gh/org/hot"
+    first, second, third = rendezvous_order(key, THREE)
+    limits = dict(with_limits(THREE, 1.25))
+    total = 100
+    at_bound = bound(limits[first.name], total)
+    assert bounded_pick(key, THREE, 1.25, Window({first.name: at_bound - 1}, total)) == first
+    assert bounded_pick(key, THREE, 1.25, Window({first.name: at_bound}, total)) == second
+    full = {first.name: at_bound, second.name: bound(limits[second.name], total)}
+    assert bounded_pick(key, THREE, 1.25, Window(full, total)) == third
+    # a window that counts more than its total (never one LaunchWindow keeps): the first
+    everyone = {t.name: 1000 for t in THREE}
+    assert bounded_pick(key, THREE, 1.25, Window(everyone, 10)) == first
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    hot=st.lists(st.integers(0, 3), min_size=1, max_size=300),
+    factor=st.sampled_from([1.1, 1.25, 2.0]),
+)
+def test_no_member_takes_more_than_its_bound_of_the_window(hot: list[int], factor: float) -> None:
+    """Launches of a few repositories (one of them very hot) through one window: after each
+    launch, the member it went to holds at most ceil(factor x share x launches)."""
+    window = LaunchWindow(60.0)
+    limits = dict(with_limits(THREE, factor))
+    for i, repo in enumerate(hot):
+        window.advance(float(i))
+        chosen = bounded_pick(f"/build/gh/org/repo{repo}", THREE, factor, window)
+        assert chosen is not None
+        window.add(chosen.name)
+        assert window.counts[chosen.name] <= math.ceil(limits[chosen.name] * window.total)
+
+
+# --- what pages show ----------------------------------------------------------------------------
+
+
+def test_member_loads_give_each_member_its_part_of_the_window() -> None:
+    window = Window({"alpha": 6, "beta": 2, "gone": 2})
+    loads = member_loads([*THREE, target("zero", 0)], 1.25, window)
+    limits = dict(with_limits(THREE, 1.25))
+    assert loads == {
+        "alpha": MemberLoad(6, 0.6, 50 / 120, bound(limits["alpha"], 10)),
+        "beta": MemberLoad(2, 0.2, 40 / 120, bound(limits["beta"], 10)),
+        "gamma": MemberLoad(0, 0.0, 30 / 120, bound(limits["gamma"], 10)),
+        "gone": MemberLoad(2, 0.2, None, None),  # launched, no longer a target
+    }
+    assert loads["alpha"].bound == math.ceil(1.25 * 50 / 120 * 11)
+    assert member_loads(THREE, 1.25, Window({}))["alpha"] == MemberLoad(
+        0, None, 50 / 120, math.ceil(1.25 * 50 / 120)
+    )
+    assert member_loads([], 1.25, Window({"a": 1})) == {"a": MemberLoad(1, 1.0, None, None)}
+
+
+# --- the window -------------------------------------------------------------------------------
+
+
+def launch(window: LaunchWindow, at: float, member: str = "alpha") -> None:
+    window.advance(at)
+    window.add(member)
+
+
+def test_a_launch_stays_for_the_window_and_leaves_within_one_step_more() -> None:
+    window = LaunchWindow(20.0)  # steps of 1 s
+    assert window.step == 20.0 / STEPS == 1.0
+    launch(window, 0.0)  # its bucket ends at 1.0
+    launch(window, 0.5, "beta")  # the same bucket
+    window.advance(20.99)
+    assert window.counts == {"alpha": 1, "beta": 1} and window.total == 2
+    window.advance(21.0)  # the bucket ended 20 s ago
+    assert window.counts == {} and window.total == 0
+
+
+def test_a_launch_at_the_end_of_a_bucket_starts_the_next() -> None:
+    window = LaunchWindow(20.0)
+    launch(window, 0.0)  # bucket [0, 1)
+    launch(window, 1.0, "beta")  # bucket [1, 2)
+    window.advance(21.0)
+    assert window.counts == {"beta": 1} and window.total == 1
+    window.advance(21.9)
+    assert window.counts == {"beta": 1}
+    window.advance(22.0)
+    assert window.counts == {} and window.total == 0
+
+
+def test_counts_leave_by_member_and_keep_the_rest() -> None:
+    window = LaunchWindow(10.0)  # steps of 0.5 s
+    for _ in range(3):
+        launch(window, 0.0, "alpha")
+    launch(window, 0.0, "beta")
+    launch(window, 4.0, "alpha")
+    launch(window, 4.0, "gamma")
+    window.advance(10.4)
+    assert window.counts == {"alpha": 4, "beta": 1, "gamma": 1} and window.total == 6
+    window.advance(10.5)
+    assert window.counts == {"alpha": 1, "gamma": 1} and window.total == 2
+
+
+def test_advancing_before_anything_is_due_changes_nothing() -> None:
+    window = LaunchWindow(20.0)
+    launch(window, 5.0)
+    assert window.due == 6.0  # the newest bucket ends
+    launch(window, 5.9)
+    window.advance(7.0)
+    # the oldest (and only) bucket leaves at 26.0; the newest ends at 8.0
+    assert window.due == 8.0
+    window.advance(25.99)  # a new (empty) bucket, ending at 26.99
+    assert window.counts == {"alpha": 2} and window.due == 26.0
+    window.advance(26.0)
+    assert window.counts == {} and window.due == 25.99 + 1.0
+
+
+def test_a_long_quiet_spell_empties_the_window() -> None:
+    window = LaunchWindow(60.0)
+    for i in range(100):
+        launch(window, i * 0.7, "alpha" if i % 3 else "beta")
+    window.advance(10_000.0)
+    assert window.counts == {} and window.total == 0
+    launch(window, 10_000.5, "gamma")
+    assert window.counts == {"gamma": 1} and window.total == 1
+
+
+def test_launches_counted_before_any_time_leave_at_the_first() -> None:
+    window = LaunchWindow(60.0)
+    window.add("alpha")
+    assert window.counts == {"alpha": 1}
+    window.advance(0.0)
+    assert window.counts == {} and window.total == 0
+
+
+def test_a_clock_stepping_back_loses_no_launch() -> None:
+    window = LaunchWindow(20.0)
+    launch(window, 100.0)
+    launch(window, 50.0, "beta")  # earlier than seen: counted in the newest bucket
+    assert window.counts == {"alpha": 1, "beta": 1}
+    window.advance(120.99)
+    assert window.total == 2
+    window.advance(121.0)
+    assert window.total == 0
+
+
+def test_a_resized_window_keeps_its_launches_for_the_new_length() -> None:
+    window = LaunchWindow(60.0)
+    launch(window, 0.0)  # bucket ends at 3.0
+    window.resize(10.0)
+    assert window.seconds == 10.0 and window.step == 0.5
+    window.advance(12.99)
+    assert window.counts == {"alpha": 1}
+    window.advance(13.0)
+    assert window.counts == {}
+    launch(window, 13.0, "beta")  # a new bucket, half a second long
+    window.advance(23.49)
+    assert window.counts == {"beta": 1}
+    window.advance(23.5)
+    assert window.counts == {}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seconds=st.sampled_from([1.0, 6.0, 60.0]),
+    events=st.lists(
+        st.tuples(st.floats(0.0, 5.0), st.sampled_from(["alpha", "beta", "gamma"])),
+        max_size=120,
+    ),
+)
+def test_the_window_holds_the_last_seconds_and_nothing_a_step_older(
+    seconds: float, events: list[tuple[float, str]]
+) -> None:
+    window = LaunchWindow(seconds)
+    made: list[tuple[float, str]] = []
+    now = 0.0
+    for gap, member in events:
+        now += gap
+        launch(window, now, member)
+        made.append((now, member))
+        counted = Counter(window.counts)
+        recent = Counter(m for at, m in made if now - at < seconds)
+        kept = Counter(m for at, m in made if now - at < seconds + window.step)
+        assert recent <= counted <= kept
+        assert window.total == sum(counted.values()) and 0 not in counted.values()
