@@ -15,7 +15,9 @@ this virtualenv when missing. Everything runs on 127.0.0.1.
    view evaluated from synthetic observations, called with ``GET /build/gh/org/repoI/HEAD``
    scopes and a no-op send, over 5,000 repositories (so after the first round each launch
    finds its route kept for the generation), with 3, 100 and 1,000 members; also with a
-   browser's headers and a sticky cookie, with ``random`` balancing (never kept), and on a
+   browser's headers and a sticky cookie, with ``random`` balancing (never kept), with
+   ``bounded`` balancing (each launch walks its repository's kept order against this
+   router's recent launches, read with the wall clock, and is counted in them), and on a
    miss (a path the routing table does not hold, so the rendezvous is computed); the bare
    ASGI 307 app (bench/bare_app.py) in the same harness shows what the harness itself
    costs. The minimum over ``--repeats`` interleaved repeats.
@@ -182,11 +184,12 @@ async def _send(message: dict[str, Any]) -> None:
     pass
 
 
-def router_app(view: View) -> RedirectApp:
-    """The app as ``fedredirect router`` builds it, serving ``view``'s federation alone."""
+def router_app(view: View, clock: Callable[[], float] | None = None) -> RedirectApp:
+    """The app as ``fedredirect router`` builds it, serving ``view``'s federation alone,
+    judging by ``clock`` (default: the instant the view was evaluated, standing still)."""
     now = view.evaluated_at
     snapshot = Snapshot(view.config, observations(view.config, now), view.heartbeat)
-    return create_app(snapshot=snapshot, clock=lambda: now)
+    return create_app(snapshot=snapshot, clock=clock or (lambda: now))
 
 
 def answers_307(app: Any, scope: dict[str, Any], cookie_member: str | None) -> None:
@@ -248,6 +251,9 @@ def in_process(n: int, repeats: int) -> dict[str, list[float]]:
         case(
             f"router, {m} members, random balancing", router_app(synthetic_view(m, "random")), plain
         )
+    for m in (3, 100):
+        bounded = router_app(synthetic_view(m, "bounded"), clock=time.time)
+        case(f"router, {m} members, bounded balancing", bounded, plain)
     for m, fraction in ((3, 0.2), (100, 0.05), (1000, 0.005)):
         app = router_app(views[m])
         table = app.routing()
