@@ -26,7 +26,7 @@ from shared.balance import Target, rendezvous_score
 #: The window moves in this many steps: a launch leaves it between ``window`` and
 #: ``window x (1 + 1 / STEPS)`` seconds after it was made (never earlier: what the window
 #: counts covers at least its length).
-STEPS = 20
+STEPS = 50
 
 
 class Candidate(NamedTuple):

@@ -232,53 +232,53 @@ def launch(window: LaunchWindow, at: float, member: str = "alpha") -> None:
 
 
 def test_a_launch_stays_for_the_window_and_leaves_within_one_step_more() -> None:
-    window = LaunchWindow(20.0)  # steps of 1 s
-    assert window.step == 20.0 / STEPS == 1.0
+    window = LaunchWindow(50.0)  # steps of 1 s
+    assert window.step == 50.0 / STEPS == 1.0
     launch(window, 0.0)  # its bucket ends at 1.0
     launch(window, 0.5, "beta")  # the same bucket
-    window.advance(20.99)
+    window.advance(50.99)
     assert window.counts == {"alpha": 1, "beta": 1} and window.total == 2
-    window.advance(21.0)  # the bucket ended 20 s ago
+    window.advance(51.0)  # the bucket ended 50 s ago
     assert window.counts == {} and window.total == 0
 
 
 def test_a_launch_at_the_end_of_a_bucket_starts_the_next() -> None:
-    window = LaunchWindow(20.0)
+    window = LaunchWindow(50.0)
     launch(window, 0.0)  # bucket [0, 1)
     launch(window, 1.0, "beta")  # bucket [1, 2)
-    window.advance(21.0)
+    window.advance(51.0)
     assert window.counts == {"beta": 1} and window.total == 1
-    window.advance(21.9)
+    window.advance(51.9)
     assert window.counts == {"beta": 1}
-    window.advance(22.0)
+    window.advance(52.0)
     assert window.counts == {} and window.total == 0
 
 
 def test_counts_leave_by_member_and_keep_the_rest() -> None:
-    window = LaunchWindow(10.0)  # steps of 0.5 s
+    window = LaunchWindow(25.0)  # steps of 0.5 s
     for _ in range(3):
         launch(window, 0.0, "alpha")
     launch(window, 0.0, "beta")
     launch(window, 4.0, "alpha")
     launch(window, 4.0, "gamma")
-    window.advance(10.4)
+    window.advance(25.4)
     assert window.counts == {"alpha": 4, "beta": 1, "gamma": 1} and window.total == 6
-    window.advance(10.5)
+    window.advance(25.5)
     assert window.counts == {"alpha": 1, "gamma": 1} and window.total == 2
 
 
 def test_advancing_before_anything_is_due_changes_nothing() -> None:
-    window = LaunchWindow(20.0)
+    window = LaunchWindow(50.0)
     launch(window, 5.0)
     assert window.due == 6.0  # the newest bucket ends
     launch(window, 5.9)
     window.advance(7.0)
-    # the oldest (and only) bucket leaves at 26.0; the newest ends at 8.0
+    # the oldest (and only) bucket leaves at 56.0; the newest ends at 8.0
     assert window.due == 8.0
-    window.advance(25.99)  # a new (empty) bucket, ending at 26.99
-    assert window.counts == {"alpha": 2} and window.due == 26.0
-    window.advance(26.0)
-    assert window.counts == {} and window.due == 25.99 + 1.0
+    window.advance(55.99)  # a new (empty) bucket, ending at 56.99
+    assert window.counts == {"alpha": 2} and window.due == 56.0
+    window.advance(56.0)
+    assert window.counts == {} and window.due == 55.99 + 1.0
 
 
 def test_a_long_quiet_spell_empties_the_window() -> None:
@@ -300,29 +300,29 @@ def test_launches_counted_before_any_time_leave_at_the_first() -> None:
 
 
 def test_a_clock_stepping_back_loses_no_launch() -> None:
-    window = LaunchWindow(20.0)
+    window = LaunchWindow(50.0)
     launch(window, 100.0)
     launch(window, 50.0, "beta")  # earlier than seen: counted in the newest bucket
     assert window.counts == {"alpha": 1, "beta": 1}
-    window.advance(120.99)
+    window.advance(150.99)
     assert window.total == 2
-    window.advance(121.0)
+    window.advance(151.0)
     assert window.total == 0
 
 
 def test_a_resized_window_keeps_its_launches_for_the_new_length() -> None:
-    window = LaunchWindow(60.0)
-    launch(window, 0.0)  # bucket ends at 3.0
-    window.resize(10.0)
-    assert window.seconds == 10.0 and window.step == 0.5
-    window.advance(12.99)
+    window = LaunchWindow(100.0)
+    launch(window, 0.0)  # bucket ends at 2.0
+    window.resize(25.0)
+    assert window.seconds == 25.0 and window.step == 0.5
+    window.advance(26.99)  # starts a bucket of the new step: [26.99, 27.49)
     assert window.counts == {"alpha": 1}
-    window.advance(13.0)
+    window.advance(27.0)
     assert window.counts == {}
-    launch(window, 13.0, "beta")  # a new bucket, half a second long
-    window.advance(23.49)
+    launch(window, 27.0, "beta")
+    window.advance(52.48)
     assert window.counts == {"beta": 1}
-    window.advance(23.5)
+    window.advance(52.49)
     assert window.counts == {}
 
 
