@@ -164,7 +164,8 @@ async def why(path: str, request: Request) -> JSONResponse:
     view = router.holder.view
     if view is None:
         return JSONResponse({"error": router.holder.health()[1]["reason"]}, status_code=503)
-    launches = router.redirect.load.current() if view.config.load_balancer == "bounded" else None
+    bounded = view.config.load_balancer == "bounded"
+    launches = router.redirect.load.current(view) if bounded else None
     return JSONResponse(explain(view, path, request.cookies.get("host"), launches=launches))
 
 

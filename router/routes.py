@@ -173,14 +173,21 @@ class LoadBound:
 
     def recent(self, view: View) -> RecentLaunches:
         """Each member's part of the window now, under ``view``'s targets and factor."""
-        window = self.current()
+        window = self.current(view)
         loads = member_loads(view.targets, view.config.bounded_load.factor, window)
         return RecentLaunches(window.seconds, window.total, loads, dict(self.passed_over))
 
-    def current(self) -> LaunchWindow:
-        """The window, moved to now: what a launch now would be judged against."""
+    def current(self, view: View) -> LaunchWindow:
+        """The window as ``view``'s config sizes it, moved to now: what a launch now
+        would be judged against."""
+        self.fit(view)
         self.window.advance(self.clock())
         return self.window
+
+    def fit(self, view: View) -> None:
+        """Size the window as ``view``'s config says (``bounded_load.window``)."""
+        if self.window.seconds != view.config.bounded_load.window:
+            self.window.resize(view.config.bounded_load.window)
 
 
 def routing_identity(view: View) -> tuple[Any, ...]:
@@ -223,8 +230,7 @@ class RoutingTable:
         self.bounded: LoadBound | None = None
         if view.config.load_balancer == "bounded":
             self.bounded = self.load
-            if self.load.window.seconds != view.config.bounded_load.window:
-                self.load.window.resize(view.config.bounded_load.window)
+            self.load.fit(view)
             self._candidates: dict[str, Candidate] = {}  # member -> its limit, once a table
         tail = f"; Max-Age={view.config.cookie_max_age_seconds}; HttpOnly; SameSite=Lax"
         self.cookie_tail = tail.encode("ascii")

@@ -213,3 +213,19 @@ def test_a_table_without_a_router_keeps_its_own_window() -> None:
     assert isinstance(table.load.window, LaunchWindow) and table.load.window.total == 1
     assert table.bounded is table.load
     assert RoutingTable(bounded(load_balancer="rendezvous")).bounded is None
+
+
+def test_what_pages_read_is_sized_by_the_config_before_any_launch() -> None:
+    clock = Clock()
+    load = LoadBound(clock)
+    view = bounded(bounded_load={"factor": 1.25, "window": 600})
+    recent = load.recent(view)
+    assert recent.window == 600 and recent.launches == 0
+    assert set(recent.loads) == set(THREE) and recent.passed_over == {}
+    assert load.current(view).seconds == 600
+    for _ in range(3):
+        load.count("alpha")
+    clock.at += 599.0
+    assert load.recent(view).loads["alpha"].launches == 3
+    clock.at += 13.0  # past the window and its last step
+    assert load.recent(view).launches == 0
