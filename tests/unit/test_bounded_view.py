@@ -9,6 +9,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from fedredirect.status import render_status_document
+from router.pages import render_status_page
 from shared.balance import cache_key
 from shared.bounded import LaunchWindow, RecentLaunches, bound, member_loads, rendezvous_order
 from shared.bounded import with_limits as limits_of
@@ -191,6 +193,21 @@ def test_each_member_shows_its_part_of_the_routers_recent_launches() -> None:
     assert members["gamma"]["recent_launches"]["share"] == 0.25
     assert list(Draft202012Validator(SCHEMA).iter_errors(doc)) == []
     assert all(m["recent_launches"] is None for m in view_to_json(view)["members"].values())
+
+    # fedredirect status and /status show them beside the member
+    alpha_bound = bound(1.25 * 50 / 100, 8)
+    text = render_status_document(doc)
+    assert "RECENT" in text.splitlines()[text.splitlines().index("") + 1]
+    assert f"75% (6 <= {alpha_bound}, passed over 3)" in text
+    assert "0% (0 <= " in text and "25% (2)" in text
+    assert "RECENT" not in render_status_document(view_to_json(view))
+    page = render_status_page(doc)
+    assert "recent share (last 60s)" in page
+    assert 'data-launches="6" data-passed-over="3">75% (6)<br>' in page
+    assert f"bound {alpha_bound}, weighted share 50%" in page
+    assert "recent share" not in render_status_page(
+        {**doc, "members": view_to_json(view)["members"]}
+    )
 
 
 def test_a_member_neither_target_nor_launched_shows_no_share_of_an_empty_window() -> None:
