@@ -39,6 +39,12 @@ def _member_versions(m: Mapping[str, Any], ref_versions: Mapping[str, str] | Non
             if k != "*"
         )
         return shown or "not observed recently"
+    compatible = m.get("compatible_versions") or {}
+    if compatible:  # differs from the reference, within the level versions.compatible allows
+        return " ".join(
+            f"{k}={c['version']} (compatible with ref {c['reference']}, {c['compatible']})"
+            for k, c in compatible.items()
+        )
     return "= reference" if m["versions"] and ref_versions else _versions(m["versions"], ())
 
 

@@ -13,8 +13,10 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from fedredirect.status import render_status
 from router.pages import render_status_page
 from shared.config import Compatibility
+from shared.evaluate import evaluate
 from shared.explain import explain
 from shared.payloads import parse_versions
 from shared.reference import compatible_versions, reference_version, version_differences
@@ -383,3 +385,15 @@ def test_the_status_page_says_compatible_with_the_reference() -> None:
     row = dom.by_id("member-beta")
     assert row is not None and "ref 1.0.0" in row[1] and row[0]["data-state"] == "eligible"
     assert dom.by_class("version-diff") == []
+
+
+def test_the_command_line_says_a_member_is_compatible_not_equal() -> None:
+    config = make_config({"a": 10, "b": 10}, "a", versions={"compatible": {"binderhub": "minor"}})
+    observations = {
+        "a": make_obs("a", versions={"binderhub": "1.0.0"}),
+        "b": make_obs("b", versions={"binderhub": "1.2.0"}),
+    }
+    lines = render_status(evaluate(config, observations, {}, None, NOW)).splitlines()
+    row = next(line for line in lines if line.startswith("b "))
+    assert "binderhub=1.2.0 (compatible with ref 1.0.0, minor)" in row
+    assert "= reference" in next(line for line in lines if line.startswith("a "))
