@@ -153,7 +153,7 @@ class LaunchWindow:
         self._newest_end = -math.inf  # launches before any advance() leave at the first
         #: (the instant it ends, its launches), oldest first
         self._buckets = deque([(self._newest_end, self._newest)])
-        self.due = -math.inf  # the instant from which advance() has something to do
+        self.due: float  # the instant from which advance() has something to do
         self.resize(seconds)
 
     def resize(self, seconds: float) -> None:

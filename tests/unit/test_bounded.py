@@ -221,6 +221,9 @@ def test_member_loads_give_each_member_its_part_of_the_window() -> None:
         0, None, 50 / 120, math.ceil(1.25 * 50 / 120)
     )
     assert member_loads([], 1.25, Window({"a": 1})) == {"a": MemberLoad(1, 1.0, None, None)}
+    # a weight below 1 is a weight (the fallback's prime weighs 1, a config may say 0.5)
+    light = member_loads([target("a", 0.5), target("b", 1.5)], 2.0, Window({"a": 1}))
+    assert light["a"] == MemberLoad(1, 1.0, 0.25, bound(2.0 * 0.5 / 2.0, 1))
 
 
 # --- the window -------------------------------------------------------------------------------
