@@ -31,7 +31,6 @@ from shared.bounded import (
     Candidate,
     LaunchWindow,
     RecentLaunches,
-    first_within_bound,
     member_loads,
     rendezvous_order,
     with_limits,
@@ -313,25 +312,27 @@ class RoutingTable:
 
     def bounded_route(self, order: Order | None) -> Route | None:
         """The route of a launch by ``order`` (``bounded``): its first member below its
-        bound of this router's recent launches (:func:`shared.bounded.first_within_bound`),
-        the members before it counted as passed over, the launch counted in the window."""
+        bound of this router's recent launches (:func:`shared.bounded.first_within_bound`,
+        taken with :meth:`shared.bounded.LaunchWindow.take`, which counts the launch), the
+        members before it counted as passed over."""
         if order is None:
             return None
         load = self.load
         window, now = load.window, load.clock()
         if now >= window.due:
             window.advance(now)
-        chosen = first_within_bound(order.candidates, window.counts, window.total)
+        chosen = window.take(order.candidates)  # counted in the window
         if chosen is None:  # past the members kept: the whole order (or, in none, its first)
             order = self.order(order.key, len(self.view.targets))
             assert order is not None
-            chosen = first_within_bound(order.candidates, window.counts, window.total) or 0
+            chosen = window.take(order.candidates)
+            if chosen is None:
+                chosen = 0
+                window.add(order.candidates[0].member)
         if chosen:
             for member, _limit in order.candidates[:chosen]:
                 load.passed_over[member] += 1
-        route = order.routes[chosen]
-        window.add(route.member)
-        return route
+        return order.routes[chosen]
 
     def decide(self, path: str, u: float) -> Route | None:
         """The balancer's route for ``path`` (uncached), None when nobody can take it."""

@@ -17,7 +17,7 @@ sums over routers bound the federation's (docs/architecture.md, "Bounded load").
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict, deque
+from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple, Protocol
 
@@ -139,19 +139,20 @@ def member_loads(
 
 class LaunchWindow:
     """This router's launches per member over the last ``seconds``, kept in :data:`STEPS`
-    buckets: :meth:`advance` forgets the buckets that have left the window, :meth:`add`
-    counts a launch in the newest. Both are O(1) amortised (a bucket is forgotten once,
-    for the launches that filled it). Fed the time, never reading a clock; a time earlier
-    than one seen before forgets nothing and starts no bucket, so a clock stepping back
-    loses no launch."""
+    buckets of counts per member (so its memory grows with the members, never with the
+    launches): :meth:`advance` forgets the buckets that have left the window, :meth:`add`
+    and :meth:`take` count a launch in the newest. Each is O(1) amortised (a bucket is
+    forgotten once, for the launches that filled it). Fed the time, never reading a
+    clock; a time earlier than one seen before forgets nothing and starts no bucket, so a
+    clock stepping back loses no launch."""
 
     def __init__(self, seconds: float) -> None:
         #: launches per member in the window (only members with some)
         self.counts: defaultdict[str, int] = defaultdict(int)
         self.total = 0
-        self._newest: list[str] = []  # the bucket add() counts in: a member per launch
+        self._newest: defaultdict[str, int] = defaultdict(int)  # the bucket launches go in
         self._newest_end = -math.inf  # launches before any advance() leave at the first
-        #: (the instant it ends, its launches), oldest first
+        #: (the instant it ends, its launches per member), oldest first
         self._buckets = deque([(self._newest_end, self._newest)])
         self.due: float  # the instant from which advance() has something to do
         self.resize(seconds)
@@ -170,7 +171,7 @@ class LaunchWindow:
         buckets, counts = self._buckets, self.counts
         horizon = now - self.seconds
         while buckets and buckets[0][0] <= horizon:
-            for member, n in Counter(buckets.popleft()[1]).items():
+            for member, n in buckets.popleft()[1].items():
                 left = counts[member] - n
                 if left:
                     counts[member] = left
@@ -179,12 +180,28 @@ class LaunchWindow:
                 self.total -= n
         if now >= self._newest_end:
             self._newest_end = now + self.step
-            self._newest = []
+            self._newest = defaultdict(int)
             buckets.append((self._newest_end, self._newest))
         self.due = min(self._newest_end, buckets[0][0] + self.seconds)
 
     def add(self, member: str) -> None:
         """Count one launch to ``member`` at the time last given to :meth:`advance`."""
-        self._newest.append(member)
+        self._newest[member] += 1
         self.counts[member] += 1
         self.total += 1
+
+    def take(self, order: Sequence[Candidate]) -> int | None:
+        """:func:`first_within_bound` of ``order`` against this window, and the launch
+        counted to the member it names (none counted when it names none). The same
+        comparison, written out once more: the router makes this one call a launch, where
+        the rule and :meth:`add` would be two."""
+        counts, places = self.counts, self.total + 1
+        i = 0
+        for member, limit in order:
+            if counts.get(member, 0) < limit * places:
+                self._newest[member] += 1
+                counts[member] += 1
+                self.total = places
+                return i
+            i += 1  # noqa: SIM113 (as in first_within_bound)
+        return None

@@ -352,3 +352,26 @@ def test_the_window_holds_the_last_seconds_and_nothing_a_step_older(
         kept = Counter(m for at, m in made if now - at < seconds + window.step)
         assert recent <= counted <= kept
         assert window.total == sum(counted.values()) and 0 not in counted.values()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    limits=st.lists(st.floats(0.0, 2.0), min_size=1, max_size=4),
+    launched=st.lists(st.sampled_from(NAMES[:5]), max_size=40),
+)
+def test_take_is_the_rule_and_counts_the_launch(limits: list[float], launched: list[str]) -> None:
+    window = LaunchWindow(60.0)
+    for member in launched:
+        launch(window, 1.0, member)
+    order = [Candidate(NAMES[i], limit) for i, limit in enumerate(limits)]
+    before, total = dict(window.counts), window.total
+    expected = first_within_bound(order, before, total)
+    assert window.take(order) == expected
+    if expected is None:
+        assert window.counts == before and window.total == total
+    else:
+        chosen = order[expected].member
+        assert window.counts == {**before, chosen: before.get(chosen, 0) + 1}
+        assert window.total == total + 1
+        window.advance(61.0 + window.step)  # the launch leaves with its bucket
+        assert window.total == 0 and window.counts == {}
