@@ -32,6 +32,9 @@ this virtualenv when missing. Everything runs on 127.0.0.1.
    heartbeat); and a tornado app doing what the replaced redirector's ``/build/`` handler
    did (read the ``host`` cookie, ``rendezvous_rank`` of the hosts with BLAKE2b,
    ``set_cookie``, ``redirect(..., 307)``).
+   Where the machine has two cores or more, the servers run on one and wrk on another
+   (``taskset``; ``--no-pin`` to share them): the load generator then takes no CPU from the
+   server it measures, and the kernel does not move either between cores mid-run.
    Every server is first warmed up with each repository once. Each figure is the median
    over the rounds; each ratio is taken within a round, then the median: ratios hold
    better than absolute numbers on a shared machine. Each run also reads the server's CPU
@@ -440,9 +443,29 @@ def need(tool: str) -> str:
     return found
 
 
+#: The cores the servers and wrk run on (see the docstring); None: not pinned.
+PINS: dict[str, str] | None = None
+
+
+def pin_cores(enabled: bool) -> str:
+    """Pin servers and wrk to different cores when asked and possible; says what it did."""
+    global PINS
+    cores = sorted(os.sched_getaffinity(0))
+    if not enabled or len(cores) < 2 or shutil.which("taskset") is None:
+        PINS = None
+        return "servers and wrk share the cores"
+    PINS = {"server": str(cores[0]), "wrk": str(cores[1])}
+    return f"servers on core {cores[0]}, wrk on core {cores[1]}"
+
+
+def pinned(cmd: list[str], role: str) -> list[str]:
+    return cmd if PINS is None else ["taskset", "-c", PINS[role], *cmd]
+
+
 def run_wrk(url: str, seconds: float, script: Path, *script_args: str) -> dict[str, Any]:
     duration = f"-d{max(1, round(seconds))}s"  # wrk takes whole seconds only
     cmd = [need("wrk"), "-t1", "-c50", duration, "--latency", "-s", str(script), url]
+    cmd = pinned(cmd, "wrk")
     cmd += script_args  # after the URL: wrk passes them to the script's init()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
 
@@ -569,7 +592,7 @@ def servers(workdir: Path) -> Iterator[list[Server]]:
         out = []
         for name, cmd, port, members in started:
             log = workdir / (re.sub(r"\W+", "-", name) + ".log")
-            proc = stack.enter_context(child(cmd, log=log))
+            proc = stack.enter_context(child(pinned(cmd, "server"), log=log))
             url = f"http://127.0.0.1:{port}"
             if members is not None:
                 wait_until(
@@ -756,6 +779,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--launches", type=int, default=1_000_000, help="distinct launches for RSS")
     p.add_argument("--profile", type=float, default=0.0, help="seconds of py-spy (0: none)")
     p.add_argument("--no-wire", action="store_true", help="in process only")
+    p.add_argument("--no-pin", action="store_true", help="let servers and wrk share cores")
     p.add_argument("--quick", action="store_true", help="a short smoke run of every part")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
@@ -789,13 +813,16 @@ def main(argv: list[str] | None = None) -> int:
         "evaluate": cost,
     }
     if not args.no_wire:
+        pins = pin_cores(not args.no_pin)
         print(
-            f"\nOver the wire: wrk -t1 -c50, {args.seconds:g} s a run, {args.rounds} rounds",
+            f"\nOver the wire: wrk -t1 -c50, {args.seconds:g} s a run, {args.rounds} rounds; "
+            f"{pins}",
             flush=True,
         )
         with tempfile.TemporaryDirectory(prefix="fedredirect-router-bench-") as tmp:
             wire = over_the_wire(Path(tmp), args.rounds, args.seconds, args.launches, args.profile)
         doc["over_the_wire"] = wire
+        doc["pins"] = pins
         print()
         print("\n".join(wire_table(wire)))
         print("\nMemory (RSS, peak in brackets):")
