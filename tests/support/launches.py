@@ -5,44 +5,28 @@ from __future__ import annotations
 
 import threading
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from fedredirect.launchmetrics import LaunchMetrics
 
-LAUNCH_BUCKETS = [2, 5, 10, 20, 30, 60, 120, 300, 600, float("inf")]
 REPO = "https://github.com/binder-examples/requirements"
 
 
 class BinderHubLaunches:
-    """One BinderHub process's launch metrics: ``launch()`` counts a launch the way
-    BinderHub does (a ``retry`` observation per failed attempt that is tried again, then
-    ``success`` or ``failure``), ``refuse()`` a quota refusal, ``restart()`` starts every
-    count from 0 again, ``text()`` is its /metrics answer."""
+    """One BinderHub process's launch metrics (the simulated member's declarations, which
+    are BinderHub's): ``launch()`` counts a launch the way BinderHub does (a ``retry``
+    observation per failed attempt that is tried again, then ``success`` or ``failure``),
+    ``refuse()`` a quota refusal, ``restart()`` starts every count from 0 again, ``text()``
+    is its /metrics answer."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.restart()
 
     def restart(self) -> None:
-        registry = CollectorRegistry()
+        metrics = LaunchMetrics()
         with self._lock:
-            self._registry = registry
-            self._time = Histogram(
-                "binderhub_launch_time_seconds",
-                "Histogram of launch times",
-                ["status", "retries"],
-                buckets=LAUNCH_BUCKETS,
-                registry=registry,
-            )
-            self._count = Counter(
-                "binderhub_launch_count",
-                "Counter of launches by repo",
-                ["status", "provider", "repo"],
-                registry=registry,
-            )
-            Gauge(
-                "binderhub_inprogress_launches",
-                "Launches currently in progress",
-                registry=registry,
-            )
+            self._metrics = metrics
+            self._time = metrics.launch_time
+            self._count = metrics.launch_count
 
     def launch(self, ok: bool = True, *, retries: int = 0, seconds: float = 3.0) -> None:
         with self._lock:
@@ -68,4 +52,4 @@ class BinderHubLaunches:
 
     def text(self) -> str:
         with self._lock:  # one consistent answer, as a scrape between two launches
-            return generate_latest(self._registry).decode()
+            return self._metrics.exposition().decode()
