@@ -165,10 +165,8 @@ class LoadBound:
 
     def count(self, member: str) -> None:
         """One launch to ``member`` now (a cookie's: honoured, and counted all the same)."""
-        window, now = self.window, self.clock()
-        if now >= window.due:
-            window.advance(now)
-        window.add(member)
+        self.window.advance(self.clock())
+        self.window.add(member)
 
     def recent(self, view: View) -> RecentLaunches:
         """Each member's part of the window now, under ``view``'s targets and factor."""
@@ -226,6 +224,7 @@ class RoutingTable:
         self.cached = view.config.load_balancer == "rendezvous"  # random stays random
         #: this router's recent launches (``bounded``; kept for the next table either way)
         self.load = LoadBound(time.monotonic) if load is None else load
+        self.window, self.clock = self.load.window, self.load.clock  # read a launch
         self.bounded: LoadBound | None = None
         if view.config.load_balancer == "bounded":
             self.bounded = self.load
@@ -317,21 +316,24 @@ class RoutingTable:
         members before it counted as passed over."""
         if order is None:
             return None
-        load = self.load
-        window, now = load.window, load.clock()
-        if now >= window.due:
-            window.advance(now)
-        chosen = window.take(order.candidates)  # counted in the window
+        chosen = self.window.take(order.candidates, self.clock())  # counted in the window
+        if chosen == 0:
+            return order.routes[0]
+        return self.passed_over(order, chosen)
+
+    def passed_over(self, order: Order, chosen: int | None) -> Route:
+        """The route of a launch that passes over the first ``chosen`` members of ``order``
+        (None: every member kept), counting them."""
         if chosen is None:  # past the members kept: the whole order (or, in none, its first)
-            order = self.order(order.key, len(self.view.targets))
-            assert order is not None
-            chosen = window.take(order.candidates)
+            whole = self.order(order.key, len(self.view.targets))
+            assert whole is not None
+            order = whole
+            chosen = self.window.take(order.candidates, self.clock())
             if chosen is None:
                 chosen = 0
-                window.add(order.candidates[0].member)
-        if chosen:
-            for member, _limit in order.candidates[:chosen]:
-                load.passed_over[member] += 1
+                self.window.add(order.candidates[0].member)
+        for member, _limit in order.candidates[:chosen]:
+            self.load.passed_over[member] += 1
         return order.routes[chosen]
 
     def decide(self, path: str, u: float) -> Route | None:

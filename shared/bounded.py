@@ -190,11 +190,13 @@ class LaunchWindow:
         self.counts[member] += 1
         self.total += 1
 
-    def take(self, order: Sequence[Candidate]) -> int | None:
-        """:func:`first_within_bound` of ``order`` against this window, and the launch
-        counted to the member it names (none counted when it names none). The same
-        comparison, written out once more: the router makes this one call a launch, where
-        the rule and :meth:`add` would be two."""
+    def take(self, order: Sequence[Candidate], now: float) -> int | None:
+        """:func:`first_within_bound` of ``order`` against this window moved to ``now``,
+        and the launch counted to the member it names (none counted when it names none).
+        The same comparison, written out once more: the router makes this one call a
+        launch, where moving the window, the rule and :meth:`add` would be three."""
+        if now >= self.due:
+            self.advance(now)
         counts, places = self.counts, self.total + 1
         i = 0
         for member, limit in order:

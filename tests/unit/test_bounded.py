@@ -366,7 +366,7 @@ def test_take_is_the_rule_and_counts_the_launch(limits: list[float], launched: l
     order = [Candidate(NAMES[i], limit) for i, limit in enumerate(limits)]
     before, total = dict(window.counts), window.total
     expected = first_within_bound(order, before, total)
-    assert window.take(order) == expected
+    assert window.take(order, 1.0) == expected
     if expected is None:
         assert window.counts == before and window.total == total
     else:
