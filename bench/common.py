@@ -7,12 +7,34 @@ import contextlib
 import os
 from pathlib import Path
 
-from fedredirect.dev import find_redis_server, start_redis
+from fedredirect.dev import child, fedredirect_command, find_redis_server, free_port, start_redis
 
 
 def redis_server(workdir: Path, port: int = 0) -> contextlib.AbstractContextManager[str]:
     """A redis-server in ``workdir`` (port 0: a free one); the context yields its URL."""
     return start_redis(find_redis_server(), port, workdir)
+
+
+def checker_and_routers(
+    stack: contextlib.ExitStack,
+    workdir: Path,
+    config: Path,
+    store: tuple[str, ...],
+    routers: int = 2,
+    checker_args: tuple[str, ...] = (),
+) -> list[str]:
+    """A ``fedredirect checker`` on ``config`` and ``routers`` routers, all on the store
+    ``store`` names (its CLI options), logging into ``workdir``, stopped with ``stack``;
+    the routers' URLs."""
+    checker = fedredirect_command("checker", "--config", str(config), *checker_args, *store)
+    stack.enter_context(child(checker, log=workdir / "checker.log"))
+    urls = []
+    for i in range(routers):
+        port = free_port()
+        cmd = fedredirect_command("router", "--port", str(port), *store)
+        stack.enter_context(child(cmd, log=workdir / f"router{i + 1}.log"))
+        urls.append(f"http://127.0.0.1:{port}")
+    return urls
 
 
 def rss_mb(pid: int) -> dict[str, float]:

@@ -45,9 +45,9 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import redis_server  # noqa: E402
+from common import checker_and_routers, redis_server  # noqa: E402
 
-from fedredirect.dev import child, fedredirect_command, free_port, wait_until  # noqa: E402
+from fedredirect.dev import free_port, wait_until  # noqa: E402
 from fedredirect.simulator import MemberServer, MemberSimState  # noqa: E402
 
 NAMES = ("alpha", "beta", "gamma")
@@ -248,16 +248,8 @@ def run(label: str, fast: float, args: argparse.Namespace, workdir: Path) -> Run
         config = write_config(workdir / "federation.yaml", members, args, fast)
         store = ("--redis-url", redis_url, "--key-prefix", "detection")
         metrics_port = free_port()
-        checker = fedredirect_command(
-            "checker", "--config", str(config), "--metrics-port", str(metrics_port), *store
-        )
-        stack.enter_context(child(checker, log=workdir / "checker.log"))
-        routers = []
-        for i in range(2):
-            port = free_port()
-            cmd = fedredirect_command("router", "--port", str(port), *store)
-            stack.enter_context(child(cmd, log=workdir / f"router{i + 1}.log"))
-            routers.append(f"http://127.0.0.1:{port}")
+        metrics = ("--metrics-port", str(metrics_port))
+        routers = checker_and_routers(stack, workdir, config, store, checker_args=metrics)
         with httpx.Client(timeout=5) as client:
             wait_until(
                 lambda: all(len(targets(client, r)) == 3 for r in routers), 60, "three targets"

@@ -34,9 +34,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import redis_server  # noqa: E402
+from common import checker_and_routers, redis_server  # noqa: E402
 
-from fedredirect.dev import child, fedredirect_command, free_port, wait_until  # noqa: E402
+from fedredirect.dev import wait_until  # noqa: E402
 from fedredirect.simulator import MemberServer, MemberSimState  # noqa: E402
 
 NAMES = ("alpha", "beta", "gamma")
@@ -149,14 +149,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         }
         config = write_config(workdir / "federation.yaml", members, period)
         store = ("--redis-url", redis_url, "--key-prefix", "outcomes")
-        checker = fedredirect_command("checker", "--config", str(config), *store)
-        stack.enter_context(child(checker, log=workdir / "checker.log"))
-        routers = []
-        for i in range(2):
-            port = free_port()
-            cmd = fedredirect_command("router", "--port", str(port), *store)
-            stack.enter_context(child(cmd, log=workdir / f"router{i + 1}.log"))
-            routers.append(f"http://127.0.0.1:{port}")
+        routers = checker_and_routers(stack, workdir, config, store)
         for url in routers:
             wait_until(
                 lambda u=url: len(httpx.get(f"{u}/status.json", timeout=5).json()["targets"]) == 3,
