@@ -309,21 +309,10 @@ class RoutingTable:
         routes = tuple(self.route(Decision(t.name, t.url, reason)) for t in targets)
         return Order(key, tuple(known[t.name] for t in targets), routes)
 
-    def bounded_route(self, order: Order | None) -> Route | None:
-        """The route of a launch by ``order`` (``bounded``): its first member below its
-        bound of this router's recent launches (:func:`shared.bounded.first_within_bound`,
-        taken with :meth:`shared.bounded.LaunchWindow.take`, which counts the launch), the
-        members before it counted as passed over."""
-        if order is None:
-            return None
-        chosen = self.window.take(order.candidates, self.clock())  # counted in the window
-        if chosen == 0:
-            return order.routes[0]
-        return self.passed_over(order, chosen)
-
     def passed_over(self, order: Order, chosen: int | None) -> Route:
-        """The route of a launch that passes over the first ``chosen`` members of ``order``
-        (None: every member kept), counting them."""
+        """The route of a launch (``bounded``) that passes over the first ``chosen``
+        members of ``order`` (None: every member kept, so the rest of its order is
+        computed), counting them. :meth:`answer` takes the first member itself."""
         if chosen is None:  # past the members kept: the whole order (or, in none, its first)
             whole = self.order(order.key, len(self.view.targets))
             assert whole is not None
@@ -376,8 +365,12 @@ class RoutingTable:
         if route is None:
             if self.cached:
                 route = entry[1]
-            elif self.bounded is not None:
-                route = self.bounded_route(entry[1])
+            elif self.bounded is not None:  # the first of its order below its bound
+                order: Order | None = entry[1]
+                if order is None:
+                    return NOBODY
+                chosen = self.window.take(order.candidates, self.clock())  # and counted
+                route = order.routes[0] if chosen == 0 else self.passed_over(order, chosen)
             else:
                 route = self.decide(path.decode(), self.draw())
             if route is None:
