@@ -797,6 +797,16 @@ def main(argv: list[str] | None = None) -> int:
             f"(median {statistics.median(values) / 1000:.2f})"
         )
     print(f"  (the harness alone, a bare ASGI app's two sends included: {floor / 1000:.2f} µs)")
+    for m in (3, 100):  # within each repeat, then the median: drift hits both alike
+        bounded, plain_case = (
+            results[f"router, {m} members, bounded balancing"],
+            results[f"router, {m} members"],
+        )
+        ratios = [b / r for b, r in zip(bounded, plain_case, strict=True)]
+        print(
+            f"  bounded / rendezvous, {m} members: {statistics.median(ratios):.2f}x "
+            f"(median of the repeats' ratios; min {min(ratios):.2f}x)"
+        )
 
     cost = evaluate_cost()
     print(
