@@ -225,6 +225,8 @@ class FederationConfig(_Strict):
     load_balancer: LoadBalancer = "rendezvous"
     pod_headroom: int | str = 10  # pods kept free, or a share of the quota: "10%"
     bounded_load: BoundedLoadConfig = BoundedLoadConfig()
+    # Seconds a member that is eligible again (or new) takes to ramp to its full weight; 0: off
+    slow_start: float = Field(300.0, ge=0)
     host_cookie_age_hours: float = Field(4.0, ge=0)
     versions: VersionsConfig = VersionsConfig()
     # None: 3 x check.period, or check.longest_refresh when that is longer
