@@ -1,4 +1,4 @@
-"""Builders for the unit tests of the core: configs, observations, drains and views.
+"""Builders for the unit tests of the core: configs, observations, drains, targets and views.
 
 ``make_config`` and ``make_obs`` build a federation and what the checker saw of it at
 ``NOW``; ``federations`` draws a random one for property tests. tests/support/views.py
@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from hypothesis import strategies as st
 
+from shared.balance import Target
 from shared.config import FederationConfig, parse_config
 from shared.records import Drain, HealthObservation, HealthStatus, MemberObservation
 
@@ -27,6 +28,11 @@ DEFAULT_REASONS = {"unhealthy": ("check failed: JupyterHub API",), "unreachable"
 
 def url(name: str) -> str:
     return f"https://{name}.example.org"
+
+
+def target(name: str, weight: float) -> Target:
+    """A balancer's target named ``name`` at its example URL."""
+    return Target(name, url(name), weight)
 
 
 def make_config(

@@ -19,11 +19,8 @@ from shared.balance import (
     rendezvous_score,
     weighted_random_pick,
 )
+from tests.support.builders import target
 from tests.support.hashing import fake_blake2b
-
-
-def target(name: str, weight: float) -> Target:
-    return Target(name, f"https://{name}.example.org", weight)
 
 
 def pick_name(key: str, targets: list[Target]) -> str | None:

@@ -23,11 +23,7 @@ from shared.bounded import (
     rendezvous_order,
     with_limits,
 )
-
-
-def target(name: str, weight: float) -> Target:
-    return Target(name, f"https://{name}.example.org", weight)
-
+from tests.support.builders import target
 
 THREE = [target("alpha", 50), target("beta", 40), target("gamma", 30)]
 NAMES = ("alpha", "beta", "gamma", "delta", "eps", "zeta")
