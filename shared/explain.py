@@ -21,6 +21,36 @@ def explain(
     """The decision ``view.pick(path, sticky_url, u, launches)`` makes, with its reasons,
     as JSON; ``launches``: the router's recent launches (``bounded``)."""
     key = cache_key(path)
+    candidates = _candidates(view, key)
+    decision = view.pick(path, sticky_url, u, launches)
+    sticky = None
+    if sticky_url is not None:
+        sticky = {"cookie": sticky_url, "honoured": decision.reason == "cookie"}
+    return {
+        "path": path,
+        "cache_key": key,
+        "load_balancer": view.config.load_balancer,
+        "fallback_active": view.fallback_active,
+        "fallback_reason": view.fallback_reason,
+        "version_gate_suspended": view.gate_suspended,
+        "version_gate_reason": view.gate_reason,
+        "reference": {
+            "versions": view.reference.versions,
+            "source": view.reference.source,
+            "stale": view.reference.stale,
+        },
+        "sticky": sticky,
+        "candidates": candidates,
+        "bounded": bounded_json(view, key, launches, decision.reason != "cookie")
+        if view.config.load_balancer == "bounded"
+        else None,
+        "pick": {"member": decision.member, "url": decision.url, "reason": decision.reason},
+    }
+
+
+def _candidates(view: View, key: str) -> list[dict[str, Any]]:
+    """Every member, in the targets or not and why, with its rendezvous score for ``key``:
+    those in first, the highest score first."""
     targets = {t.name: t for t in view.targets}
     rendezvous = view.config.load_balancer in ("rendezvous", "bounded")
     candidates: list[dict[str, Any]] = []
@@ -53,30 +83,7 @@ def explain(
             }
         )
     candidates.sort(key=lambda c: (not c["in"], -(c["score"] or 0.0), c["member"]))
-    decision = view.pick(path, sticky_url, u, launches)
-    sticky = None
-    if sticky_url is not None:
-        sticky = {"cookie": sticky_url, "honoured": decision.reason == "cookie"}
-    return {
-        "path": path,
-        "cache_key": key,
-        "load_balancer": view.config.load_balancer,
-        "fallback_active": view.fallback_active,
-        "fallback_reason": view.fallback_reason,
-        "version_gate_suspended": view.gate_suspended,
-        "version_gate_reason": view.gate_reason,
-        "reference": {
-            "versions": view.reference.versions,
-            "source": view.reference.source,
-            "stale": view.reference.stale,
-        },
-        "sticky": sticky,
-        "candidates": candidates,
-        "bounded": bounded_json(view, key, launches, decision.reason != "cookie")
-        if view.config.load_balancer == "bounded"
-        else None,
-        "pick": {"member": decision.member, "url": decision.url, "reason": decision.reason},
-    }
+    return candidates
 
 
 def bounded_json(view: View, key: str, launches: Launches | None, balanced: bool) -> dict[str, Any]:
