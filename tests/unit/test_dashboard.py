@@ -185,22 +185,60 @@ def panel_query(title: str, index: int = 0) -> str:
     return [expr for t, expr in QUERIES if t == title][index]
 
 
+#: Two checkers: the writer (checker-a) finishing a cycle a minute, the standby (checker-b)
+#: exporting what it saw ten minutes ago.
+WRITER = 'job="fedredirect-checker",instance="checker-a:9090"'
+STANDBY = 'job="fedredirect-checker",instance="checker-b:9090"'
+CHECKERS = [
+    (f"fedredirect_checker_last_cycle_timestamp_seconds{{{WRITER}}}", "0+60x20"),
+    (f"fedredirect_checker_last_cycle_timestamp_seconds{{{STANDBY}}}", "-600x20"),
+]
+
+
+def state_mapped(code: int) -> set[str]:
+    """What the Member state panel shows for the state code ``code``."""
+    return {
+        m["options"][str(code)]["text"]
+        for p in all_panels(DASHBOARD_DOC["panels"])
+        if p.get("title") == "Member state"
+        for m in p["fieldConfig"]["defaults"]["mappings"]
+    }
+
+
+def assert_promtool_evaluates(
+    path: Path, series: list[tuple[str, str]], cases: list[dict[str, Any]]
+) -> None:
+    """promtool evaluates each case (an expr and its expected samples) over ``series``, one
+    sample a minute, as the case says; the unit test file is written to ``path``."""
+    unit_test = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in series],
+                "promql_expr_test": cases,
+            }
+        ],
+    }
+    path.write_text(yaml.safe_dump(unit_test, sort_keys=False), encoding="utf-8")
+    result = run_promtool("test", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_key_panels_compute_what_they_show(tmp_path: Path) -> None:
     """Evaluate the traffic share and the member state panels with promtool on series of a
     known situation: two checkers, the standby (checker-b) exporting a frozen view; alpha
     full, beta version_mismatch in the writer's view; 3 of 4 launches go to alpha."""
-    checker_a = 'job="fedredirect-checker",instance="checker-a:9090"'
-    checker_b = 'job="fedredirect-checker",instance="checker-b:9090"'
     router = 'job="fedredirect-router",instance="router-0:8080"'
     series = [
-        (f"fedredirect_checker_last_cycle_timestamp_seconds{{{checker_a}}}", "0+60x20"),
-        (f"fedredirect_checker_last_cycle_timestamp_seconds{{{checker_b}}}", "-600x20"),
+        *CHECKERS,
         (f'fedredirect_redirects_total{{{router},member="alpha",reason="fallback"}}', "0+30x20"),
         (f'fedredirect_redirects_total{{{router},member="beta",reason="cookie"}}', "0+10x20"),
     ]
     states = {
-        checker_a: {"alpha": "full", "beta": "version_mismatch"},
-        checker_b: {"alpha": "eligible", "beta": "eligible"},
+        WRITER: {"alpha": "full", "beta": "version_mismatch"},
+        STANDBY: {"alpha": "eligible", "beta": "eligible"},
     }
     for checker, members in states.items():
         for member, current in members.items():
@@ -208,108 +246,73 @@ def test_key_panels_compute_what_they_show(tmp_path: Path) -> None:
                 name = f'fedredirect_member_state{{{checker},member="{member}",state="{state}"}}'
                 series.append((name, f"{int(state == current)}x20"))
     share = substitute(panel_query("Traffic share per member"))
-    unit_test = {
-        "rule_files": [],
-        "evaluation_interval": "1m",
-        "tests": [
+    assert state_mapped(1) == {"version_mismatch"}, "the state codes and the value mapping disagree"
+    assert_promtool_evaluates(
+        tmp_path / "dashboard_test.yml",
+        series,
+        [
             {
-                "interval": "1m",
-                "input_series": [{"series": s, "values": v} for s, v in series],
-                "promql_expr_test": [
-                    {
-                        # rounded: promtool compares floats exactly
-                        "expr": f"round({share}, 0.001)",
-                        "eval_time": "10m",
-                        "exp_samples": [
-                            {"labels": '{member="alpha"}', "value": 0.75},
-                            {"labels": '{member="beta"}', "value": 0.25},
-                        ],
-                    },
-                    {
-                        # value mapping: 0 eligible, 1 version_mismatch, 2 full, ...
-                        "expr": substitute(panel_query("Member state")),
-                        "eval_time": "10m",
-                        "exp_samples": [
-                            {"labels": '{member="alpha"}', "value": 2},
-                            {"labels": '{member="beta"}', "value": 1},
-                        ],
-                    },
-                    {
-                        "expr": substitute(panel_query("Members by state")),
-                        "eval_time": "10m",
-                        "exp_samples": [
-                            {"labels": '{state="eligible"}', "value": 0},
-                            {"labels": '{state="version_mismatch"}', "value": 1},
-                            {"labels": '{state="full"}', "value": 1},
-                            {"labels": '{state="drained"}', "value": 0},
-                        ],
-                    },
+                # rounded: promtool compares floats exactly
+                "expr": f"round({share}, 0.001)",
+                "eval_time": "10m",
+                "exp_samples": [
+                    {"labels": '{member="alpha"}', "value": 0.75},
+                    {"labels": '{member="beta"}', "value": 0.25},
                 ],
-            }
+            },
+            {
+                # value mapping: 0 eligible, 1 version_mismatch, 2 full, ...
+                "expr": substitute(panel_query("Member state")),
+                "eval_time": "10m",
+                "exp_samples": [
+                    {"labels": '{member="alpha"}', "value": 2},
+                    {"labels": '{member="beta"}', "value": 1},
+                ],
+            },
+            {
+                "expr": substitute(panel_query("Members by state")),
+                "eval_time": "10m",
+                "exp_samples": [
+                    {"labels": '{state="eligible"}', "value": 0},
+                    {"labels": '{state="version_mismatch"}', "value": 1},
+                    {"labels": '{state="full"}', "value": 1},
+                    {"labels": '{state="drained"}', "value": 0},
+                ],
+            },
         ],
-    }
-    mapping = {
-        m["options"]["1"]["text"]: 1
-        for p in all_panels(DASHBOARD_DOC["panels"])
-        if p.get("title") == "Member state"
-        for m in p["fieldConfig"]["defaults"]["mappings"]
-    }
-    assert mapping == {"version_mismatch": 1}, "the state codes and the value mapping disagree"
-    path = tmp_path / "dashboard_test.yml"
-    path.write_text(yaml.safe_dump(unit_test, sort_keys=False), encoding="utf-8")
-    result = run_promtool("test", "rules", str(path))
-    assert result.returncode == 0, result.stdout + result.stderr
+    )
 
 
 def test_a_failing_member_has_its_state_code_and_its_failure_ratio(tmp_path: Path) -> None:
     """beta ejected for failing launches (state code 7 in the Member state panel), with the
     writer's failure ratio; the standby (checker-b) exports a frozen ratio nobody sees."""
-    checker_a = 'job="fedredirect-checker",instance="checker-a:9090"'
-    checker_b = 'job="fedredirect-checker",instance="checker-b:9090"'
     series = [
-        (f"fedredirect_checker_last_cycle_timestamp_seconds{{{checker_a}}}", "0+60x20"),
-        (f"fedredirect_checker_last_cycle_timestamp_seconds{{{checker_b}}}", "-600x20"),
-        (f'fedredirect_member_launch_failure_ratio{{{checker_a},member="beta"}}', "0.5x20"),
-        (f'fedredirect_member_launch_failure_ratio{{{checker_b},member="beta"}}', "0.1x20"),
-        (f'fedredirect_member_state{{{checker_a},member="beta",state="failing"}}', "1x20"),
-        (f'fedredirect_member_state{{{checker_a},member="beta",state="eligible"}}', "0x20"),
+        *CHECKERS,
+        (f'fedredirect_member_launch_failure_ratio{{{WRITER},member="beta"}}', "0.5x20"),
+        (f'fedredirect_member_launch_failure_ratio{{{STANDBY},member="beta"}}', "0.1x20"),
+        (f'fedredirect_member_state{{{WRITER},member="beta",state="failing"}}', "1x20"),
+        (f'fedredirect_member_state{{{WRITER},member="beta",state="eligible"}}', "0x20"),
     ]
-    unit_test = {
-        "rule_files": [],
-        "evaluation_interval": "1m",
-        "tests": [
+    assert state_mapped(7) == {"failing"}, "the state codes and the value mapping disagree"
+    assert_promtool_evaluates(
+        tmp_path / "dashboard_failing_test.yml",
+        series,
+        [
             {
-                "interval": "1m",
-                "input_series": [{"series": s, "values": v} for s, v in series],
-                "promql_expr_test": [
+                "expr": substitute(panel_query("Member state")),
+                "eval_time": "10m",
+                "exp_samples": [{"labels": '{member="beta"}', "value": 7}],
+            },
+            {
+                "expr": substitute(panel_query("Launch failure ratio")),
+                "eval_time": "10m",
+                "exp_samples": [
                     {
-                        "expr": substitute(panel_query("Member state")),
-                        "eval_time": "10m",
-                        "exp_samples": [{"labels": '{member="beta"}', "value": 7}],
-                    },
-                    {
-                        "expr": substitute(panel_query("Launch failure ratio")),
-                        "eval_time": "10m",
-                        "exp_samples": [
-                            {
-                                "labels": "fedredirect_member_launch_failure_ratio"
-                                f'{{{checker_a},member="beta"}}',
-                                "value": 0.5,
-                            }
-                        ],
-                    },
+                        "labels": "fedredirect_member_launch_failure_ratio"
+                        f'{{{WRITER},member="beta"}}',
+                        "value": 0.5,
+                    }
                 ],
-            }
+            },
         ],
-    }
-    mapping = {
-        m["options"]["7"]["text"]
-        for p in all_panels(DASHBOARD_DOC["panels"])
-        if p.get("title") == "Member state"
-        for m in p["fieldConfig"]["defaults"]["mappings"]
-    }
-    assert mapping == {"failing"}, "the state codes and the value mapping disagree"
-    path = tmp_path / "dashboard_failing_test.yml"
-    path.write_text(yaml.safe_dump(unit_test, sort_keys=False), encoding="utf-8")
-    result = run_promtool("test", "rules", str(path))
-    assert result.returncode == 0, result.stdout + result.stderr
+    )
