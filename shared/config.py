@@ -6,25 +6,25 @@ ignored with a warning, and settings whose meaning changed are mapped onto the n
 (see :mod:`shared.legacy`). The native format (top-level ``members``) is strict. Both
 end in :class:`FederationConfig`. A bad file raises :class:`ConfigError` naming the file,
 the key and the problem, so the process can exit before it serves anything; an unknown
-key anywhere is such a problem, named with the closest known key.
+key anywhere is such a problem, named with the closest known key (:mod:`shared.config_errors`).
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
-from urllib.parse import urlsplit
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.legacy import DEPLOYMENT_KEYS, drop_unused_members, legacy_to_native
+from shared.config_errors import describe, no_members, typos_in_dropped
+from shared.config_urls import http_url, redirect_paths, redirect_url
+from shared.legacy import drop_unused_members, legacy_to_native
 
 log = logging.getLogger("fedredirect.config")
 
@@ -39,17 +39,6 @@ Compatibility = Literal["minor", "patch", "exact"]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an http(s) URL with a host, got {value!r}")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ValueError(f"must not carry a query, fragment or user info, got {value!r}")
-    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
-        raise ValueError("must not contain spaces or control characters")
-    return value
 
 
 class CheckConfig(_Strict):
@@ -98,12 +87,12 @@ class MemberConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        return _http_url(value).rstrip("/")
+        return http_url(value).rstrip("/")
 
     @field_validator("health", "versions", "metrics")
     @classmethod
     def _endpoint(cls, value: str | Literal[False]) -> str | Literal[False]:
-        return _http_url(value) if value else value
+        return http_url(value) if value else value
 
     @model_validator(mode="after")
     def _default_endpoints(self) -> MemberConfig:
@@ -130,21 +119,6 @@ class VersionsConfig(_Strict):
     compatible: dict[str, Compatibility] = Field(default_factory=dict)
 
 
-#: Paths the router answers itself; a fixed redirect cannot take them.
-ROUTER_PATHS = frozenset(
-    {
-        "/health",
-        "/livez",
-        "/active_hosts",
-        "/status",
-        "/status.json",
-        "/history.json",
-        "/why",
-        "/metrics",
-    }
-)
-
-
 class FixedRedirect(_Strict):
     """A path the router always answers with the same redirect (README badges, say)."""
 
@@ -154,17 +128,7 @@ class FixedRedirect(_Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an absolute http(s) URL, got {value!r}")
-        if any(ord(c) < 0x21 or ord(c) > 0x7E for c in value):
-            raise ValueError("must be printable ASCII without spaces")
-        return value
-
-
-def _redirect_entry(value: object) -> object:
-    """``PATH: URL`` is short for ``PATH: {url: URL}`` (status 301)."""
-    return {"url": value} if isinstance(value, str) else value
+        return redirect_url(value)
 
 
 class OutageConfig(_Strict):
@@ -241,16 +205,7 @@ class FederationConfig(_Strict):
     @field_validator("redirects", mode="before")
     @classmethod
     def _redirects(cls, value: object) -> object:
-        if not isinstance(value, Mapping):
-            return value
-        for path in value:
-            if not isinstance(path, str) or not path.startswith("/"):
-                raise ValueError(f"redirects: path {path!r} must start with /")
-            if any(ord(c) < 0x21 or ord(c) > 0x7E for c in path) or "?" in path:
-                raise ValueError(f"redirects: path {path!r} must be printable ASCII, no query")
-            if path.startswith("/build/") or path in ROUTER_PATHS:
-                raise ValueError(f"redirects: path {path!r} is the router's own")
-        return {path: _redirect_entry(entry) for path, entry in value.items()}
+        return redirect_paths(value)
 
     @field_validator("pod_headroom")
     @classmethod
@@ -289,7 +244,7 @@ class FederationConfig(_Strict):
     def _policies(self) -> FederationConfig:
         prime = self.prime_name
         v = self.versions
-        # "KEY: problem" messages: _describe reports KEY as the key at fault.
+        # "KEY: problem" messages: shared.config_errors reports KEY as the key at fault.
         if v.reference == "prime" and prime is None:
             raise ValueError("versions.reference: is 'prime' but no member is marked prime")
         if v.reference == "pinned" and not v.pinned:
@@ -392,15 +347,7 @@ def check_config(raw: object, source: str = "<config>") -> LoadedConfig:
         raise ConfigError(f"{source}: key 'hosts': give either 'hosts' (legacy) or 'members'")
     section = "hosts" if "hosts" in doc else "members"
     if section not in doc:
-        # Either format could be meant: a key neither has may be the misspelt section.
-        known = {*FederationConfig.model_fields, "hosts"}
-        typos = [
-            _unknown_key(source, str(key), str(key), known)
-            for key in doc
-            if key not in known and key not in DEPLOYMENT_KEYS
-        ]
-        missing = f"{source}: key 'members': missing; no members are configured"
-        raise ConfigError("\n".join([*typos, missing]))
+        raise ConfigError(no_members(doc, source, {*FederationConfig.model_fields, "hosts"}))
     warnings: list[str] = []
     if section == "hosts":
         doc, warnings = legacy_to_native(doc, source)
@@ -408,12 +355,13 @@ def check_config(raw: object, source: str = "<config>") -> LoadedConfig:
     if isinstance(given, dict):
         doc[section] = dict(given)  # members are dropped from this copy; given stays whole
     warnings += drop_unused_members(doc, section, source)
-    problems = _typos_in_dropped(given, doc[section], section, source)
+    problems = typos_in_dropped(given, doc[section], MemberConfig, section, source)
     doc["members"] = doc.pop(section)
     try:
         config = FederationConfig.model_validate(doc)
     except ValidationError as exc:
-        raise ConfigError("\n".join([*problems, _describe(exc, source, section)])) from None
+        described = describe(exc, FederationConfig, source, section)
+        raise ConfigError("\n".join([*problems, described])) from None
     if problems:
         raise ConfigError("\n".join(problems))
     return LoadedConfig(config, tuple(warnings))
@@ -425,70 +373,6 @@ def parse_config(raw: object, source: str = "<config>") -> FederationConfig:
     for warning in loaded.warnings:
         log.warning("%s", warning)
     return loaded.config
-
-
-def _describe(exc: ValidationError, source: str, section: str) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = [str(part) for part in err["loc"]]
-        if loc and loc[0] == "members":
-            loc[0] = section
-        key = ".".join(loc) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        head, sep, rest = msg.partition(": ")
-        if not loc and sep and head.replace(".", "").replace("_", "").isalnum():
-            key, msg = head, rest
-        if err["type"] == "extra_forbidden":
-            line = _unknown_key(source, key, loc[-1], _settings_at(err["loc"][:-1], section))
-            if section == "members" and key in DEPLOYMENT_KEYS:
-                line += "; deployment keys are ignored only in the legacy format (beside 'hosts')"
-            lines.append(line)
-            continue
-        lines.append(f"{source}: key '{key}': {msg}")
-    return "\n".join(lines)
-
-
-def _unknown_key(source: str, path: str, key: str, known: Iterable[str]) -> str:
-    """The unknown ``key`` at ``path``, with the closest known key if one is close (a
-    typo), and none if nothing is: a wrong guess misleads more than no guess."""
-    close = difflib.get_close_matches(key, sorted(known), n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"{source}: key '{path}': unknown key{hint}"
-
-
-def _settings_at(loc: Sequence[int | str], section: str) -> list[str]:
-    """The settings the mapping at ``loc`` may hold: its model's fields, found by walking the
-    models' annotations (a ``dict`` field's next part is a name: a member, a path). At the
-    top of a legacy file ``hosts`` instead of ``members``, and never the ignored deployment
-    keys: "hosst" must suggest ``hosts``, not ``host``."""
-    model: type[BaseModel] = FederationConfig
-    rest = list(loc)
-    while rest:
-        field = model.model_fields.get(str(rest.pop(0)))
-        inner = field.annotation if field else None
-        if get_origin(inner) is dict:
-            inner, rest = get_args(inner)[1], rest[1:]
-        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
-            return []
-        model = inner
-    if model is FederationConfig and section == "hosts":
-        return [*(set(model.model_fields) - {"members"}), "hosts"]
-    return list(model.model_fields)
-
-
-def _typos_in_dropped(given: object, kept: object, section: str, source: str) -> list[str]:
-    """Unknown keys of the members dropped for weight 0, which validation never sees: else
-    a typo there would surface only when the member's weight is given back."""
-    if not (isinstance(given, Mapping) and isinstance(kept, Mapping)):
-        return []
-    known = MemberConfig.model_fields
-    return [
-        _unknown_key(source, f"{section}.{name}.{key}", str(key), known)
-        for name, entry in given.items()
-        if name not in kept and isinstance(entry, Mapping)
-        for key in entry
-        if key not in known
-    ]
 
 
 def load_config(path: str | Path) -> FederationConfig:
