@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from shared.payloads import parse_versions
 from shared.records import MemberObservation
 from shared.status import view_to_json
 from shared.store import Change, Store, connect
+from tests.support.checker_loop import eventually, running_checker
 from tests.support.members import running_members
 
 pytestmark = pytest.mark.anyio
@@ -43,16 +44,6 @@ def config_for(servers: dict[str, MemberServer], **check: Any) -> Any:
     )
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
 class Running:
     def __init__(self, checker: Checker, store: Store) -> None:
         self.checker = checker
@@ -66,15 +57,9 @@ class Running:
 async def run_checker(
     servers: dict[str, MemberServer], redis_url: str, prefix: str, **check: Any
 ) -> AsyncIterator[Running]:
-    store = Store(connect(redis_url), prefix)
-    checker = Checker(config_for(servers, **check), store)
-    task = asyncio.create_task(checker.run())
-    try:
+    config = config_for(servers, **check)
+    async with running_checker(config, redis_url, prefix) as (checker, store):
         yield Running(checker, store)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await store.client.aclose()
 
 
 def _members(*states: MemberSimState) -> Any:
@@ -336,16 +321,9 @@ async def test_a_member_that_moved_is_followed_a_few_hops(
                 },
             }
         )
-        store = Store(connect(redis_url), key_prefix)
-        checker = Checker(config, store)
-        task = asyncio.create_task(checker.run())
-        try:
+        async with running_checker(config, redis_url, key_prefix) as (checker, _store):
             obs = await eventually(lambda: (o := checker.observations.get("moved")) and o.health)
             view = await eventually(checker.current_view)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await store.client.aclose()
     obs = checker.observations["moved"]
     assert obs.health is not None and obs.health.status == status, obs.health
     member = view.member("moved")

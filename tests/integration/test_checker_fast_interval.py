@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -15,7 +14,8 @@ import pytest
 from checker.service import Checker
 from fedredirect.simulator import MemberServer, MemberSimState
 from shared.config import parse_config
-from shared.store import Store, connect
+from shared.store import Store
+from tests.support.checker_loop import eventually, running_checker
 from tests.support.members import running_members
 
 pytestmark = pytest.mark.anyio
@@ -24,16 +24,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-async def eventually(check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 async def published_state(store: Store, name: str) -> str | None:
@@ -53,10 +43,9 @@ async def until_published(store: Store, name: str, state: str, timeout: float) -
         await asyncio.sleep(0.01)
 
 
-@contextlib.asynccontextmanager
-async def checking(
+def checking(
     servers: dict[str, MemberServer], redis_url: str, prefix: str, **check: Any
-) -> AsyncIterator[tuple[Checker, Store]]:
+) -> contextlib.AbstractAsyncContextManager[tuple[Checker, Store]]:
     """A checker of ``servers`` (``check`` settings over a period of 1 s, no jitter, fall 2,
     retries 2, failed_period 60) and the store it publishes to."""
     settings = {"period": 1.0, "jitter": 0.0, "timeout": 1.0, "retries": 2, "failed_period": 60}
@@ -69,15 +58,7 @@ async def checking(
             },
         }
     )
-    store = Store(connect(redis_url), prefix)
-    checker = Checker(config, store)
-    task = asyncio.create_task(checker.run())
-    try:
-        yield checker, store
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await store.client.aclose()
+    return running_checker(config, redis_url, prefix)
 
 
 def failures(checker: Checker, member: str, endpoint: str, reason: str) -> float:

@@ -8,8 +8,8 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
@@ -17,11 +17,11 @@ from prometheus_client import generate_latest
 from checker.service import Checker
 from shared.config import FederationConfig, parse_config
 from shared.evaluate import View
-from shared.store import Store, connect
+from shared.store import Store
+from tests.support.checker_loop import eventually, running_checker
 from tests.support.launch_member import LaunchMember
 
 pytestmark = pytest.mark.anyio
-T = TypeVar("T")
 
 REASON = re.compile(
     r"launches failing: \d+ of \d+ failed in the last [\d.]+s \([\d.]+% > 25%\); "
@@ -62,21 +62,6 @@ def config_for(
     )
 
 
-@contextlib.asynccontextmanager
-async def running(
-    config: FederationConfig, redis_url: str, prefix: str, checker_id: str = "one"
-) -> AsyncIterator[tuple[Checker, Store]]:
-    store = Store(connect(redis_url), prefix)
-    checker = Checker(config, store, checker_id=checker_id)
-    task = asyncio.create_task(checker.run())
-    try:
-        yield checker, store
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await store.client.aclose()
-
-
 class Traffic:
     """Launches on every member, 2 every 50 ms; a member in ``failing`` fails one of two."""
 
@@ -101,6 +86,19 @@ async def traffic(members: dict[str, LaunchMember]) -> AsyncIterator[Traffic]:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def three_launching(
+    redis_url: str, prefix: str
+) -> AsyncIterator[tuple[Checker, Store, Traffic]]:
+    """alpha, beta and gamma under a checker, with launches on each (none failing yet)."""
+    with launch_members("alpha", "beta", "gamma") as members:
+        async with (
+            running_checker(config_for(members), redis_url, prefix) as (checker, store),
+            traffic(members) as flow,
+        ):
+            yield checker, store, flow
 
 
 async def published_view(store: Store) -> View | None:
@@ -131,75 +129,55 @@ async def watch(
     raise AssertionError(f"not met within {timeout}s; last states {states(view)}")
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 10.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await check()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
 async def test_a_member_failing_half_its_launches_is_ejected_then_comes_back(
     redis_url: str, key_prefix: str
 ) -> None:
-    with launch_members("alpha", "beta", "gamma") as members:
-        config = config_for(members)
-        async with (
-            running(config, redis_url, key_prefix) as (checker, store),
-            traffic(members) as flow,
-        ):
-            seen: list[dict[str, str]] = []
+    async with three_launching(redis_url, key_prefix) as (checker, store, flow):
+        seen: list[dict[str, str]] = []
 
-            def healthy_ones_stay(view: View) -> None:
-                now = states(view)
-                seen.append(now)
-                assert now["alpha"] == now["gamma"] == "eligible", now
+        def healthy_ones_stay(view: View) -> None:
+            now = states(view)
+            seen.append(now)
+            assert now["alpha"] == now["gamma"] == "eligible", now
 
-            await watch(store, lambda v: states(v)["beta"] == "eligible", healthy_ones_stay)
-            flow.failing.add("beta")
-            view = await watch(store, lambda v: states(v)["beta"] == "failing", healthy_ones_stay)
-            beta = next(m for m in view.members if m.name == "beta")
-            assert REASON.fullmatch(beta.reasons[0]), beta.reasons
-            assert "beta" not in [m.name for m in view.eligible]
-            scraped = generate_latest(checker.metrics.registry).decode()
-            assert 'fedredirect_member_ejections_total{member="beta"} 1.0' in scraped
-            assert 'fedredirect_member_ejections_total{member="alpha"} 0.0' in scraped
-            assert 'fedredirect_member_launch_failure_ratio{member="beta"} ' in scraped
-            assert 'fedredirect_member_launch_failure_ratio{member="alpha"} 0.0' in scraped
-            assert 'fedredirect_member_launches_in_window{member="alpha"} ' in scraped
+        await watch(store, lambda v: states(v)["beta"] == "eligible", healthy_ones_stay)
+        flow.failing.add("beta")
+        view = await watch(store, lambda v: states(v)["beta"] == "failing", healthy_ones_stay)
+        beta = next(m for m in view.members if m.name == "beta")
+        assert REASON.fullmatch(beta.reasons[0]), beta.reasons
+        assert "beta" not in [m.name for m in view.eligible]
+        scraped = generate_latest(checker.metrics.registry).decode()
+        assert 'fedredirect_member_ejections_total{member="beta"} 1.0' in scraped
+        assert 'fedredirect_member_ejections_total{member="alpha"} 0.0' in scraped
+        assert 'fedredirect_member_launch_failure_ratio{member="beta"} ' in scraped
+        assert 'fedredirect_member_launch_failure_ratio{member="alpha"} 0.0' in scraped
+        assert 'fedredirect_member_launches_in_window{member="alpha"} ' in scraped
 
-            flow.failing.clear()  # it comes back once the ejection is over
-            await watch(store, lambda v: states(v)["beta"] == "eligible", healthy_ones_stay)
-            record = await store.read()
-            assert record is not None
-            outcomes = record.observations["beta"].outcomes
-            assert outcomes is not None and outcomes.ejections == 1
-            assert outcomes.ejected_until is not None and outcomes.ejected_until <= time.time()
-            assert all(s["alpha"] == s["gamma"] == "eligible" for s in seen)
+        flow.failing.clear()  # it comes back once the ejection is over
+        await watch(store, lambda v: states(v)["beta"] == "eligible", healthy_ones_stay)
+        record = await store.read()
+        assert record is not None
+        outcomes = record.observations["beta"].outcomes
+        assert outcomes is not None and outcomes.ejections == 1
+        assert outcomes.ejected_until is not None and outcomes.ejected_until <= time.time()
+        assert all(s["alpha"] == s["gamma"] == "eligible" for s in seen)
 
 
 async def test_of_three_members_failing_at_most_one_is_ejected_at_once(
     redis_url: str, key_prefix: str
 ) -> None:
-    with launch_members("alpha", "beta", "gamma") as members:
-        config = config_for(members)
-        async with (
-            running(config, redis_url, key_prefix) as (_checker, store),
-            traffic(members) as flow,
-        ):
-            flow.failing.update(members)
-            ejected: set[str] = set()
+    async with three_launching(redis_url, key_prefix) as (_checker, store, flow):
+        flow.failing.update(flow.members)
+        ejected: set[str] = set()
 
-            def one_at_most(view: View) -> None:
-                failing = [name for name, state in states(view).items() if state == "failing"]
-                assert len(failing) <= 1, failing
-                ejected.update(failing)
+        def one_at_most(view: View) -> None:
+            failing = [name for name, state in states(view).items() if state == "failing"]
+            assert len(failing) <= 1, failing
+            ejected.update(failing)
 
-            # ejections end after 1 s and another member takes the room: over a few seconds
-            # more than one member has been ejected, never two at once
-            await watch(store, lambda v: len(ejected) >= 2, one_at_most)
+        # ejections end after 1 s and another member takes the room: over a few seconds
+        # more than one member has been ejected, never two at once
+        await watch(store, lambda v: len(ejected) >= 2, one_at_most)
 
 
 async def test_unreadable_metrics_are_a_note_never_an_exclusion(
@@ -209,7 +187,7 @@ async def test_unreadable_metrics_are_a_note_never_an_exclusion(
         members["alpha"].metrics_answer = (404, b"404: Not Found")
         members["beta"].metrics_answer = (200, b"<html><body>a login page</body></html>")
         config = config_for(members)
-        async with running(config, redis_url, key_prefix) as (checker, store):
+        async with running_checker(config, redis_url, key_prefix) as (checker, store):
 
             async def noted() -> dict[str, str | None] | None:
                 snapshot = await store.read()
@@ -257,7 +235,7 @@ async def test_three_requests_per_member_per_period_with_metrics_two_without(
         config = config_for(members, **settings)
         paths = {"/health", "/versions", *(["/metrics"] if metrics else [])}
         started = time.monotonic()
-        async with running(config, redis_url, key_prefix):
+        async with running_checker(config, redis_url, key_prefix):
 
             async def rounds() -> int | None:
                 for member in members.values():
@@ -284,14 +262,14 @@ async def test_a_checker_taking_over_carries_the_ejection_on(
         )
         async with traffic(members) as flow:
             flow.failing.add("beta")
-            async with running(config, redis_url, key_prefix, "first") as (_first, store):
+            async with running_checker(config, redis_url, key_prefix, "first") as (_first, store):
                 view = await watch(store, lambda v: states(v)["beta"] == "failing")
                 snapshot = await store.read()
                 assert snapshot is not None
                 ejection = snapshot.observations["beta"].outcomes
                 assert ejection is not None and ejection.ejected_until is not None
             flow.failing.clear()  # the new checker's own reads find nothing wrong with beta
-            async with running(config, redis_url, key_prefix, "second") as (second, store):
+            async with running_checker(config, redis_url, key_prefix, "second") as (second, store):
 
                 async def taken_over() -> View | None:
                     read = await store.read()
