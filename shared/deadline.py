@@ -1,10 +1,10 @@
 """When time alone next changes a verdict, so that a reader evaluates only on change.
 
 The freshness rules (a stale record, versions too old to compare, a version still within its
-reference dwell, an ejection for failing launches) are judged as of one instant, ``as_of``:
-the checker's heartbeat. Each flips once as ``as_of`` grows and never back, so between a
-view's ``as_of`` and :func:`next_deadline` evaluating the same records gives the same
-verdicts. The outage rule is judged by the wall clock against the heartbeat:
+reference dwell, an ejection for failing launches, a step of a slow start) are judged as of
+one instant, ``as_of``: the checker's heartbeat. Each moves one way as ``as_of`` grows and
+never back, so between a view's ``as_of`` and :func:`next_deadline` evaluating the same
+records gives the same verdicts. The outage rule is judged by the wall clock against the heartbeat:
 :func:`outage_deadline`. Every deadline asks the rule itself at neighbouring instants, so it
 is exact in floating point and the rules keep one copy.
 """
@@ -16,10 +16,12 @@ from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from shared.config import FederationConfig
-from shared.evaluate import failing_reason, heartbeat_too_old, stale_reason
+from shared.evaluate import heartbeat_too_old
 from shared.observe import settled_versions
 from shared.records import CheckerHeartbeat, MemberObservation
 from shared.reference import fresh_versions
+from shared.rules import failing_reason, stale_reason
+from shared.slowstart import STEPS, ramp_step, step_at
 
 
 class Freshness(NamedTuple):
@@ -29,6 +31,7 @@ class Freshness(NamedTuple):
     versions_fresh: bool  # its versions may be compared (shared.reference.fresh_versions)
     settled: bool  # its latest versions are past their dwell (shared.observe.settled_versions)
     ejected: bool  # shared.evaluate.failing_reason applies
+    ramp_step: int  # how far its slow start has gone (shared.slowstart.ramp_step)
 
 
 def freshness(config: FederationConfig, obs: MemberObservation | None, as_of: float) -> Freshness:
@@ -40,6 +43,7 @@ def freshness(config: FederationConfig, obs: MemberObservation | None, as_of: fl
         # Identity: the dwell rule answers with the latest versions once they have settled.
         obs is None or settled is obs.versions,
         failing_reason(obs, as_of) is not None,
+        ramp_step(obs.eligible_since if obs else None, as_of, config.slow_start),
     )
 
 
@@ -91,6 +95,16 @@ def record_deadline(config: FederationConfig, obs: MemberObservation, as_of: flo
     if now.ejected and outcomes is not None and outcomes.ejected_until is not None:
         deadlines.append(
             first_instant(lambda t: failing_reason(obs, t) is None, as_of, outcomes.ejected_until)
+        )
+    since = obs.eligible_since
+    if now.ramp_step < STEPS and since is not None:
+        step, slow_start = now.ramp_step, config.slow_start
+        deadlines.append(
+            first_instant(
+                lambda t: ramp_step(since, t, slow_start) != step,
+                as_of,
+                step_at(since, step + 1, slow_start),
+            )
         )
     return min(deadlines)
 

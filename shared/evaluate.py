@@ -8,14 +8,13 @@ reason is kept so the status view shows all of them (a member can be full *and* 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from fractions import Fraction
 from typing import Literal, NamedTuple, get_args
 
 from shared.balance import Target, cache_key, rendezvous_pick, weighted_random_pick
 from shared.bounded import Launches, bounded_pick
+from shared.capacity import NO_LAUNCHES, SentLaunches
 from shared.config import Compatibility, FallbackPolicy, FederationConfig, MemberConfig
 from shared.records import CheckerHeartbeat, Drain, LaunchOutcomes, MemberObservation
 from shared.reference import (
@@ -25,6 +24,17 @@ from shared.reference import (
     reference_version,
     version_differences,
 )
+from shared.rules import (
+    capacity_share,
+    drained_reason,
+    failing_reason,
+    full_reason,
+    stale_reason,
+    unhealthy_reason,
+    unreachable_reason,
+    version_mismatch_reason,
+)
+from shared.slowstart import STEPS, ramp_factor, ramp_step
 
 State = Literal[
     "drained",
@@ -39,108 +49,6 @@ State = Literal[
 #: Every state, in precedence order: a member shows the first one that applies.
 STATES: tuple[State, ...] = get_args(State)
 DecisionReason = Literal["balancer", "cookie", "fallback", "outage"]
-
-
-# --- the rules, one named function each -------------------------------------------------
-
-
-def drained_reason(drain: Drain | None) -> str | None:
-    if drain is None:
-        return None
-    return f"drained by an operator: {drain.reason}" if drain.reason else "drained by an operator"
-
-
-def stale_reason(obs: MemberObservation | None, now: float, max_age: float) -> str | None:
-    """A record the checker has not refreshed within ``max_age`` cannot be trusted."""
-    if obs is None:
-        return "no observation published yet"
-    if now - obs.checked_at > max_age:
-        # No age in the words: a reason holds as long as the view, however old that gets.
-        return f"record not refreshed for more than {max_age:.0f}s"
-    return None
-
-
-def unreachable_reason(obs: MemberObservation | None) -> str | None:
-    if obs is None or obs.health is None:
-        return None
-    if obs.health.status == "unreachable":
-        return "; ".join(obs.health.reasons) or "health endpoint unreachable"
-    return None
-
-
-def unhealthy_reason(obs: MemberObservation | None) -> str | None:
-    if obs is None or obs.health is None:
-        return "health not observed yet" if obs is not None else None
-    if obs.health.status == "unhealthy":
-        return "; ".join(obs.health.reasons) or "health check failed"
-    return None
-
-
-def failing_reason(obs: MemberObservation | None, as_of: float) -> str | None:
-    """Ejected for failing its launches (``shared.outcomes``) until ``ejected_until``."""
-    outcomes = obs.outcomes if obs else None
-    if outcomes is None or outcomes.ejected_until is None or as_of >= outcomes.ejected_until:
-        return None
-    return outcomes.ejection_reason or "ejected: its launches are failing"
-
-
-def headroom_pods(pod_headroom: int | str, quota: int) -> int:
-    """The pods ``pod_headroom`` keeps free on a member with ``quota``: a count as given, or
-    a share of the quota (``"10%"``) rounded up, so a member never keeps less than asked."""
-    if isinstance(pod_headroom, int):
-        return pod_headroom
-    return math.ceil(Fraction(pod_headroom.removesuffix("%")) * quota / 100)
-
-
-def full_reason(obs: MemberObservation | None, pod_headroom: int | str) -> str | None:
-    """Full when total_pods + the headroom >= quota (no quota: never full)."""
-    if obs is None or obs.health is None or obs.health.status != "ok":
-        return None
-    pods, quota = obs.health.total_pods, obs.health.quota
-    if pods is None or quota is None:
-        return None
-    headroom = headroom_pods(pod_headroom, quota)
-    if pods + headroom >= quota:
-        share = f" ({pod_headroom})" if isinstance(pod_headroom, str) else ""
-        return f"full: {pods} pods + headroom {headroom}{share} >= quota {quota}"
-    return None
-
-
-def version_mismatch_reason(differences: tuple[str, ...], reference: Reference) -> str | None:
-    if reference.stale or reference.versions is None or not differences:
-        return None
-    if differences == ("*",):
-        return "versions not observed recently; cannot compare with the reference"
-    return f"version differs from the reference ({reference.source}) on: {', '.join(differences)}"
-
-
-def state_may_change(
-    old: MemberObservation | None, new: MemberObservation, pod_headroom: int | str
-) -> bool:
-    """Whether ``new`` differs from ``old`` in anything that can move a member's state or
-    the reference: health verdict and reasons, fullness (not the pod count itself, which
-    changes with nearly every check of a busy member), versions, errors. A change only in
-    the time of the check cannot: what time alone moves (a record or the reference growing
-    old) is what :mod:`shared.deadline` tells apart."""
-    if old is None or old.versions != new.versions:
-        return True
-    if old.settled_versions != new.settled_versions or old.last_error != new.last_error:
-        return True
-    if _ejection(old) != _ejection(new):
-        return True
-    before, after = old.health, new.health
-    if before is None or after is None:
-        return before is not after
-    if (before.status, before.reasons) != (after.status, after.reasons):
-        return True
-    return (full_reason(old, pod_headroom) is None) != (full_reason(new, pod_headroom) is None)
-
-
-def _ejection(obs: MemberObservation) -> tuple[float | None, str | None]:
-    """What of a record's launch outcomes the failing rule reads (not the counts, which
-    move with every read of a busy member's metrics)."""
-    outcomes = obs.outcomes
-    return (None, None) if outcomes is None else (outcomes.ejected_until, outcomes.ejection_reason)
 
 
 # --- the view -----------------------------------------------------------------------------
@@ -172,10 +80,16 @@ class MemberView(NamedTuple):
     health_at: float | None  # when /health was last observed
     versions_at: float | None  # when /versions last answered
     last_error: str | None
+    #: What launches it takes: its weight x its capacity share x its slow-start ramp while
+    #: eligible, else 0.
     effective_weight: float
     health_url: str  # the URL that last answered /health (after redirects), else configured
     versions_url: str
     outcomes: LaunchOutcomes | None  # its launches as its metrics count them (None: not read)
+    capacity_share: float | None  # its free pods over its quota (None: reports no quota)
+    pending_launches: int  # launches taken to have reached it since its /health report
+    eligible_since: float | None  # the start of its slow start (shared.slowstart)
+    ramp: float | None  # its slow-start factor while it ramps (None: not ramping)
 
     @property
     def eligible(self) -> bool:
@@ -257,6 +171,7 @@ def _member_view(
     limits: _Limits,
     as_of: float,
     gate: bool,
+    pending: int,
 ) -> MemberView:
     # Compare only versions seen recently: an old observation says nothing about today.
     versions = fresh_versions(obs, as_of, limits.versions_max_age)
@@ -268,12 +183,17 @@ def _member_view(
         ("unreachable", unreachable_reason(obs)),
         ("unhealthy", unhealthy_reason(obs)),
         ("failing", failing_reason(obs, as_of)),
-        ("full", full_reason(obs, limits.pod_headroom)),
+        ("full", full_reason(obs, limits.pod_headroom, pending)),
         ("version_mismatch", version_mismatch_reason(differences, reference) if gate else None),
     )
     excluded_by = tuple([state for state, reason in verdicts if reason is not None])
     state: State = excluded_by[0] if excluded_by else "eligible"
     health = obs.health if obs else None
+    capacity = capacity_share(obs, limits.pod_headroom, pending)
+    since = obs.eligible_since if obs else None
+    step = ramp_step(since, as_of, limits.slow_start) if state == "eligible" else None
+    ramp = None if step is None or step == STEPS else ramp_factor(step)
+    weight = cfg.weight * (1.0 if capacity is None else capacity) * (ramp or 1.0)
     return MemberView(
         name=name,
         url=cfg.url,
@@ -291,10 +211,14 @@ def _member_view(
         health_at=health.observed_at if health else None,
         versions_at=obs.versions_at if obs else None,
         last_error=obs.last_error if obs else None,
-        effective_weight=cfg.weight if state == "eligible" else 0.0,
+        effective_weight=weight if state == "eligible" else 0.0,
         health_url=(obs.health_url if obs else None) or cfg.health,
         versions_url=(obs.versions_url if obs else None) or cfg.versions,
         outcomes=obs.outcomes if obs else None,
+        capacity_share=capacity,
+        pending_launches=pending,
+        eligible_since=since,
+        ramp=ramp,
     )
 
 
@@ -305,6 +229,7 @@ class _Limits(NamedTuple):
     stale_after: float
     pod_headroom: int | str
     compatible: Mapping[str, Compatibility]  # versions.compatible
+    slow_start: float
 
 
 def age(now: float, at: float | None) -> float | None:
@@ -339,6 +264,7 @@ def evaluate(
     drains: Mapping[str, Drain],
     heartbeat: CheckerHeartbeat | None,
     now: float,
+    sent: SentLaunches = NO_LAUNCHES,
 ) -> View:
     """Evaluate every member and decide who receives launches. Pure: no I/O, no clock.
 
@@ -350,17 +276,19 @@ def evaluate(
     every member that is not drained, by weight (and shows the records as they age).
     The view keeps timestamps, not ages: whoever shows it measures ages against its own
     clock. When time alone will next change a verdict is :mod:`shared.deadline`'s answer.
+    ``sent``: a router's launches since each member's last report, which count against its
+    free pods (:mod:`shared.capacity`).
     """
     as_of = judged_at(config, heartbeat, now)
     if not heartbeat_too_old(config, heartbeat, now):
-        return _evaluate_at(config, observations, drains, heartbeat, now, as_of)
+        return _evaluate_at(config, observations, drains, heartbeat, now, as_of, sent)
     # No age in the words: a reason holds as long as the view, however old that gets.
     reason = f"checker heartbeat is older than {config.max_staleness:.0f}s: " + (
         "serving the last known good view"
         if config.outage.policy == "keep"
         else "sending launches to every member that is not drained"
     )
-    view = _evaluate_at(config, observations, drains, heartbeat, now, as_of)
+    view = _evaluate_at(config, observations, drains, heartbeat, now, as_of, sent)
     if config.outage.policy == "keep":
         return replace(view, outage_active=True, outage_reason=reason)
     targets = tuple(Target(m.name, m.url, m.weight) for m in view.members if m.state != "drained")
@@ -381,20 +309,21 @@ def _evaluate_at(
     heartbeat: CheckerHeartbeat | None,
     now: float,
     as_of: float,
+    sent: SentLaunches,
 ) -> View:
     """The view with freshness rules judged at ``as_of``, evaluated at ``now``."""
     reference = reference_version(config, observations, as_of)
     reference = replace(reference, age=age(now, reference.observed_at))
-    gate = not reference.stale
     limits = _Limits(
         config.versions_max_age,
         config.stale_after,
         config.pod_headroom,
         config.versions.compatible,
+        config.slow_start,
     )
 
     def evaluate_members(gate_on: bool) -> tuple[MemberView, ...]:
-        get_observation, get_drain = observations.get, drains.get
+        get_observation, get_drain, pending = observations.get, drains.get, sent.pending
         return tuple(
             [
                 _member_view(
@@ -406,24 +335,13 @@ def _evaluate_at(
                     limits,
                     as_of,
                     gate_on,
+                    pending(name),
                 )
                 for name, cfg in config.members.items()
             ]
         )
 
-    members = evaluate_members(gate)
-    gate_suspended, gate_reason = False, None
-    if reference.stale:
-        gate_suspended = True
-        gate_reason = f"reference version is stale: {reference.stale_reason}"
-    elif not any(m.eligible for m in members) and any(
-        m.excluded_by == ("version_mismatch",) for m in members
-    ):
-        # Version gating alone would leave nobody: serve the otherwise-eligible members.
-        gate_suspended = True
-        gate_reason = "version gating would exclude every otherwise eligible member"
-        members = evaluate_members(False)
-
+    members, gate_reason = _gated_members(reference, evaluate_members)
     policy = config.fallback_policy
     targets, fallback_reason = _launch_targets(policy, members)
     return View(
@@ -431,7 +349,7 @@ def _evaluate_at(
         evaluated_at=now,
         members=members,
         reference=reference,
-        gate_suspended=gate_suspended,
+        gate_suspended=gate_reason is not None,
         gate_reason=gate_reason,
         fallback_active=fallback_reason is not None,
         fallback_policy=policy,
@@ -441,12 +359,29 @@ def _evaluate_at(
     )
 
 
+def _gated_members(
+    reference: Reference, evaluate_members: Callable[[bool], tuple[MemberView, ...]]
+) -> tuple[tuple[MemberView, ...], str | None]:
+    """The members judged with version gating, or without it and the reason it is
+    suspended: a stale reference, or gating alone would leave nobody eligible."""
+    if reference.stale:
+        return evaluate_members(False), f"reference version is stale: {reference.stale_reason}"
+    members = evaluate_members(True)
+    if not any(m.eligible for m in members) and any(
+        m.excluded_by == ("version_mismatch",) for m in members
+    ):
+        # Version gating alone would leave nobody: serve the otherwise-eligible members.
+        reason = "version gating would exclude every otherwise eligible member"
+        return evaluate_members(False), reason
+    return members, None
+
+
 def _launch_targets(
     policy: FallbackPolicy, members: tuple[MemberView, ...]
 ) -> tuple[tuple[Target, ...], str | None]:
     """Who receives launches: the eligible members, else the fallback set, with the reason
     the fallback is active (None: it is not)."""
-    targets = tuple(Target(m.name, m.url, m.weight) for m in members if m.eligible)
+    targets = tuple(Target(m.name, m.url, m.effective_weight) for m in members if m.eligible)
     if targets:
         return targets, None
     targets = fallback_targets(policy, members)

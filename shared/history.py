@@ -91,12 +91,18 @@ def outage_events(
 
 #: Record fields history leaves out: what the status page shows but no rule reads.
 _NOT_KEPT = frozenset({"health_url", "versions_url"})
+#: Kept even when None: absent, it reads as a record from before slow start (eligible long ago).
+_KEPT_WHEN_NONE = frozenset({"eligible_since"})
 
 
 def observation_event(obs: MemberObservation) -> dict[str, Any]:
     """An observation record as kept in history (and read back by replay): every field the
     rules read (``MemberObservation.from_json`` restores it), not the URLs that answered."""
-    record = {k: v for k, v in obs.to_json().items() if k not in _NOT_KEPT and v is not None}
+    record = {
+        k: v
+        for k, v in obs.to_json().items()
+        if k not in _NOT_KEPT and (v is not None or k in _KEPT_WHEN_NONE)
+    }
     return {"event": "observation", "member": obs.member, "at": obs.checked_at, "record": record}
 
 

@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable
 
 from shared.deadline import freshness, next_deadline, outage_deadline, record_deadline
-from shared.evaluate import View, heartbeat_too_old, judged_at, state_may_change
+from shared.evaluate import View, heartbeat_too_old, judged_at
+from shared.rules import state_may_change
 from shared.store import Snapshot
 
 

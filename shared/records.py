@@ -96,6 +96,9 @@ class MemberObservation:
     health_url: str | None = None
     versions_url: str | None = None
     outcomes: LaunchOutcomes | None = None  # None: its metrics are not read
+    # When the checker's view last found it eligible after an exclusion, or new (the start
+    # of its slow start, shared.slowstart); None while it is excluded.
+    eligible_since: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -111,6 +114,7 @@ class MemberObservation:
             "health_url": self.health_url,
             "versions_url": self.versions_url,
             "outcomes": self.outcomes.to_json() if self.outcomes else None,
+            "eligible_since": self.eligible_since,
         }
 
     @classmethod
@@ -132,6 +136,8 @@ class MemberObservation:
             health_url=data.get("health_url"),
             versions_url=data.get("versions_url"),
             outcomes=LaunchOutcomes.from_json(outcomes) if outcomes else None,
+            # Absent: written by a checker without slow start, to whom it was eligible long ago.
+            eligible_since=data.get("eligible_since", 0.0),
         )
 
 

@@ -89,7 +89,8 @@ def test_state_is_the_first_applicable_rule_and_reasons_list_all(
     assert x.excluded_by == tuple(expected)
     assert x.state == (expected[0] if expected else "eligible")
     assert len(x.reasons) == len(expected)
-    assert x.effective_weight == (0.0 if expected else 10.0)
+    # eligible: its weight times its free share of the quota (shared.capacity)
+    assert x.effective_weight == (0.0 if expected else 10.0 * (x.capacity_share or 1.0))
     assert not view.gate_suspended
     assert states(view)["anchor"] == "eligible"
 
@@ -449,11 +450,12 @@ def test_state_reasons_and_targets_are_consistent(
         assert list(m.excluded_by) == sorted(m.excluded_by, key=STATES.index)
         assert len(set(m.excluded_by)) == len(m.excluded_by)
         assert ("drained" in m.excluded_by) == (m.name in drains)
-        assert m.effective_weight == (m.weight if m.eligible else 0.0)
+        factors = (m.capacity_share or 1.0) * (m.ramp or 1.0)
+        assert m.effective_weight == (m.weight * factors if m.eligible else 0.0)
     assert view.fallback_active == (not view.eligible)
     if not view.fallback_active:
         assert [(t.name, t.weight) for t in view.targets] == [
-            (m.name, m.weight) for m in view.eligible
+            (m.name, m.effective_weight) for m in view.eligible
         ]
         assert view.fallback_reason is None
     # /status.json says what the view decided, in JSON types only (test_status_json.py

@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.deadline import freshness, record_deadline
-from shared.evaluate import evaluate, failing_reason, state_may_change
+from shared.evaluate import evaluate
 from shared.records import LaunchOutcomes, MemberObservation
+from shared.rules import failing_reason, state_may_change
 from tests.support.builders import NOW, make_config, make_obs
 
 REASON = "launches failing: 12 of 20 failed in the last 20s (60% > 25%); ejected for 30s"

@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.capacity import headroom_pods
 from shared.config import ConfigError, check_config
-from shared.evaluate import evaluate, full_reason, headroom_pods
+from shared.evaluate import evaluate
+from shared.rules import full_reason
 from tests.support.builders import NOW, make_config, make_obs, url
 
 

@@ -167,7 +167,14 @@ def test_an_observation_event_keeps_what_the_rules_read() -> None:
     record = obs("beta", NOW, pods=7)
     event = observation_event(record)
     assert (event["event"], event["member"], event["at"]) == ("observation", "beta", NOW)
-    assert set(event["record"]) == {"member", "checked_at", "health", "versions", "versions_at"}
+    assert set(event["record"]) == {
+        "member",
+        "checked_at",
+        "health",
+        "versions",
+        "versions_at",
+        "eligible_since",
+    }
     kept = MemberObservation.from_json(event["record"])
     assert kept == record  # nothing the rules read is left out
     assert view(NOW, beta=kept) == view(NOW, beta=record)  # the rules see the same

@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.config import OutcomesConfig
-from shared.evaluate import failing_reason
 from shared.outcomes import (
     LaunchTotals,
     Reading,
@@ -32,6 +31,7 @@ from shared.outcomes import (
     window_counts,
 )
 from shared.records import LaunchOutcomes, MemberObservation
+from shared.rules import failing_reason
 from tests.support.builders import make_config
 from tests.support.launches import BinderHubLaunches
 

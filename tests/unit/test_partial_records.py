@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from shared.evaluate import version_mismatch_reason
 from shared.observe import settled_versions
 from shared.records import MemberObservation
 from shared.reference import Reference, fresh_versions, reference_version
+from shared.rules import version_mismatch_reason
 from tests.support.builders import NOW, V1, V2, make_config, make_obs
 
 # versions without the time they were observed: their age is unknown

@@ -24,7 +24,7 @@ from shared.config import (
     parse_config,
     read_config,
 )
-from shared.evaluate import evaluate, stale_reason
+from shared.evaluate import evaluate
 from shared.observe import (
     HealthStreak,
     damped_health,
@@ -33,6 +33,7 @@ from shared.observe import (
     record_lapsed,
 )
 from shared.records import CheckerHeartbeat, HealthObservation, MemberObservation
+from shared.rules import stale_reason
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000.0

@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.config import parse_config
-from shared.evaluate import evaluate, state_may_change
+from shared.evaluate import evaluate
 from shared.keeper import may_move_a_state
 from shared.records import CheckerHeartbeat, Drain, HealthObservation, MemberObservation
+from shared.rules import state_may_change
 from shared.store import Snapshot
 
 NOW = 1_700_000_000.0
@@ -39,10 +40,18 @@ def record(name: str, at: float = NOW, pods: int = 10, **changes: object) -> Mem
     return replace(obs, **changes)  # type: ignore[arg-type]
 
 
-def test_a_new_check_time_or_pod_count_alone_moves_nothing() -> None:
-    old = record("beta")
+def test_a_new_check_time_or_pod_count_within_its_capacity_step_moves_nothing() -> None:
+    old = record("beta")  # 10 pods of 100, headroom 10: 80 free, a share of 16/20
     assert not state_may_change(old, record("beta", at=NOW + 10), 10)
-    assert not state_may_change(old, record("beta", at=NOW + 10, pods=50), 10)
+    assert not state_may_change(old, record("beta", at=NOW + 10, pods=14), 10)  # 76: 16/20
+    assert state_may_change(old, record("beta", at=NOW + 10, pods=15), 10)  # 75: 15/20
+    assert state_may_change(old, record("beta", at=NOW + 10, pods=50), 10)
+
+
+def test_the_start_of_a_slow_start_moves_a_weight() -> None:
+    old = record("beta", eligible_since=NOW - 5)
+    assert state_may_change(old, record("beta", at=NOW + 10, eligible_since=None), 10)
+    assert not state_may_change(old, record("beta", at=NOW + 10, eligible_since=NOW - 5), 10)
 
 
 def test_what_can_move_a_state() -> None:

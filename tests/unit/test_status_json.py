@@ -45,7 +45,7 @@ EXPECTED_MEMBERS: dict[str, dict[str, Any]] = {
         "health_url": "https://alpha.example.org/health",
         "versions_url": "https://alpha.example.org/versions",
         "weight": 50,
-        "effective_weight": 50,
+        "effective_weight": 40.0,  # 63 of its 80 pods free, in twentieths: 16/20
         "prime": True,
         "state": "eligible",
         "eligible": True,
