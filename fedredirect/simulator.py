@@ -1,7 +1,8 @@
 """A simulated BinderHub member: a real HTTP server whose health can be changed while it runs.
 
-The dev stack and the test-suite need members that fail on demand (full, down, slow, broken,
-failing a share of their launches) without a Kubernetes cluster. Payload shapes follow what
+The dev stack and the test-suite need members that fail on demand (full, down, slow, broken
+as ``fedredirect.faults`` lists, failing a share of their launches) without a Kubernetes
+cluster. Payload shapes follow what
 real BinderHub serves, launches speak BinderHub's build API (``fedredirect.buildapi``), and
 ``/metrics`` serves BinderHub's launch metrics (``fedredirect.launchmetrics``).
 """
@@ -21,39 +22,21 @@ import threading
 import time
 import typing
 from collections import Counter, deque
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from fedredirect.buildapi import BuildAPI
 from fedredirect.buildtoken import secret_bytes
+from fedredirect.faults import FAULTS, fault_response, not_simulated_fault
 from fedredirect.memberstate import DEFAULT_QUOTA, IDLE_PODS, MemberSimState, is_full
 from fedredirect.shapes import SHAPES, shapes_for
-
-# Faults a checker must survive; they replace the answer of /health and /versions only.
-FAULTS = frozenset(
-    {
-        "http500",
-        "http502",
-        "http503",
-        "not_json",
-        "wrong_shape",
-        "huge",
-        "redirect",
-        "hang",
-        "drip",
-        "reset",
-    }
-)
-HUGE_BYTES = 2 * 1024 * 1024
-
 
 _FIELD_TYPES = typing.get_type_hints(MemberSimState)
 
@@ -140,56 +123,6 @@ def apply_update(state: MemberSimState, update: object) -> None:
         state.hub_ok = update["healthy"]
 
 
-class _SimulatedReset(ConnectionAbortedError):
-    """Raised mid-body so that uvicorn drops the connection, as a crashing member would."""
-
-
-def _not_simulated_fault(record: logging.LogRecord) -> bool:
-    """Keep uvicorn's log free of tracebacks for faults that were asked for: resets, and
-    hanging requests cancelled at shutdown."""
-    exc = record.exc_info[1] if record.exc_info else None
-    return not (
-        isinstance(exc, _SimulatedReset | asyncio.CancelledError)
-        or "timeout graceful shutdown exceeded" in record.getMessage()
-    )
-
-
-async def _fault_response(fault: str, request: Request) -> Response:
-    """The misbehaviour named by `fault`, in place of a proper answer."""
-    if fault.startswith("http"):
-        return Response(status_code=int(fault[4:]))
-    if fault == "not_json":
-        return HTMLResponse("<html>oops</html>")
-    if fault == "wrong_shape":
-        return JSONResponse({"hello": "world"})
-    if fault == "redirect":
-        return Response(status_code=302, headers={"Location": "http://127.0.0.1:1/"})
-    if fault == "hang":
-        while (await request.receive())["type"] != "http.disconnect":
-            pass  # never answer; end only when the client gives up
-        return Response(status_code=499)
-    return StreamingResponse(_fault_body(fault), media_type="application/json")
-
-
-async def _fault_body(fault: str) -> AsyncIterator[bytes]:
-    """Bodies that stream: 2 MiB of valid JSON without Content-Length, a drip, a reset."""
-    if fault == "huge":
-        head, tail = b'{"ok": true, "checks": [], "padding": "', b'"}'
-        left = HUGE_BYTES - len(head) - len(tail)
-        yield head
-        while left > 0:
-            yield b"x" * min(left, 64 * 1024)
-            left -= 64 * 1024
-        yield tail
-    elif fault == "drip":
-        while True:
-            yield b" "
-            await asyncio.sleep(1.0)
-    else:  # reset: headers and a first chunk, then the connection drops
-        yield b'{"ok": tr'
-        raise _SimulatedReset("simulated connection reset")
-
-
 #: Requests a member remembers (``MemberServer.requests``), newest last.
 MAX_REQUESTS_KEPT = 1000
 
@@ -233,7 +166,7 @@ def build_app(
         hits[request.url.path] += 1
         await asyncio.sleep(state.delay)
         if state.fault is not None:
-            return await _fault_response(state.fault, request)
+            return await fault_response(state.fault, request)
         return probe_answer(state, request.url.path, hits[request.url.path])
 
     async def metrics(request: Request) -> Response:
@@ -325,7 +258,7 @@ def _config(
     requests: deque[SeenRequest] | None = None,
 ) -> uvicorn.Config:
     """uvicorn settings; the grace period cancels hanging and dripping requests at shutdown."""
-    logging.getLogger("uvicorn.error").addFilter(_not_simulated_fault)
+    logging.getLogger("uvicorn.error").addFilter(not_simulated_fault)
     app = build_app(state, hits, requests)
     return uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
 

@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from fedredirect.faults import HUGE_BYTES
 from fedredirect.shapes import SHAPES
-from fedredirect.simulator import HUGE_BYTES, MemberServer, MemberSimState
+from fedredirect.simulator import MemberServer, MemberSimState
 from tests.support.build_stream import launch
 from tests.support.dom import Dom
 from tests.support.members import running_members
