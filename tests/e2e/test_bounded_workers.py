@@ -7,7 +7,6 @@ connection, so the kernel hands it to whichever worker accepts first."""
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
@@ -15,10 +14,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from fedredirect.dev import child, fedredirect_command
-from fedredirect.simulator import MemberSimState
-from tests.support.members import running_members
-from tests.support.procs import checker, free_port, status, wait_for, write_config
+from tests.support.procs import wait_for
+from tests.support.stack import running_workers
 
 WORKERS = 2
 LAUNCHES = 200
@@ -39,55 +36,33 @@ def passed_over(client: httpx.Client) -> dict[str, float]:
 def test_every_workers_passed_over_launches_add_up(
     tmp_path: Path, redis_url: str, key_prefix: str
 ) -> None:
-    states = [MemberSimState(n) for n in ("alpha", "beta", "gamma")]
-    with running_members(*states) as servers:
-        config = write_config(
-            tmp_path / "f.yaml",
-            {
-                "alpha": (servers[0], 50.0, True),
-                "beta": (servers[1], 30.0, False),
-                "gamma": (servers[2], 20.0, False),
-            },
+    with (
+        running_workers(
+            {"alpha": 50.0, "beta": 30.0, "gamma": 20.0},
+            redis_url,
+            key_prefix,
+            tmp_path,
+            WORKERS,
             load_balancer="bounded",
             bounded_load={"factor": 1.25, "window": 600},
-        )
-        urls = {s.state.name: s.url for s in servers}
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        command = fedredirect_command(
-            "router", "--workers", str(WORKERS), "--port", str(port),
-            "--redis-url", redis_url, "--key-prefix", key_prefix,
-        )  # fmt: skip
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
-        try:
-            router = child(command, log=tmp_path / "router.log")
-        finally:
-            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        with (
-            checker(config, redis_url, key_prefix, tmp_path / "checker.log"),
-            router,
-            httpx.Client(
-                base_url=url,
-                timeout=5,
-                headers={"connection": "close"},  # a new connection, any worker, each time
-                cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),  # no sticky cookie
-            ) as client,
-        ):
-            wait_for(
-                lambda: all(len(status(url)["targets"]) == 3 for _ in range(3 * WORKERS)),
-                20,
-                "every worker serving three members",
-            )
-            why = client.get("/why", params={"path": HOT}).json()
-            first, second, third = (row["member"] for row in why["bounded"]["order"])
-            sent: Counter[str] = Counter()
-            for _ in range(LAUNCHES):
-                response = client.get(HOT)
-                assert response.status_code == 307, response.text
-                location = response.headers["location"]
-                sent.update(name for name, u in urls.items() if location == u + HOT)
-            assert sum(sent.values()) == LAUNCHES and sent[third] > 0, sent
-            # whichever worker answers, the scrape holds every worker's count
-            expected = {first: LAUNCHES - sent[first], second: sent[third]}
-            wait_for(lambda: passed_over(client) == expected, 10, f"passed over {expected}")
-            assert all(passed_over(client) == expected for _ in range(3 * WORKERS))
+        ) as (stack, _router),
+        httpx.Client(
+            base_url=stack.router,
+            timeout=5,
+            headers={"connection": "close"},  # a new connection, any worker, each time
+            cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),  # no sticky cookie
+        ) as client,
+    ):
+        why = client.get("/why", params={"path": HOT}).json()
+        first, second, third = (row["member"] for row in why["bounded"]["order"])
+        sent: Counter[str] = Counter()
+        for _ in range(LAUNCHES):
+            response = client.get(HOT)
+            assert response.status_code == 307, response.text
+            location = response.headers["location"]
+            sent.update(n for n, m in stack.members.items() if location == m.url + HOT)
+        assert sum(sent.values()) == LAUNCHES and sent[third] > 0, sent
+        # whichever worker answers, the scrape holds every worker's count
+        expected = {first: LAUNCHES - sent[first], second: sent[third]}
+        wait_for(lambda: passed_over(client) == expected, 10, f"passed over {expected}")
+        assert all(passed_over(client) == expected for _ in range(3 * WORKERS))

@@ -8,21 +8,18 @@ kernel hands them to whichever worker accepts first.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from fedredirect.dev import child, fedredirect_command
-from fedredirect.simulator import MemberSimState
-from tests.support.members import running_members
-from tests.support.procs import checker, free_port, status, wait_for, write_config
+from fedredirect.dev import fedredirect_command
+from tests.support.procs import wait_for
+from tests.support.stack import running_workers
 
 WORKERS = 3
 LAUNCHES = 600
@@ -71,97 +68,58 @@ def counted_by_worker(directory: Path) -> dict[int, float]:
 def test_three_workers_serve_one_port_and_metrics_add_up(
     tmp_path: Path, redis_url: str, key_prefix: str
 ) -> None:
-    states = [MemberSimState(n) for n in ("alpha", "beta", "gamma")]
-    with running_members(*states) as servers:
-        config = write_config(
-            tmp_path / "f.yaml",
-            {
-                "alpha": (servers[0], 50.0, True),
-                "beta": (servers[1], 40.0, False),
-                "gamma": (servers[2], 30.0, False),
-            },
+    weights = {"alpha": 50.0, "beta": 40.0, "gamma": 30.0}
+    with (
+        running_workers(weights, redis_url, key_prefix, tmp_path, WORKERS) as (stack, router),
+        new_connections(stack.router) as client,
+    ):
+        metrics_dir, router_log = stack.workdir / "metrics", stack.router_log()
+        workers = wait_for(
+            lambda: len(workers_of(router.pid)) == WORKERS and workers_of(router.pid),
+            20,
+            "three worker processes",
         )
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        metrics_dir = tmp_path / "metrics"
-        command = fedredirect_command(
-            "router", "--workers", str(WORKERS), "--port", str(port),
-            "--redis-url", redis_url, "--key-prefix", key_prefix,
-        )  # fmt: skip
-        router_log = tmp_path / "router.log"
-        with (
-            checker(config, redis_url, key_prefix, tmp_path / "checker.log"),
-            router_with_metrics_dir(command, router_log, metrics_dir) as router,
-            new_connections(url) as client,
-        ):
-            workers = wait_for(
-                lambda: len(workers_of(router.pid)) == WORKERS and workers_of(router.pid),
-                20,
-                "three worker processes",
-            )
-            # Every worker has its own view: ask until a run of answers all see 3 members.
-            wait_for(
-                lambda: all(len(status(url)["targets"]) == 3 for _ in range(3 * WORKERS)),
-                20,
-                "every worker serving three members",
-            )
-            assert scrape(client) == 0
+        assert scrape(client) == 0
 
-            locations = set()
-            for i in range(LAUNCHES):
-                response = client.get(f"/build/gh/org/repo{i}/HEAD")
-                assert response.status_code == 307, response.text
-                locations.add(response.headers["location"].split("/build/")[0])
-            assert locations == {s.url for s in servers}
+        locations = set()
+        for i in range(LAUNCHES):
+            response = client.get(f"/build/gh/org/repo{i}/HEAD")
+            assert response.status_code == 307, response.text
+            locations.add(response.headers["location"].split("/build/")[0])
+        assert locations == stack.member_urls()
 
-            # Each worker shares its counts within a second, and before it answers a
-            # scrape: once all have, every scrape, whoever answers it, sees them all.
-            wait_for(
-                lambda: sum(counted_by_worker(metrics_dir).values()) == LAUNCHES,
-                10,
-                "every worker's counts in its file",
-            )
-            per_worker = counted_by_worker(metrics_dir)
-            assert set(per_worker) <= workers
-            assert sum(1 for n in per_worker.values() if n > 0) >= 2, per_worker
-            totals = [scrape(client) for _ in range(4 * WORKERS)]
-            assert totals == [LAUNCHES] * len(totals), (totals, per_worker)
+        # Each worker shares its counts within a second, and before it answers a
+        # scrape: once all have, every scrape, whoever answers it, sees them all.
+        wait_for(
+            lambda: sum(counted_by_worker(metrics_dir).values()) == LAUNCHES,
+            10,
+            "every worker's counts in its file",
+        )
+        per_worker = counted_by_worker(metrics_dir)
+        assert set(per_worker) <= workers
+        assert sum(1 for n in per_worker.values() if n > 0) >= 2, per_worker
+        totals = [scrape(client) for _ in range(4 * WORKERS)]
+        assert totals == [LAUNCHES] * len(totals), (totals, per_worker)
 
-            # A worker that dies is replaced; what it counted stays in the total.
-            victim = max(per_worker, key=lambda pid: per_worker[pid])
-            os.kill(victim, signal.SIGKILL)
-            wait_for(
-                lambda: (
-                    victim not in workers_of(router.pid) and len(workers_of(router.pid)) == WORKERS
-                ),
-                20,
-                "a new worker in place of the killed one",
-            )
-            assert router.poll() is None
-            for i in range(30):
-                client.get(f"/build/gh/org/again{i}/HEAD")
-            wait_for(lambda: scrape(client) == LAUNCHES + 30, 10, "the total after a restart")
-            assert {scrape(client) for _ in range(2 * WORKERS)} == {LAUNCHES + 30}
+        # A worker that dies is replaced; what it counted stays in the total.
+        victim = max(per_worker, key=lambda pid: per_worker[pid])
+        os.kill(victim, signal.SIGKILL)
+        wait_for(
+            lambda: victim not in workers_of(router.pid) and len(workers_of(router.pid)) == WORKERS,
+            20,
+            "a new worker in place of the killed one",
+        )
+        assert router.poll() is None
+        for i in range(30):
+            client.get(f"/build/gh/org/again{i}/HEAD")
+        wait_for(lambda: scrape(client) == LAUNCHES + 30, 10, "the total after a restart")
+        assert {scrape(client) for _ in range(2 * WORKERS)} == {LAUNCHES + 30}
 
-            router.terminate()
-            assert router.wait(timeout=15) == 0, router_log.read_text()
-            # Each worker stopped on its own: its requests and its lifespan finished, exit 0.
-            assert "stopped with" not in router_log.read_text()
-        assert not workers_of_alive(workers | set(per_worker))
-
-
-@contextlib.contextmanager
-def router_with_metrics_dir(
-    command: list[str], log: Path, metrics_dir: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """The router subprocess with PROMETHEUS_MULTIPROC_DIR set for it alone."""
-    with contextlib.ExitStack() as stack:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        try:
-            proc = stack.enter_context(child(command, log=log))
-        finally:
-            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        yield proc
+        router.terminate()
+        assert router.wait(timeout=15) == 0, router_log.read_text()
+        # Each worker stopped on its own: its requests and its lifespan finished, exit 0.
+        assert "stopped with" not in router_log.read_text()
+    assert not workers_of_alive(workers | set(per_worker))
 
 
 def workers_of_alive(pids: set[int]) -> set[int]:

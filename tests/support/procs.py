@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -73,6 +74,28 @@ def router(redis_url: str, prefix: str, log: Path | None = None) -> Iterator[str
 
         wait_for(listening, 20, f"router on {url}")
         yield url
+
+
+@contextlib.contextmanager
+def router_workers(
+    workers: int, redis_url: str, prefix: str, metrics_dir: Path, log: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``fedredirect router --workers N`` on a free port, with ``metrics_dir`` as its
+    prometheus-client multiprocess directory (set for it alone, so the test can read what
+    each worker counted); yields its base URL and process at once, for the test to wait on
+    what it needs of each worker."""
+    port = free_port()
+    command = fedredirect_command(
+        "router", "--workers", str(workers), "--port", str(port),
+        "--redis-url", redis_url, "--key-prefix", prefix,
+    )  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        try:
+            proc = stack.enter_context(child(command, log=log))
+        finally:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        yield f"http://127.0.0.1:{port}", proc
 
 
 @contextlib.contextmanager

@@ -5,13 +5,15 @@
     ) as stack:
         launch(client, stack.router, "/build/gh/org/repo/HEAD")
 
-Tests with a set-up of their own (two checkers, a legacy config, workers) keep writing it
-out with tests/support/procs.py; this is the shape most of them share.
+Tests with a set-up of their own (two checkers, a legacy config) keep writing it out with
+tests/support/procs.py; this is the shape most of them share. ``running_workers`` is the
+same federation with one router of several worker processes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,7 +23,7 @@ from typing import Any
 
 from fedredirect.simulator import MemberServer, MemberSimState
 from tests.support.members import running_members
-from tests.support.procs import checker, router, status, wait_for, write_config
+from tests.support.procs import checker, router, router_workers, status, wait_for, write_config
 
 #: alpha (the prime), beta and gamma, by weight: the federation most end-to-end tests run.
 THREE = {"alpha": 50.0, "beta": 50.0, "gamma": 30.0}
@@ -109,6 +111,33 @@ def running_stack(
         for url in urls if want else ():
             wait_for(functools.partial(_sees, url, want), timeout, f"{url} sees {want} eligible")
         yield Stack(redis_url, prefix, dict(members), config, proc, urls, tmp)
+
+
+@contextlib.contextmanager
+def running_workers(
+    weights: Mapping[str, float],
+    redis_url: str,
+    prefix: str,
+    tmp: Path,
+    workers: int,
+    **settings: Any,
+) -> Iterator[tuple[Stack, subprocess.Popen[bytes]]]:
+    """Members named and weighted by ``weights`` (the first prime) and a checker, as
+    ``running_stack`` starts them, and one ``fedredirect router --workers N`` (its
+    multiprocess directory tmp/metrics, its log tmp/router1.log): the stack and the router's
+    process. Yields once every worker serves every member: each has a view of its own, so
+    a run of answers, three a worker, must all see them."""
+    metrics, log = tmp / "metrics", tmp / "router1.log"
+    with (
+        named_members(*weights) as members,
+        running_stack(
+            members, redis_url, prefix, tmp, weights=weights, routers=0, **settings
+        ) as stack,
+        router_workers(workers, redis_url, prefix, metrics, log) as (url, proc),
+    ):
+        sees_all = functools.partial(_sees, url, len(members))
+        wait_for(lambda: all(sees_all() for _ in range(3 * workers)), 20, "every worker")
+        yield dataclasses.replace(stack, routers=(url,)), proc
 
 
 def _sees(router_url: str, eligible: int) -> bool:
