@@ -22,7 +22,6 @@ import threading
 import time
 import typing
 from collections import Counter, deque
-from dataclasses import dataclass
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -36,6 +35,7 @@ from fedredirect.buildapi import BuildAPI
 from fedredirect.buildtoken import secret_bytes
 from fedredirect.faults import FAULTS, fault_response, not_simulated_fault
 from fedredirect.memberstate import DEFAULT_QUOTA, IDLE_PODS, MemberSimState, is_full
+from fedredirect.recorder import Recorder, SeenRequest
 from fedredirect.shapes import SHAPES, shapes_for
 
 _FIELD_TYPES = typing.get_type_hints(MemberSimState)
@@ -206,41 +206,7 @@ def build_app(
             Route("/{path:path}", page),
         ]
     )
-    return app if requests is None else _Recorder(app, requests)
-
-
-@dataclass(frozen=True)
-class SeenRequest:
-    """One request as the member received it: raw target and headers, in order."""
-
-    method: str
-    target: bytes  # raw path, and "?" + query if any
-    headers: list[tuple[bytes, bytes]]
-
-    def values(self, name: str) -> list[str]:
-        """Every value of header ``name`` (lowercase), in the order received."""
-        key = name.encode()
-        return [v.decode("latin-1") for k, v in self.headers if k.lower() == key]
-
-
-#: What a checker reads: not kept by ``_Recorder``, so a checker cannot crowd out the rest.
-PROBE_PATHS = frozenset({"/health", "/versions", "/metrics"})
-
-
-class _Recorder:
-    """Keeps each request that is not a probe, then hands it to the app."""
-
-    def __init__(self, app: ASGIApp, requests: deque[SeenRequest]) -> None:
-        self.app, self.requests = app, requests
-
-    async def __call__(self, scope: typing.Any, receive: typing.Any, send: typing.Any) -> None:
-        if scope["type"] == "http" and scope["path"] not in PROBE_PATHS:
-            query = scope.get("query_string", b"")
-            target = (scope.get("raw_path") or scope["path"].encode()) + (
-                b"?" + query if query else b""
-            )
-            self.requests.append(SeenRequest(scope["method"], target, list(scope["headers"])))
-        await self.app(scope, receive, send)
+    return app if requests is None else Recorder(app, requests)
 
 
 def _bind(host: str, port: int) -> socket.socket:
