@@ -65,7 +65,7 @@ from shared.balance import Target, cache_key  # noqa: E402
 from shared.bounded import rendezvous_order  # noqa: E402
 from shared.config import parse_config  # noqa: E402
 from shared.records import CheckerHeartbeat, HealthObservation, MemberObservation  # noqa: E402
-from shared.replay import affinity, peak_load_ratio, weighted_shares  # noqa: E402
+from shared.replay_summary import affinity, peak_load_ratio, weighted_shares  # noqa: E402
 from shared.store import Store, connect  # noqa: E402
 
 MEMBERS = {"alpha": 250.0, "beta": 60.0, "gamma": 20.0}

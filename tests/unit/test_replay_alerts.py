@@ -22,8 +22,9 @@ import yaml
 from fedredirect.replay_command import read_alert_durations
 from shared.config import load_config
 from shared.evaluate import STATES
-from shared.replay import Timeline, launches, recorded_config, replayed_timeline
+from shared.replay import Timeline, recorded_config, replayed_timeline
 from shared.replay_alerts import EVAL_INTERVAL, REPLAYED, Firing, alerts
+from shared.replay_summary import launches
 from tests.support.promtool import run_promtool
 from tests.support.replay import failing_history, history
 

@@ -15,13 +15,13 @@ from fedredirect.replay_text import render
 from shared import replay as replays
 from shared.balance import Target
 from shared.bounded import LaunchWindow, bounded_pick
-from shared.replay import (
+from shared.replay import replayed_timeline
+from shared.replay_summary import (
     Launch,
     affinity,
     launch_stream,
     launches,
     peak_load_ratio,
-    replayed_timeline,
     weighted_shares,
 )
 from tests.support.replay import config, history
