@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import tempfile
 import threading
@@ -38,6 +37,7 @@ from common import checker_and_routers, redis_server  # noqa: E402
 
 from fedredirect.dev import wait_until  # noqa: E402
 from fedredirect.simulator import MemberServer, MemberSimState  # noqa: E402
+from tests.support.build_stream import routed_launch  # noqa: E402
 
 NAMES = ("alpha", "beta", "gamma")
 
@@ -65,17 +65,9 @@ class Launches:
                 i += step
 
     def launch(self, client: httpx.Client, i: int) -> tuple[float, str, str]:
-        routed = client.get(f"{self.routers[i % len(self.routers)]}/build/gh/org/repo{i}/HEAD")
-        at = time.monotonic()
-        location = routed.headers["location"]
-        phase = "?"
-        with client.stream("GET", location) as events:
-            for line in events.iter_lines():
-                if line.startswith("data: "):
-                    phase = json.loads(line[6:])["phase"]
-                    if phase in ("ready", "failed"):
-                        break
-        return at, self.by_url[location.split("/build/")[0]], phase
+        router = self.routers[i % len(self.routers)]
+        at, member, phase = routed_launch(client, router, f"/build/gh/org/repo{i}/HEAD")
+        return at, self.by_url[member], phase
 
     def between(self, start: float, end: float) -> Counter[str]:
         return Counter(member for at, member, _ in self.done if start <= at < end)

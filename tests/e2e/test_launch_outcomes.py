@@ -4,7 +4,6 @@ stop and its ejection is over; the healthy members are never ejected (issue 19's
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from fedredirect.simulator import MemberServer, MemberSimState
+from tests.support.build_stream import routed_launch
 from tests.support.members import running_members
 from tests.support.procs import status, wait_for
 from tests.support.stack import Stack, running_stack
@@ -39,17 +39,8 @@ class Launches:
         with httpx.Client(timeout=5) as client:
             while not self._stop.is_set():
                 router = self.stack.routers[i % len(self.stack.routers)]
-                routed = client.get(f"{router}/build/gh/org/repo{i}/HEAD")
-                at = time.monotonic()
-                location = routed.headers["location"]
-                phase = "?"
-                with client.stream("GET", location) as events:
-                    for line in events.iter_lines():
-                        if line.startswith("data: "):
-                            phase = json.loads(line[6:])["phase"]
-                            if phase in ("ready", "failed"):
-                                break
-                self.done.append((at, self.by_url[location.split("/build/")[0]], phase))
+                at, member, phase = routed_launch(client, router, f"/build/gh/org/repo{i}/HEAD")
+                self.done.append((at, self.by_url[member], phase))
                 i += len(self._threads)
 
     def __enter__(self) -> Launches:

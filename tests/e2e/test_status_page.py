@@ -6,7 +6,6 @@ browser fails it, so CI cannot go green without ever rendering the page.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.build_stream import last_phase
 from tests.support.chromium import chromium, run_chromium
 from tests.support.dom import Dom
 from tests.support.procs import launch, router, status, wait_for
@@ -52,7 +52,7 @@ def stack(redis_url: str, key_prefix: str, tmp_path: Path) -> Iterator[Stack]:
             httpx.post(f"{delta}/_sim", json={"launch_failure_share": 1.0}).raise_for_status()
             with httpx.Client(timeout=10) as client:  # launched at delta itself: all fail
                 assert [
-                    _launch_ends(client, f"{delta}/build/gh/org/f{i}/HEAD") for i in range(6)
+                    last_phase(f"{delta}/build/gh/org/f{i}/HEAD", client) for i in range(6)
                 ] == ["failed"] * 6
 
             def degraded() -> bool:
@@ -70,18 +70,6 @@ def stack(redis_url: str, key_prefix: str, tmp_path: Path) -> Iterator[Stack]:
             }
             raise AssertionError(f"{exc}\nlog tails: {logs}") from exc
         yield running
-
-
-def _launch_ends(client: httpx.Client, url: str) -> str:
-    """A launch's last phase, its event stream read to the end as BinderHub's page does."""
-    phase = "?"
-    with client.stream("GET", url) as events:
-        for line in events.iter_lines():
-            if line.startswith("data: "):
-                phase = json.loads(line[6:])["phase"]
-                if phase in ("ready", "failed"):
-                    break
-    return phase
 
 
 def test_status_page_renders_full_mismatched_and_failing_members_in_chromium(
