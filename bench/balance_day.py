@@ -58,15 +58,14 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import redis_server  # noqa: E402
+from common import publish_snapshot, redis_server  # noqa: E402
 
 from fedredirect.dev import child, fedredirect_command, free_port, wait_until  # noqa: E402
 from shared.balance import Target, cache_key  # noqa: E402
 from shared.bounded import rendezvous_order  # noqa: E402
 from shared.config import parse_config  # noqa: E402
-from shared.records import CheckerHeartbeat, HealthObservation, MemberObservation  # noqa: E402
+from shared.records import HealthObservation, MemberObservation  # noqa: E402
 from shared.replay_summary import affinity, peak_load_ratio, weighted_shares  # noqa: E402
-from shared.store import Store, connect  # noqa: E402
 
 MEMBERS = {"alpha": 250.0, "beta": 60.0, "gamma": 20.0}
 POLICIES = ("bounded", "rendezvous", "random")
@@ -128,25 +127,18 @@ def federation(policy: str, factor: float, window: float) -> Any:
 
 async def publish(redis_url: str, prefix: str, config: Any) -> None:
     """A snapshot as a checker publishes it: config, every member eligible, a heartbeat."""
-    store = Store(connect(redis_url), prefix)
-    try:
-        fence = await store.hold_lease("balance-day", 3 * CHECK_PERIOD)
-        assert fence is not None
-        now = time.time()
-        observations = {
-            name: MemberObservation(
-                member=name,
-                checked_at=now,
-                health=HealthObservation("ok", (), 0, 1000, now),
-                versions={"binderhub": "1.0"},
-                versions_at=now,
-            )
-            for name in config.members
-        }
-        heartbeat = CheckerHeartbeat("balance-day", now, fence=fence)
-        assert await store.publish(config, observations, heartbeat) is not None
-    finally:
-        await store.client.aclose()
+    now = time.time()
+    observations = {
+        name: MemberObservation(
+            member=name,
+            checked_at=now,
+            health=HealthObservation("ok", (), 0, 1000, now),
+            versions={"binderhub": "1.0"},
+            versions_at=now,
+        )
+        for name in config.members
+    }
+    await publish_snapshot(redis_url, prefix, config, observations, "balance-day", 3 * CHECK_PERIOD)
 
 
 # --- the launches ---------------------------------------------------------------------------

@@ -1,13 +1,19 @@
-"""What the bench scripts share: a redis-server of their own, and what a process costs
-(CPU time and memory, read from /proc)."""
+"""What the bench scripts share: a redis-server of their own, a checker and routers on it or
+a snapshot published by hand, and what a process costs (CPU time and memory, read from
+/proc)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from fedredirect.dev import child, fedredirect_command, find_redis_server, free_port, start_redis
+from shared.config import FederationConfig
+from shared.records import CheckerHeartbeat, MemberObservation
+from shared.store import Store, connect
 
 
 def redis_server(workdir: Path, port: int = 0) -> contextlib.AbstractContextManager[str]:
@@ -35,6 +41,27 @@ def checker_and_routers(
         stack.enter_context(child(cmd, log=workdir / f"router{i + 1}.log"))
         urls.append(f"http://127.0.0.1:{port}")
     return urls
+
+
+async def publish_snapshot(
+    redis_url: str,
+    prefix: str,
+    config: FederationConfig,
+    observations: Mapping[str, MemberObservation],
+    checker_id: str,
+    lease: float,
+) -> None:
+    """Publish ``config`` and ``observations`` once under ``prefix``, as the checker
+    ``checker_id`` does holding the lease for ``lease`` seconds: what the routers of a bench
+    serve from, with no checker running."""
+    store = Store(connect(redis_url), prefix)
+    try:
+        fence = await store.hold_lease(checker_id, lease)
+        assert fence is not None
+        heartbeat = CheckerHeartbeat(checker_id, time.time(), fence=fence)
+        assert await store.publish(config, observations, heartbeat) is not None
+    finally:
+        await store.client.aclose()
 
 
 def rss_mb(pid: int) -> dict[str, float]:

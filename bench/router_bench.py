@@ -75,7 +75,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bare_app import app as bare_asgi  # noqa: E402
-from common import cpu_seconds, redis_server, rss_mb  # noqa: E402
+from common import cpu_seconds, publish_snapshot, redis_server, rss_mb  # noqa: E402
 
 from fedredirect.dev import child, fedredirect_command, free_port, wait_until  # noqa: E402
 from router.app import create_app  # noqa: E402
@@ -504,16 +504,9 @@ def redirects_counted(url: str) -> float:
 
 async def publish(redis_url: str, prefix: str, members: int) -> None:
     """A snapshot as a checker publishes it: config, every member eligible, a heartbeat."""
-    store = Store(connect(redis_url), prefix)
-    try:
-        fence = await store.hold_lease("bench", 3 * CHECK_PERIOD)
-        assert fence is not None
-        now = time.time()
-        config = federation(members)
-        heartbeat = CheckerHeartbeat("bench", now, fence=fence)
-        assert await store.publish(config, observations(config, now), heartbeat) is not None
-    finally:
-        await store.client.aclose()
+    config = federation(members)
+    records = observations(config, time.time())
+    await publish_snapshot(redis_url, prefix, config, records, "bench", 3 * CHECK_PERIOD)
 
 
 class Republisher(threading.Thread):
