@@ -38,7 +38,6 @@ Printed per policy, from the launches as the routers answered them:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import itertools
@@ -58,7 +57,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import publish_snapshot, redis_server  # noqa: E402
+from common import arguments, publish_snapshot, redis_server  # noqa: E402
 
 from fedredirect.dev import child, fedredirect_command, free_port, wait_until  # noqa: E402
 from shared.balance import Target, cache_key  # noqa: E402
@@ -278,7 +277,7 @@ def table(results: list[dict[str, Any]], factor: float, window: float) -> list[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = arguments(__doc__)
     p.add_argument("--day", type=float, default=60.0, help="seconds a day lasts (default 60)")
     p.add_argument("--rate", type=float, default=500.0, help="mean launches a second")
     p.add_argument("--window", type=float, default=5.0, help="bounded_load.window, seconds")

@@ -1,9 +1,10 @@
-"""What the bench scripts share: a redis-server of their own, a checker and routers on it or
-a snapshot published by hand, and what a process costs (CPU time and memory, read from
-/proc)."""
+"""What the bench scripts share: their options' help, a redis-server of their own, a checker
+and routers on it or a snapshot published by hand, and what a process costs (CPU time and
+memory, read from /proc)."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import time
@@ -14,6 +15,12 @@ from fedredirect.dev import child, fedredirect_command, find_redis_server, free_
 from shared.config import FederationConfig
 from shared.records import CheckerHeartbeat, MemberObservation
 from shared.store import Store, connect
+
+
+def arguments(doc: str | None) -> argparse.ArgumentParser:
+    """A bench's option parser, its module docstring ``doc`` as its --help, line breaks
+    kept: the docstring says how to run it and what it prints."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
 
 
 def redis_server(workdir: Path, port: int = 0) -> contextlib.AbstractContextManager[str]:

@@ -45,7 +45,7 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import checker_and_routers, redis_server  # noqa: E402
+from common import arguments, checker_and_routers, redis_server  # noqa: E402
 
 from fedredirect.dev import free_port, wait_until  # noqa: E402
 from fedredirect.simulator import MemberServer, MemberSimState  # noqa: E402
@@ -328,13 +328,13 @@ def show(runs: list[Run], args: argparse.Namespace) -> None:
 
 def phases(text: str) -> list[float]:
     values = [float(p) for p in text.split(",")]
-    if not values or any(not 0 <= p < 1 for p in values):
-        raise argparse.ArgumentTypeError("shares of a period in [0, 1), comma-separated")
-    return values
+    if values and all(0 <= p < 1 for p in values):
+        return values
+    raise argparse.ArgumentTypeError("shares of a period in [0, 1), comma-separated")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = arguments(__doc__)
     p.add_argument("--period", type=float, default=15.0, help="check.period, seconds")
     p.add_argument("--fall", type=int, default=2, help="check.fall")
     p.add_argument("--timeout", type=float, default=2.0, help="check.timeout, seconds")

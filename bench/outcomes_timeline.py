@@ -33,7 +33,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import checker_and_routers, redis_server  # noqa: E402
+from common import arguments, checker_and_routers, redis_server  # noqa: E402
 
 from fedredirect.dev import wait_until  # noqa: E402
 from fedredirect.simulator import MemberServer, MemberSimState  # noqa: E402
@@ -233,7 +233,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = arguments(__doc__)
     p.add_argument("--period", type=float, default=5.0, help="check.period, seconds")
     p.add_argument("--workers", type=int, default=4, help="threads launching in a loop")
     args = p.parse_args(argv)

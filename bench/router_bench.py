@@ -45,7 +45,6 @@ this virtualenv when missing. Everything runs on 127.0.0.1.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import dataclasses
@@ -75,7 +74,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bare_app import app as bare_asgi  # noqa: E402
-from common import cpu_seconds, publish_snapshot, redis_server, rss_mb  # noqa: E402
+from common import arguments, cpu_seconds, publish_snapshot, redis_server, rss_mb  # noqa: E402
 
 from fedredirect.dev import child, fedredirect_command, free_port, wait_until  # noqa: E402
 from router.app import create_app  # noqa: E402
@@ -764,7 +763,7 @@ def wire_table(wire: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = arguments(__doc__)
     p.add_argument("--n", type=int, default=200_000, help="in-process calls per repeat")
     p.add_argument("--repeats", type=int, default=5, help="in-process repeats per case")
     p.add_argument("--rounds", type=int, default=3, help="wrk rounds over every server")
