@@ -80,6 +80,12 @@ def member_metrics(view: View) -> Iterator[Metric]:
         labels=["member", "state"],
     )
     weight = GaugeMetricFamily("fedredirect_member_weight", "configured weight", labels=["member"])
+    effective = GaugeMetricFamily(
+        "fedredirect_member_effective_weight",
+        "weight launches are balanced by now: weight x capacity share x slow-start factor, "
+        "0 when excluded",
+        labels=["member"],
+    )
     pods = GaugeMetricFamily(
         "fedredirect_member_pods", "total pods reported by /health", labels=["member"]
     )
@@ -96,6 +102,7 @@ def member_metrics(view: View) -> Iterator[Metric]:
         for known in STATES:
             state.add_metric([m.name, known], 1.0 if m.state == known else 0.0)
         weight.add_metric([m.name], m.weight)
+        effective.add_metric([m.name], m.effective_weight)
         if m.total_pods is not None:
             pods.add_metric([m.name], m.total_pods)
         if m.quota is not None:
@@ -104,7 +111,7 @@ def member_metrics(view: View) -> Iterator[Metric]:
             match.add_metric([m.name], 0.0 if m.version_differences else 1.0)
     count = GaugeMetricFamily("fedredirect_eligible_members", "members that can receive launches")
     count.add_metric([], len(view.eligible))
-    yield from (eligible, state, weight, pods, quota, match, count)
+    yield from (eligible, state, weight, effective, pods, quota, match, count)
 
 
 def outcome_metrics(records: Records) -> Iterator[Metric]:

@@ -33,6 +33,7 @@ from starlette.responses import Response
 
 from router.redirect import RedirectApp
 from router.snapshot import SnapshotHolder
+from shared.evaluate import View
 
 #: Set (to a directory) when the router runs as several workers; see the module docstring.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -90,6 +91,7 @@ class RouterCollector(Collector):
         yield fallback
         yield outage
         yield heartbeat
+        yield _effective_weights(view)
         store_up = GaugeMetricFamily(
             "fedredirect_router_store_up", "1 if the last read of the store succeeded"
         )
@@ -116,6 +118,21 @@ def _passed_over(counts: Mapping[str, int]) -> CounterMetricFamily:
 def _evaluations(count: int) -> CounterMetricFamily:
     family = CounterMetricFamily("fedredirect_router_evaluations", _EVALUATIONS_HELP)
     family.add_metric([], count)
+    return family
+
+
+def _effective_weights(view: View | None) -> GaugeMetricFamily:
+    """Each member's weight as this router balances by it: the checker's effective weight,
+    less what this router's own launches since the member's report took of its free pods."""
+    family = GaugeMetricFamily(
+        "fedredirect_member_effective_weight",
+        "weight launches are balanced by now in this router's view: weight x capacity share "
+        "(its own launches since the member's report counted) x slow-start factor, 0 when "
+        "excluded",
+        labels=["member"],
+    )
+    for m in view.members if view is not None else ():
+        family.add_metric([m.name], m.effective_weight)
     return family
 
 

@@ -55,10 +55,17 @@ def test_metrics_follow_a_member_through_full_and_back(
     port = free_port()
     metrics_url = f"http://127.0.0.1:{port}/metrics"
     weights, metrics = {"alpha": 50.0, "beta": 50.0}, ("--metrics-port", str(port))
+    # No slow start: the effective weights are then what capacity alone makes them.
     with (
         named_members("alpha", "beta") as members,
         running_stack(
-            members, redis_url, key_prefix, tmp_path, weights=weights, checker_args=metrics
+            members,
+            redis_url,
+            key_prefix,
+            tmp_path,
+            weights=weights,
+            checker_args=metrics,
+            slow_start=0,
         ) as stack,
     ):
         beta, r = members["beta"], stack.router
@@ -76,6 +83,8 @@ def test_metrics_follow_a_member_through_full_and_back(
         assert value(seen, "fedredirect_member_pods", member="beta") == 10
         assert value(seen, "fedredirect_member_pod_quota", member="beta") == 100
         assert value(seen, "fedredirect_member_weight", member="beta") == 50
+        # 10 of 100 pods and the default headroom of 10: 0.8 of its weight
+        assert value(seen, "fedredirect_member_effective_weight", member="beta") == 40
         assert value(seen, "fedredirect_member_version_match", member="beta") == 1
         assert value(seen, "fedredirect_eligible_members") == 2
         assert value(seen, "fedredirect_reference_stale") == 0
@@ -92,6 +101,8 @@ def test_metrics_follow_a_member_through_full_and_back(
         assert state_series(full, "beta")["full"] == 1
         assert sum(state_series(full, "beta").values()) == 1  # exactly one state at 1
         assert value(full, "fedredirect_member_pods", member="beta") == 100
+        assert value(full, "fedredirect_member_effective_weight", member="beta") == 0
+        assert value(full, "fedredirect_member_weight", member="beta") == 50
         assert value(full, "fedredirect_eligible_members") == 1
 
         beta.state.total_pods = 10
@@ -101,6 +112,9 @@ def test_metrics_follow_a_member_through_full_and_back(
 
         # the router: redirects by member and reason, view age, fallback flag
         wait_for(lambda: len(status(r)["targets"]) == 2, what="router sees beta back")
+        viewed = scrape(f"{r}/metrics")  # before any launch counts against its free pods
+        assert value(viewed, "fedredirect_member_effective_weight", member="beta") == 40
+        assert value(viewed, "fedredirect_member_effective_weight", member="alpha") == 40
         with httpx.Client() as client:
             for i in range(40):
                 launch(client, r, f"/build/gh/org/m{i}/HEAD")

@@ -13,6 +13,7 @@ GAUGES = frozenset(
         "fedredirect_member_eligible",
         "fedredirect_member_state",
         "fedredirect_member_weight",
+        "fedredirect_member_effective_weight",  # also the router, from its own view
         "fedredirect_member_pods",
         "fedredirect_member_pod_quota",
         "fedredirect_member_version_match",
