@@ -21,7 +21,7 @@ from shared.observe import settled_versions
 from shared.records import CheckerHeartbeat, MemberObservation
 from shared.reference import fresh_versions
 from shared.rules import failing_reason, stale_reason
-from shared.slowstart import STEPS, ramp_step, step_at
+from shared.slowstart import next_change, ramp_at
 
 
 class Freshness(NamedTuple):
@@ -31,7 +31,7 @@ class Freshness(NamedTuple):
     versions_fresh: bool  # its versions may be compared (shared.reference.fresh_versions)
     settled: bool  # its latest versions are past their dwell (shared.observe.settled_versions)
     ejected: bool  # shared.evaluate.failing_reason applies
-    ramp_step: int  # how far its slow start has gone (shared.slowstart.ramp_step)
+    ramp: float  # its slow-start factor (shared.slowstart.ramp_at; 1: not ramping)
 
 
 def freshness(config: FederationConfig, obs: MemberObservation | None, as_of: float) -> Freshness:
@@ -43,7 +43,7 @@ def freshness(config: FederationConfig, obs: MemberObservation | None, as_of: fl
         # Identity: the dwell rule answers with the latest versions once they have settled.
         obs is None or settled is obs.versions,
         failing_reason(obs, as_of) is not None,
-        ramp_step(obs.eligible_since if obs else None, as_of, config.slow_start),
+        ramp_at(obs.eligible_since if obs else None, as_of, config.slow_start),
     )
 
 
@@ -96,14 +96,13 @@ def record_deadline(config: FederationConfig, obs: MemberObservation, as_of: flo
         deadlines.append(
             first_instant(lambda t: failing_reason(obs, t) is None, as_of, outcomes.ejected_until)
         )
-    since = obs.eligible_since
-    if now.ramp_step < STEPS and since is not None:
-        step, slow_start = now.ramp_step, config.slow_start
+    since, slow_start = obs.eligible_since, config.slow_start
+    if now.ramp < 1.0 and since is not None:
         deadlines.append(
             first_instant(
-                lambda t: ramp_step(since, t, slow_start) != step,
+                lambda t: ramp_at(since, t, slow_start) != now.ramp,
                 as_of,
-                step_at(since, step + 1, slow_start),
+                next_change(since, as_of, slow_start),
             )
         )
     return min(deadlines)

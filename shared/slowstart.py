@@ -5,17 +5,22 @@ The ramp starts at the instant the checker first saw the member eligible again, 
 publishes in the member's record (``eligible_since``), so every router ramps alike and
 neither a router's start nor a config reload starts a ramp. The ramp moves in
 :data:`STEPS` steps, each a deadline of the view (:mod:`shared.deadline`), judged like the
-other time rules as of the checker's heartbeat. Its curve is quadratic (Envoy's slow start
-with an aggression of 0.5): the first minute of a 300 s ramp stays near 10 %, where a
-linear ramp would already give a recovered member a fifth of its weight.
+other time rules as of the checker's heartbeat. Its curve is Envoy's slow start with an
+aggression of 0.5 and a floor of 10 %: the square of the time, never under the floor. The
+first minute of a 300 s ramp stays at 10 %, where a linear ramp would already give a
+recovered member a fifth of its weight.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 FLOOR = 0.1  # of its weight, where a ramp starts
 STEPS = 10
+#: The exclusions after which a member does not ramp: a full member kept being checked
+#: healthy, and its capacity share already brings its weight back a twentieth at a time.
+NO_BREAK = frozenset({"full"})
 
 
 def ramp_step(since: float | None, as_of: float, slow_start: float) -> int:
@@ -30,9 +35,9 @@ def ramp_step(since: float | None, as_of: float, slow_start: float) -> int:
 
 
 def ramp_factor(step: int) -> float:
-    """The factor on a member's weight at ``step`` of its ramp: FLOOR, rising as the square
-    of the time to 1 at the last step."""
-    return FLOOR + (1 - FLOOR) * (step / STEPS) ** 2
+    """The factor on a member's weight at ``step`` of its ramp: the square of the time
+    gone, never under FLOOR, 1 at the last step."""
+    return max(FLOOR, (step / STEPS) ** 2)
 
 
 def step_at(since: float, step: int, slow_start: float) -> float:
@@ -53,3 +58,24 @@ def next_eligible_since(
     if has_record and published is not None:
         return published
     return now
+
+
+def in_rotation(excluded_by: Iterable[str]) -> bool:
+    """Whether a member excluded by ``excluded_by`` (the rules of a view's member) counts
+    as eligible for its slow start: excluded by nothing, or only by :data:`NO_BREAK`."""
+    return NO_BREAK.issuperset(excluded_by)
+
+
+def ramp_at(since: float | None, as_of: float, slow_start: float) -> float:
+    """The slow-start factor of a member eligible since ``since``, at ``as_of`` (1: none)."""
+    return ramp_factor(ramp_step(since, as_of, slow_start))
+
+
+def next_change(since: float, as_of: float, slow_start: float) -> float:
+    """About when the factor of a ramp under way at ``as_of`` next changes: the start of
+    the first later step with another factor (the floor's steps change nothing)."""
+    step = ramp_step(since, as_of, slow_start)
+    later = step + 1
+    while later < STEPS and ramp_factor(later) == ramp_factor(step):
+        later += 1
+    return step_at(since, later, slow_start)

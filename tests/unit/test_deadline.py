@@ -19,7 +19,6 @@ from shared.deadline import (
 )
 from shared.evaluate import View, evaluate
 from shared.records import CheckerHeartbeat, HealthObservation, MemberObservation
-from shared.slowstart import STEPS
 
 T0 = 1_700_000_000.0
 V1 = {"binderhub": "1.0"}
@@ -160,7 +159,7 @@ def test_a_record_without_versions_has_only_its_staleness_deadline() -> None:
     cfg = config(check={"period": 10})
     bare = record("a", T0, versions=None)
     assert record_deadline(cfg, bare, T0 - 50) == math.nextafter(T0 + 30, math.inf)
-    assert freshness(cfg, None, T0) == (True, False, True, False, STEPS)
+    assert freshness(cfg, None, T0) == (True, False, True, False, 1.0)
 
 
 def test_first_instant_is_exact_whatever_the_rounding() -> None:
