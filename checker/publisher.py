@@ -1,8 +1,10 @@
 """The checker's writer side: hold the writer lease and publish the members' records.
 
 What changed goes out coalesced (at most once per PUBLISH_INTERVAL, at once when it can move
-a state) and everything at least once a period as the heartbeat; then the state changes the
-published records make are logged and kept in history. The checking is in checker.service.
+a state) and everything at least once a period as the heartbeat, each record stamped with
+the start of its member's slow start as the view of those records finds it; then the state
+changes the published records make are logged and kept in history. The checking is in
+checker.service.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from shared.history import (
 from shared.keeper import ViewKeeper
 from shared.outcomes import carried_on, is_ejected
 from shared.records import CheckerHeartbeat, Drain, MemberObservation
+from shared.slowstart import in_rotation, next_eligible_since
 from shared.store import Snapshot, Store
 
 log = logging.getLogger("fedredirect.checker")
@@ -60,9 +63,14 @@ class Publisher:
         self.clock = clock
         self.checker_id = checker_id
         self.observations: dict[str, MemberObservation] = {}
-        # The view of what this checker last published, evaluated only when a verdict may
-        # have changed: for its logs, its history and its metrics alike.
+        # The view of the records this checker publishes, evaluated only when a verdict may
+        # have changed: it stamps their slow starts, and is logged and kept in history once
+        # they are published (``_published``: for its metrics too).
         self.keeper = ViewKeeper(clock)
+        self._published: tuple[View, Snapshot] | None = None
+        # Each member's eligible_since as this checker last published it, or as the records
+        # it took over said: where a slow start goes on from (a member not in it is new).
+        self._published_since: dict[str, float | None] = {}
         self.drains: dict[str, Drain] = {}
         self.last_published_at: float | None = None
         self.fence: int | None = None  # the writer lease's fencing token while we hold it
@@ -76,38 +84,41 @@ class Publisher:
         # ejected or qualifying, so a judgement costs the same however large the federation.
         # The checker's judgements keep it; a takeover adds the ejections it carries on.
         self._contenders: set[str] = set()
-        self._taking_over = False  # a new lease: carry on the ejections last published
+        self._taking_over = False  # a new lease: carry on what was last published
 
     def current_view(self) -> View | None:
         """The view of what this checker last published (for metrics). None on a standby:
         only the writer exports the view, so a former writer's frozen view cannot keep an
         alert firing."""
-        return self.keeper.view if self.fence is not None else None
+        published = self.published()
+        return published[0] if published else None
 
     def published(self) -> tuple[View, Snapshot] | None:
         """The view of what this checker last published and those records, while it is
         the writer (None on a standby)."""
-        view, snapshot = self.keeper.view, self.keeper.snapshot
-        if self.fence is None or view is None or snapshot is None:
-            return None
-        return view, snapshot
+        return self._published if self.fence is not None else None
 
     async def publish(self) -> None:
         """Publish what changed (everything, for a new writer) if this checker holds the
-        writer lease; then log the state changes it makes, evaluating the view only when
-        a verdict may have changed (:class:`shared.keeper.ViewKeeper`)."""
+        writer lease, stamped with their slow starts (:meth:`_stamped`); then log the state
+        changes it makes. The view is evaluated only when a verdict may have changed
+        (:class:`shared.keeper.ViewKeeper`)."""
         if self.fence is None:
             return
         now = self.clock()
         heartbeat = CheckerHeartbeat(self.checker_id, now, fence=self.fence)
         if self._taking_over:
-            await self._carry_on_ejections()
-        observations = dict(self.observations)
+            await self._carry_on()
         last_heartbeat_at = self.last_published_at
         if self._full_publish:  # a new writer, or Redis was gone: the store's is the last
             stored = await self.store.read_heartbeat()
             if stored is not None and (last_heartbeat_at is None or stored.at > last_heartbeat_at):
                 last_heartbeat_at = stored.at
+        self.drains = await self.store.read_drains()
+        snapshot = self._stamped(
+            Snapshot(self.config, dict(self.observations), heartbeat, self.drains)
+        )
+        observations = snapshot.observations
         dirty, self._dirty = self._dirty, set()
         changed = None if self._full_publish else dirty
         try:
@@ -122,22 +133,51 @@ class Publisher:
             return
         self._full_publish = False
         self.last_published_at = now
+        self._published_since.update((n, o.eligible_since) for n, o in observations.items())
         history = outage_events(last_heartbeat_at, now, self.config)
         for event in history:
             log.info("%s", describe(event), extra=event)
         if changed is None:  # a new writer: the config it serves belongs in history (replay)
             history.append(config_event(self.config, now))
-        self.drains = await self.store.read_drains()
-        held = self.keeper.snapshot
-        self.keeper.snapshot = Snapshot(self.config, observations, heartbeat, self.drains)
-        before = self.keeper.view
-        if self.keeper.refresh(held):
-            view = self.keeper.view
-            assert view is not None
+        view = self.keeper.view
+        assert view is not None
+        before = self._published[0] if self._published else None
+        if view is not before:
             for event in view_changes(before, view):
                 log.info("%s", describe(event), extra=event)
             history += transitions(before, view)
+        self._published = view, snapshot
         await self._record_history(history, observations, now)
+
+    def _stamped(self, snapshot: Snapshot) -> Snapshot:
+        """``snapshot`` with each record's ``eligible_since`` as the view of its records
+        finds it (:func:`shared.slowstart.next_eligible_since`), the keeper holding the view
+        of what it returns. The checker publishes the start, so every router ramps a member
+        alike, and no router's start or reload can start a ramp. Eligibility moves only
+        with the view, so the records are gone through only when it was evaluated, or for
+        a new writer (whose ``_published_since`` was read from the store)."""
+        held = self.keeper.snapshot
+        self.keeper.snapshot = snapshot
+        evaluated = self.keeper.refresh(held)
+        view = self.keeper.view
+        if view is None or not (evaluated or self._full_publish):
+            return snapshot
+        assert snapshot.heartbeat is not None
+        now, published = snapshot.heartbeat.at, self._published_since
+        observations = dict(snapshot.observations)  # the keeper holds the one it was given
+        for name, obs in snapshot.observations.items():
+            member = view.member(name)
+            eligible = member is not None and in_rotation(member.excluded_by)
+            since = next_eligible_since(published.get(name), name in published, eligible, now)
+            if since != obs.eligible_since:
+                observations[name] = self.observations[name] = replace(obs, eligible_since=since)
+                self._dirty.add(name)
+        if all(observations[n] is o for n, o in snapshot.observations.items()):
+            return snapshot
+        stamped = replace(snapshot, observations=observations)
+        self.keeper.snapshot = stamped
+        self.keeper.refresh(snapshot)  # a new eligible_since moves a weight: evaluated again
+        return stamped
 
     async def _record_history(
         self, events: list[dict[str, Any]], observations: dict[str, MemberObservation], now: float
@@ -162,10 +202,13 @@ class Publisher:
         if trim:
             self._history_trimmed_at = now
 
-    async def _carry_on_ejections(self) -> None:
-        """A new writer carries on the ejections the last one published, ongoing or past
-        (the cap and the ejections in a row were judged from those); its own unpublished
-        ones are dropped. Nothing published yet, or unreadable: it keeps its own."""
+    async def _carry_on(self) -> None:
+        """A new writer carries on what the last one published: the ejections, ongoing or
+        past (the cap and the ejections in a row were judged from those; its own
+        unpublished ones are dropped), and each member's ``eligible_since``, so neither a
+        takeover nor a restart (a config reload) starts a slow start, and a member new to
+        the config starts one. Nothing published yet: every member is new. Unreadable: it
+        keeps its own."""
         self._taking_over = False
         try:
             published = await self.store.read()
@@ -173,7 +216,9 @@ class Publisher:
             log.warning("cannot read the records published before: %s", exc)
             return
         if published is None:
+            self._published_since = {}
             return
+        self._published_since = {n: o.eligible_since for n, o in published.observations.items()}
         now = self.clock()
         for name, obs in self.observations.items():
             last = published.observations.get(name)
