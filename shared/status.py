@@ -9,13 +9,15 @@ verdict changes, which may be long after it was evaluated.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from shared.bounded import RecentLaunches
-from shared.evaluate import MemberView, View, age
+from shared.evaluate import MemberView, View, age, judged_at
 from shared.records import CheckerHeartbeat, LaunchOutcomes, MemberObservation
+from shared.weights import capacity_json, slow_start_json, weight_reasons
 
 
 class Records(Protocol):
@@ -29,6 +31,26 @@ class Records(Protocol):
     def heartbeat(self) -> CheckerHeartbeat | None: ...
 
 
+class LaunchCounts(NamedTuple):
+    """The launches each member received over the last ``window`` seconds, every router's
+    added up: history's ``launches`` events, which each router writes once a minute from
+    counts it keeps anyway (so showing them costs the redirects nothing)."""
+
+    window: float
+    counts: Mapping[str, int]
+
+
+def launch_counts(pictures: Mapping[str, Any] | None) -> LaunchCounts | None:
+    """The launches of a timeline document (:func:`shared.timeline.timeline`, what the
+    share chart of /status draws per router), added over its routers; None without one."""
+    if pictures is None or pictures.get("error") or "launches" not in pictures:
+        return None
+    counts: Counter[str] = Counter()
+    for per_member in pictures["launches"].values():
+        counts.update(per_member)
+    return LaunchCounts(pictures["end"] - pictures["start"], dict(counts))
+
+
 def status_document(
     view: View,
     router: Mapping[str, Any] | None = None,
@@ -37,13 +59,15 @@ def status_document(
     now: float | None = None,
     records: Records | None = None,
     recent: RecentLaunches | None = None,
+    launches: LaunchCounts | None = None,
 ) -> dict[str, Any]:
     """The view as served at /status.json; ``router`` (its health) and ``redirects`` (its
     launch counts by member and reason) only when a router serves it, ``recent`` (its
-    recent launches) when it balances with ``bounded``. Ages are measured at ``now``
+    recent launches) when it balances with ``bounded``, ``launches`` (every router's
+    recent launches, from history) when they were read. Ages are measured at ``now``
     (default: when the view was evaluated) from the timestamps of ``records`` (default:
     the view's own)."""
-    doc = view_to_json(view, now, records, recent)
+    doc = view_to_json(view, now, records, recent, launches)
     if router is not None:
         doc["router"] = dict(router)
         doc["redirects"] = [
@@ -149,6 +173,7 @@ def view_to_json(
     now: float | None = None,
     records: Records | None = None,
     recent: RecentLaunches | None = None,
+    launches: LaunchCounts | None = None,
 ) -> dict[str, Any]:
     """The view as served at /status.json and printed by ``fedredirect status``, its ages
     measured at ``now`` (see :func:`status_document`)."""
@@ -157,6 +182,7 @@ def view_to_json(
     times, heartbeat = _times(view, records)
     outcomes = _outcomes(view, records)
     ref_at = reference_observed_at(view, records)
+    as_of = judged_at(view.config, view.heartbeat, view.evaluated_at)
     return {
         "evaluated_at": view.evaluated_at,
         "reference": {
@@ -192,10 +218,27 @@ def view_to_json(
                 **_member_json(
                     m, times[m.name], now, compatible_versions_json(view, m), outcomes[m.name]
                 ),
+                "capacity": capacity_json(m, view.config.pod_headroom),
+                "slow_start": slow_start_json(m, as_of, view.config.slow_start),
+                "weight_reasons": weight_reasons(view, m, recent),
                 "recent_launches": recent_launches_json(m.name, recent),
+                "launch_share": launch_share_json(m.name, launches),
             }
             for m in view.members
         },
+    }
+
+
+def launch_share_json(member: str, launches: LaunchCounts | None) -> dict[str, Any] | None:
+    """A member's part of every router's recent launches (None: history not read)."""
+    if launches is None:
+        return None
+    total = sum(launches.counts.values())
+    count = launches.counts.get(member, 0)
+    return {
+        "launches": count,
+        "share": count / total if total else None,
+        "window_seconds": launches.window,
     }
 
 

@@ -18,12 +18,31 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from shared.capacity import SentLaunches
 from shared.config import parse_config
 from shared.evaluate import View, evaluate
 from shared.records import CheckerHeartbeat, Drain, LaunchOutcomes, MemberObservation
-from shared.status import outcomes_json, status_document, view_to_json
+from shared.slowstart import ramp_factor
+from shared.status import (
+    LaunchCounts,
+    launch_counts,
+    outcomes_json,
+    status_document,
+    view_to_json,
+)
 from shared.store import Snapshot
-from tests.support.builders import FULL_PODS, NOW, V1, V2, federation, federations, make_obs, url
+from tests.support.builders import (
+    FULL_PODS,
+    NAMES,
+    NOW,
+    V1,
+    V2,
+    federation,
+    federations,
+    make_config,
+    make_obs,
+    url,
+)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SCHEMA = json.loads((DOCS / "status.schema.json").read_text(encoding="utf-8"))
@@ -61,7 +80,11 @@ EXPECTED_MEMBERS: dict[str, dict[str, Any]] = {
         "versions_age_seconds": 12.0,
         "last_error": None,
         "outcomes": None,
+        "capacity": {"share": 0.8, "free_pods": 63, "pending_launches": 0},  # 80 - 7 - 10
+        "slow_start": None,  # eligible long ago
+        "weight_reasons": ["capacity: 63 of 80 pods free, x0.8"],
         "recent_launches": None,
+        "launch_share": None,
     },
     "beta": {
         "url": "https://beta.example.org",
@@ -84,7 +107,11 @@ EXPECTED_MEMBERS: dict[str, dict[str, Any]] = {
         "versions_age_seconds": 20.0,
         "last_error": "versions: versions answered HTTP 502",
         "outcomes": None,
+        "capacity": {"share": 0.0, "free_pods": 0, "pending_launches": 0},
+        "slow_start": None,
+        "weight_reasons": ["excluded: full"],
         "recent_launches": None,
+        "launch_share": None,
     },
     "gamma": {
         "url": "https://gamma.example.org",
@@ -110,7 +137,11 @@ EXPECTED_MEMBERS: dict[str, dict[str, Any]] = {
         "versions_age_seconds": 0.0,
         "last_error": None,
         "outcomes": None,
+        "capacity": {"share": 0.8, "free_pods": 80, "pending_launches": 0},  # drained, not full
+        "slow_start": None,
+        "weight_reasons": ["excluded: drained"],
         "recent_launches": None,
+        "launch_share": None,
     },
     "delta": {
         "url": "https://delta.example.org",
@@ -136,7 +167,11 @@ EXPECTED_MEMBERS: dict[str, dict[str, Any]] = {
         "versions_age_seconds": None,
         "last_error": None,
         "outcomes": None,
+        "capacity": None,  # no report of pods and quota
+        "slow_start": None,
+        "weight_reasons": ["excluded: stale"],
         "recent_launches": None,
+        "launch_share": None,
     },
 }
 
@@ -579,3 +614,193 @@ def test_the_schema_holds_the_outcomes_to_their_shape(change: dict[str, Any]) ->
     assert errors(doc)
     doc["members"]["alpha"]["outcomes"] = shown
     assert errors(doc) == []
+
+
+# --- weights: capacity, slow start, the sets that keep configured weights, launch shares ------
+
+
+def test_capacity_and_slow_start_are_shown_in_numbers_and_words() -> None:
+    """alpha: 8 of its 20 pods free once its headroom (10%: 2) and the 2 launches the
+    routers sent since its report are counted (this router's 1, times 2 routers); beta:
+    eligible again 130 s ago, at step 4 of its 300 s ramp."""
+    config = make_config({"alpha": 50, "beta": 40}, pod_headroom="10%", slow_start=300)
+    observations = {
+        "alpha": make_obs("alpha", pods=8, quota=20),
+        "beta": replace(make_obs("beta"), eligible_since=NOW - 130),
+    }
+    heartbeat = CheckerHeartbeat("c1", NOW)
+    view = evaluate(config, observations, {}, heartbeat, NOW, SentLaunches({"alpha": 1}, 2))
+    members = view_to_json(view)["members"]
+    alpha, beta = members["alpha"], members["beta"]
+    assert (alpha["weight"], alpha["effective_weight"]) == (50, 20.0)
+    assert alpha["capacity"] == {"share": 0.4, "free_pods": 8, "pending_launches": 2}
+    assert alpha["slow_start"] is None
+    assert alpha["weight_reasons"] == [
+        "capacity: 8 of 20 pods free (2 launches sent since its report), x0.4"
+    ]
+    assert (beta["weight"], beta["effective_weight"]) == (40, 40 * 0.8 * ramp_factor(4))
+    assert beta["capacity"] == {"share": 0.8, "free_pods": 80, "pending_launches": 0}
+    assert beta["slow_start"] == {
+        "factor": ramp_factor(4),
+        "step": 4,
+        "since": NOW - 130,
+        "until": NOW + 170,
+    }
+    assert beta["weight_reasons"] == [
+        "capacity: 80 of 100 pods free, x0.8",
+        "slow start: step 4 of 10, x0.16, full weight at 22:16:10 UTC",  # NOW + 170
+    ]
+    assert errors(view_to_json(view)) == []
+
+
+def test_a_member_without_a_quota_or_an_ok_health_has_no_capacity() -> None:
+    config = make_config({"alpha": 50, "beta": 40, "gamma": 30}, pod_headroom=0)
+    observations = {
+        "alpha": make_obs("alpha", quota=None),
+        "beta": make_obs("beta", status="unhealthy"),
+        "gamma": make_obs("gamma", pods=0, quota=100),
+    }
+    members = view_to_json(evaluate(config, observations, {}, None, NOW))["members"]
+    assert (members["alpha"]["capacity"], members["alpha"]["weight_reasons"]) == (None, [])
+    assert members["alpha"]["effective_weight"] == 50  # its configured weight, no reason
+    assert members["beta"]["capacity"] is None
+    assert members["beta"]["weight_reasons"] == ["excluded: unhealthy"]
+    # all of its quota free: a factor of 1, said all the same
+    assert members["gamma"]["weight_reasons"] == ["capacity: 100 of 100 pods free, x1"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "heartbeat_age", "pods", "expected"),
+    [
+        (  # nobody eligible: the fallback set balances by the configured weights
+            {"fallback": "all"},
+            0,
+            FULL_PODS,
+            {
+                "alpha": ["excluded: full", "fallback 'all': balanced by weight 50"],
+                "beta": ["excluded: full", "fallback 'all': balanced by weight 40"],
+            },
+        ),
+        (  # the prime alone, by weight 1
+            {"fallback": "prime"},
+            0,
+            FULL_PODS,
+            {
+                "alpha": ["excluded: full", "fallback 'prime': balanced by weight 1"],
+                "beta": ["excluded: full"],
+            },
+        ),
+        (  # the checker is gone: nothing to judge capacity by, so the configured weights
+            {"outage": {"policy": "all", "max_staleness": 60}},
+            3600,
+            60,
+            {
+                "alpha": [
+                    "capacity: 30 of 100 pods free, x0.3",
+                    "outage 'all': balanced by weight 50",
+                ],
+                "beta": [
+                    "capacity: 30 of 100 pods free, x0.3",
+                    "outage 'all': balanced by weight 40",
+                ],
+            },
+        ),
+    ],
+)
+def test_the_fallback_and_outage_sets_say_they_keep_configured_weights(
+    settings: dict[str, Any], heartbeat_age: float, pods: int, expected: dict[str, list[str]]
+) -> None:
+    config = make_config({"alpha": 50, "beta": 40}, **settings)
+    observations = {n: make_obs(n, pods=pods) for n in ("alpha", "beta")}
+    heartbeat = CheckerHeartbeat("c1", NOW - heartbeat_age)
+    doc = view_to_json(evaluate(config, observations, {}, heartbeat, NOW))
+    assert {n: m["weight_reasons"] for n, m in doc["members"].items()} == expected
+    assert errors(doc) == []
+
+
+def test_launch_shares_add_up_every_routers_counts_of_the_window() -> None:
+    """What the share chart of /status draws per router, added up: each member's part."""
+    config, observations, drains = federation()
+    view = evaluate(config, observations, drains, None, NOW)
+    pictures = {
+        "start": NOW - 3600,
+        "end": NOW,
+        "error": None,
+        "launches": {"r1:1": {"alpha": 30, "beta": 5}, "r2:7": {"alpha": 25, "gamma": 20}},
+    }
+    launches = launch_counts(pictures)
+    assert launches == LaunchCounts(3600.0, {"alpha": 55, "beta": 5, "gamma": 20})
+    doc = status_document(view, launches=launches)
+    shares = {n: m["launch_share"] for n, m in doc["members"].items()}
+    assert shares == {
+        "alpha": {"launches": 55, "share": 55 / 80, "window_seconds": 3600.0},
+        "beta": {"launches": 5, "share": 5 / 80, "window_seconds": 3600.0},
+        "gamma": {"launches": 20, "share": 20 / 80, "window_seconds": 3600.0},
+        "delta": {"launches": 0, "share": 0.0, "window_seconds": 3600.0},
+    }
+    assert errors(doc) == []
+    quiet = status_document(view, launches=LaunchCounts(3600.0, {}))
+    assert quiet["members"]["alpha"]["launch_share"] == {
+        "launches": 0,
+        "share": None,
+        "window_seconds": 3600.0,
+    }
+    assert launch_counts(None) is None
+    assert launch_counts({"window": "1h", "error": "cannot read history"}) is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("capacity", {"share": 1.5, "free_pods": 1, "pending_launches": 0}),
+        ("capacity", {"share": 0.5, "free_pods": -1, "pending_launches": 0}),
+        ("capacity", {"share": 0.5, "free_pods": 1}),
+        ("slow_start", {"factor": 0.5, "step": 10, "since": NOW, "until": NOW + 300}),
+        ("slow_start", {"factor": 1.0, "step": 9, "since": NOW, "until": NOW + 300}),
+        ("weight_reasons", [""]),
+        ("weight_reasons", None),
+        ("launch_share", {"launches": 3, "share": 0.5}),
+        ("launch_share", {"launches": 3, "share": 0.5, "window_seconds": 0}),
+    ],
+)
+def test_the_schema_holds_the_weights_to_their_shape(field: str, value: Any) -> None:
+    doc = known_document()
+    doc["members"]["alpha"][field] = value
+    assert errors(doc)
+
+
+eligible_since = st.none() | st.sampled_from([0.0, NOW, NOW - 299.0]) | st.floats(NOW - 400, NOW)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    fed=federations(),
+    data=st.data(),
+    slow_start=st.sampled_from([0.0, 300.0]) | st.floats(1, 600),
+    sent=st.dictionaries(st.sampled_from(NAMES), st.integers(0, 30)),
+    routers=st.integers(1, 4),
+)
+def test_every_view_with_capacity_and_slow_start_matches_the_schema(
+    fed: tuple[dict[str, Any], dict[str, MemberObservation], dict[str, Drain]],
+    data: st.DataObject,
+    slow_start: float,
+    sent: dict[str, int],
+    routers: int,
+) -> None:
+    raw, observations, drains = fed
+    observations = {
+        name: replace(obs, eligible_since=data.draw(eligible_since))
+        for name, obs in observations.items()
+    }
+    config = parse_config(raw | {"slow_start": slow_start}, "hypothesis")
+    heartbeat = CheckerHeartbeat("c1", NOW)
+    view = evaluate(config, observations, drains, heartbeat, NOW, SentLaunches(sent, routers))
+    doc = view_to_json(view)
+    assert errors(doc) == []
+    assert json.loads(json.dumps(doc)) == doc
+    for m in view.members:
+        row = doc["members"][m.name]
+        assert (row["capacity"] is None) == (m.capacity_share is None)
+        assert (row["slow_start"] is None) == (m.ramp is None)
+        if row["capacity"] is not None:
+            assert row["capacity"]["pending_launches"] == sent.get(m.name, 0) * routers
