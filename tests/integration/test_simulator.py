@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import selectors
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from fedredirect.faults import HUGE_BYTES
 from fedredirect.shapes import SHAPES
 from fedredirect.simulator import MemberServer, MemberSimState
 from tests.support.build_stream import launch
+from tests.support.child import read_line
 from tests.support.dom import Dom
 from tests.support.members import running_members
 
@@ -424,16 +424,6 @@ def test_running_members_serve_independently() -> None:
         assert httpx.get(f"{b.url}/").headers["X-Fedredirect-Member"] == "b"
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{a.url}/health", timeout=1)
-
-
-def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
-    """One line of the child's stdout, or fail after `timeout` instead of blocking forever."""
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            raise AssertionError(f"no output within {timeout}s")
-    return proc.stdout.readline()
 
 
 def test_main_prints_url_and_stops_on_sigterm() -> None:
