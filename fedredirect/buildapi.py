@@ -13,7 +13,8 @@ Each launch observes BinderHub's metrics where BinderHub does (``fedredirect.lau
 served at ``/metrics``), and ``launch_failure_share`` of the launches fail after
 ``launching`` as BinderHub's do when JupyterHub cannot start the server: a retry event per
 attempt, then ``{"phase": "failed", "status_code": 500, "message": "Failed to launch
-image ..."}``.
+image ..."}``. With a ``pod_lifetime``, a launch that reaches ``ready`` starts a user pod that
+runs that long, so a burst of launches fills the member up to its quota as on BinderHub.
 
 Build tokens work as in BinderHub (``fedredirect.buildtoken``): the ``/v2/`` page carries
 one in ``window.pageConfig.buildToken``; a launch with a bad one, or one minted for another
@@ -43,7 +44,7 @@ from starlette.routing import Route
 from fedredirect import buildtoken
 from fedredirect.launchmetrics import LaunchMetrics
 from fedredirect.launchpage import render_launch_page
-from fedredirect.memberstate import MemberSimState, is_full, launch_fails
+from fedredirect.memberstate import MemberSimState, add_pod, is_full, launch_fails
 
 log = logging.getLogger("fedredirect.member")
 
@@ -267,7 +268,7 @@ class BuildAPI:
                 "imageName": image,
                 "message": "Found built image, launching...\n",
             }
-        elif is_full(state):  # BinderHub checks the quota before a build too
+        elif is_full(state, time.monotonic()):  # BinderHub checks the quota before a build too
             yield self._over_quota(repo)
             return
         else:
@@ -303,7 +304,7 @@ class BuildAPI:
         state, metrics = self.state, self.metrics
         with metrics.launches_in_progress.track_inprogress():
             await self._work()
-            if is_full(state):
+            if is_full(state, time.monotonic()):
                 yield self._over_quota(repo)
                 return
             yield {"phase": "launching", "message": "Launching server...\n"}
@@ -338,7 +339,10 @@ class BuildAPI:
         return {"phase": "failed", "message": "Too many users on this BinderHub! Try again soon.\n"}
 
     def _ready(self, repo: Repo, image: str, base_url: str) -> dict[str, Any]:
-        """A new user server, remembered so its page answers, and the event that shows it."""
+        """A new user server, remembered so its page answers, and the event that shows it.
+        Its pod counts against the quota for ``pod_lifetime`` seconds."""
+        state = self.state
+        state.pod_ends = add_pod(state.pod_ends, time.monotonic(), state.pod_lifetime)
         server = f"{repo.slug[:30]}-{secrets.token_hex(4)}"
         event = ready_event(repo, image, base_url, server, secrets.token_urlsafe(16))
         self.servers[server] = (event["token"], image)

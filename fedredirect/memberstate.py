@@ -1,5 +1,6 @@
 """What a simulated member reports and how it behaves, as one mutable record, and the rules
-that read from it: "full" (for /health and for launches alike), and which launches fail."""
+that read from it: the pods it runs, "full" (for /health and for launches alike), and which
+launches fail."""
 
 from __future__ import annotations
 
@@ -46,11 +47,35 @@ class MemberSimState:
     launch_failure_share: float = 0.0
     # Launches started since launch_failure_share was last set: the count it is spread over.
     launches_at_share: int = 0
+    # Seconds the user pod of a launch that reached ``ready`` runs, as BinderHub's launches
+    # fill a member; 0: launches start none, and the member runs total_pods alone. The pods
+    # total_pods says are the idle baseline that launched pods add to.
+    pod_lifetime: float = 0.0
+    # When each launched pod goes away, on the time.monotonic() clock: counted by `pods`,
+    # never set through POST /_sim (GET /_sim shows how many run as launched_pods).
+    pod_ends: list[float] = field(default_factory=list)
 
 
-def is_full(state: MemberSimState) -> bool:
+def pods(state: MemberSimState, now: float) -> int:
+    """The pods the member runs at ``now``: its baseline and the launched pods not ended."""
+    return state.total_pods + launched_pods(state.pod_ends, now)
+
+
+def launched_pods(ends: list[float], now: float) -> int:
+    """How many launched pods still run at ``now``."""
+    return sum(end > now for end in ends)
+
+
+def add_pod(ends: list[float], now: float, lifetime: float) -> list[float]:
+    """The launched pods' ends once a launch reached ``ready`` at ``now``: one more that ends
+    ``lifetime`` later (none when it is 0), and those already ended forgotten."""
+    running = [end for end in ends if end > now]
+    return [*running, now + lifetime] if lifetime > 0 else running
+
+
+def is_full(state: MemberSimState, now: float) -> bool:
     """No room for another user pod: /health reports its quota check failed, launches fail."""
-    return state.quota is not None and state.total_pods >= state.quota
+    return state.quota is not None and pods(state, now) >= state.quota
 
 
 def launch_fails(share: float, launch: int) -> bool:

@@ -16,6 +16,7 @@ import dataclasses
 import html
 import json
 import logging
+import math
 import signal
 import socket
 import threading
@@ -34,16 +35,28 @@ from starlette.types import ASGIApp
 from fedredirect.buildapi import BuildAPI
 from fedredirect.buildtoken import secret_bytes
 from fedredirect.faults import FAULTS, fault_response, not_simulated_fault
-from fedredirect.memberstate import DEFAULT_QUOTA, IDLE_PODS, MemberSimState, is_full
+from fedredirect.memberstate import (
+    DEFAULT_QUOTA,
+    IDLE_PODS,
+    MemberSimState,
+    is_full,
+    launched_pods,
+    pods,
+)
 from fedredirect.recorder import Recorder, SeenRequest
 from fedredirect.shapes import SHAPES, shapes_for
 
-_FIELD_TYPES = typing.get_type_hints(MemberSimState)
+#: What launches count, shown by GET /_sim and never set: the launched pods.
+_COUNTED = frozenset({"launched_pods", "pod_ends"})
+#: The fields POST /_sim sets.
+_FIELD_TYPES = {
+    key: kind for key, kind in typing.get_type_hints(MemberSimState).items() if key not in _COUNTED
+}
 
 
-def health_payload(state: MemberSimState) -> tuple[int, dict[str, typing.Any]]:
+def health_payload(state: MemberSimState, now: float) -> tuple[int, dict[str, typing.Any]]:
     """Status and body of GET /health; a full pod quota does not fail it, like BinderHub."""
-    n, quota = state.total_pods, state.quota
+    n, quota = pods(state, now), state.quota
     ok = state.hub_ok and state.registry_ok
     checks = [
         {"service": "Docker registry", "ok": state.registry_ok},
@@ -54,7 +67,7 @@ def health_payload(state: MemberSimState) -> tuple[int, dict[str, typing.Any]]:
             "build_pods": 0,
             "user_pods": n,
             "quota": quota,
-            "ok": not is_full(state),
+            "ok": not is_full(state, now),
             "_ignore_failure": True,
         },
     ]
@@ -81,6 +94,8 @@ def apply_update(state: MemberSimState, update: object) -> None:
             if not isinstance(value, bool):
                 raise ValueError(f"{key!r} must be a boolean")
             continue
+        if key in _COUNTED:
+            raise ValueError(f"{key!r} is counted from launches; total_pods sets the idle pods")
         if key not in _FIELD_TYPES:
             raise ValueError(f"unknown field {key!r}; known: {sorted(_FIELD_TYPES)}")
         if typing.get_origin(_FIELD_TYPES[key]) is list:
@@ -106,6 +121,8 @@ def apply_update(state: MemberSimState, update: object) -> None:
             raise ValueError(f"field {key!r} must not be negative")
     if not 0 <= changes.get("launch_failure_share", 0) <= 1:
         raise ValueError("field 'launch_failure_share' must be between 0 and 1")
+    if not 0 <= changes.get("pod_lifetime", 0) < math.inf:
+        raise ValueError("field 'pod_lifetime' must be 0 or more seconds (0: launches start none)")
     if changes.get("rate_limit_period", 1) < 1:
         raise ValueError("field 'rate_limit_period' must be at least 1")
     if "build_token_secret" in changes:
@@ -123,13 +140,22 @@ def apply_update(state: MemberSimState, update: object) -> None:
         state.hub_ok = update["healthy"]
 
 
+def sim_document(state: MemberSimState, now: float) -> dict[str, typing.Any]:
+    """GET /_sim: the state, with the launched pods still running at ``now`` counted as
+    ``launched_pods`` (their ends are on the member's monotonic clock, no use to a reader)."""
+    document = dataclasses.asdict(state)
+    document["launched_pods"] = launched_pods(document.pop("pod_ends"), now)
+    return document
+
+
 #: Requests a member remembers (``MemberServer.requests``), newest last.
 MAX_REQUESTS_KEPT = 1000
 
 
-def probe_answer(state: MemberSimState, path: str, count: int) -> Response:
-    """The answer to the ``count``-th request of ``path`` (/health or /versions): a raw
-    body or a recorded shape when one is set, else the payload the state makes."""
+def probe_answer(state: MemberSimState, path: str, count: int, now: float) -> Response:
+    """The answer to the ``count``-th request of ``path`` (/health or /versions) at ``now``
+    (monotonic): a raw body or a recorded shape when one is set, else the payload the state
+    makes."""
     if state.health_body is not None and path == "/health":
         return Response(state.health_body, media_type="application/json")
     shape_name = state.health_shape if path == "/health" else state.versions_shape
@@ -141,7 +167,7 @@ def probe_answer(state: MemberSimState, path: str, count: int) -> Response:
             alternate = dataclasses.replace(state, binderhub_version=state.flap_versions)
             return JSONResponse(versions_payload(alternate))
         return JSONResponse(versions_payload(state))
-    status, body = health_payload(state)
+    status, body = health_payload(state, now)
     if state.flap:  # the next answer will be the other one
         state.hub_ok = not state.hub_ok
     return JSONResponse(body, status_code=status)
@@ -167,7 +193,7 @@ def build_app(
         await asyncio.sleep(state.delay)
         if state.fault is not None:
             return await fault_response(state.fault, request)
-        return probe_answer(state, request.url.path, hits[request.url.path])
+        return probe_answer(state, request.url.path, hits[request.url.path], time.monotonic())
 
     async def metrics(request: Request) -> Response:
         """BinderHub's launch metrics; no fault or delay applies, as /metrics is served by
@@ -181,7 +207,7 @@ def build_app(
                 apply_update(state, json.loads(await request.body() or b"null"))
             except ValueError as err:  # JSONDecodeError is a ValueError too
                 return JSONResponse({"error": str(err)}, status_code=400)
-        return JSONResponse(dataclasses.asdict(state))
+        return JSONResponse(sim_document(state, time.monotonic()))
 
     async def moved(request: Request) -> Response:
         """``/_moved/N/PATH`` redirects N times before landing on ``/PATH``: a member whose
@@ -320,6 +346,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "JupyterHub cannot start the server; spread evenly (0.5: every second launch). "
         'Changed live with POST /_sim {"launch_failure_share": ...}',
     )
+    parser.add_argument(
+        "--pod-lifetime",
+        type=_lifetime,
+        default=MemberSimState.pod_lifetime,
+        metavar="SECONDS",
+        help="each launch that reaches 'ready' starts a user pod that runs this long, on top "
+        "of --pods, so launches fill the member up to its quota (0, the default: launches "
+        'start none). Changed live with POST /_sim {"pod_lifetime": ...}',
+    )
 
 
 def _share(text: str) -> float:
@@ -330,6 +365,16 @@ def _share(text: str) -> float:
     if not 0 <= share <= 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return share
+
+
+def _lifetime(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from err
+    if not 0 <= seconds < math.inf:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
+    return seconds
 
 
 def _hex_secret(text: str) -> str:
@@ -351,6 +396,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         build_token_check_origin=args.build_token_check_origin,
         rate_limit=args.rate_limit,
         launch_failure_share=args.launch_failure_share,
+        pod_lifetime=args.pod_lifetime,
     )
     sock = _bind(args.host, args.port)
     print(f"member {args.name} listening on http://{args.host}:{sock.getsockname()[1]}", flush=True)
