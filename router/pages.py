@@ -14,7 +14,8 @@ from typing import Any
 
 from router.pictures import SVG_DEFS, render_pictures
 from shared.humanize import format_age
-from shared.status import banners
+from shared.status import banners, launch_counts, launch_share_json
+from shared.weights import number
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
@@ -25,9 +26,10 @@ table{border-collapse:collapse;background:#fff;font-size:13px;width:100%;table-l
 th,td{border:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top;
 overflow-wrap:anywhere}
 th{background:#eee}td.num{text-align:right}
-col.c-member{width:13%}col.c-state{width:9%}col.c-reasons{width:16%}col.c-versions{width:16%}
-col.c-pods{width:7%}col.c-launches{width:8%}col.c-age{width:6%}col.c-weight{width:7%}
-col.c-share{width:6%}col.c-recent{width:8%}
+col.c-member{width:12%}col.c-state{width:8%}col.c-reasons{width:14%}col.c-versions{width:14%}
+col.c-pods{width:6%}col.c-launches{width:8%}col.c-age{width:5%}col.c-weight{width:5%}
+col.c-effective{width:12%}col.c-share{width:7%}col.c-recent{width:8%}
+td.effective .reason{display:block;color:#555;font-size:.9em}
 .versions .key{color:#555;font-size:.9em}.versions div{margin:.1em 0}
 .state{padding:.1em .4em;border-radius:3px;font-weight:600;display:inline-block}
 .state-eligible{background:#c8e6c9}.state-full{background:#ffe0b2}
@@ -198,8 +200,46 @@ def _recent_cell(m: Mapping[str, Any]) -> str:
     )
 
 
+def _effective_cell(m: Mapping[str, Any]) -> str:
+    """The weight launches are balanced by, and why it is not the configured one
+    (shared.weights words it: the same phrases /why and the command line print)."""
+    reasons = "".join(f'<span class="reason">{_e(r)}</span>' for r in m["weight_reasons"])
+    return (
+        f'<td class="effective" data-effective="{_e(m["effective_weight"])}">'
+        f"<b>{_e(number(m['effective_weight']))}</b>{reasons}</td>"
+    )
+
+
+def _span(seconds: float) -> str:
+    """A window's length as the pictures name them: 1h, 24h, 7d."""
+    if seconds > 86400 and seconds % 86400 == 0:
+        return f"{seconds / 86400:g}d"
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    return format_age(seconds)
+
+
+def _share_cell(count: int, total: int, recent: Mapping[str, Any] | None) -> str:
+    """Its share of this router's launches since it started, and of every router's over
+    the recent window (history's counts, ``launch_share``) when they were read."""
+    share = f"{100 * count / total:.0f}% ({count})" if total else "- (0)"
+    if recent is not None:
+        part = f"{recent['share']:.0%}" if recent["share"] is not None else "-"
+        share += (
+            f'<br><span class="muted launch-share" data-launches="{recent["launches"]}">'
+            f"{part} ({recent['launches']}) in the last {_span(recent['window_seconds'])}, "
+            "every router</span>"
+        )
+    return f'<td class="num share">{share}</td>'
+
+
 def _member_row(
-    name: str, m: Mapping[str, Any], doc: Mapping[str, Any], counts: dict[str, int], total: int
+    name: str,
+    m: Mapping[str, Any],
+    doc: Mapping[str, Any],
+    counts: dict[str, int],
+    total: int,
+    recent: Mapping[str, Any] | None,
 ) -> str:
     reference = doc["reference"]
     prime = ' <span class="prime" title="prime">★ prime</span>' if m["prime"] else ""
@@ -211,8 +251,6 @@ def _member_row(
         for endpoint in ("health", "versions")
         if m.get(endpoint + "_url") not in (None, f"{m['url']}/{endpoint}")
     )
-    count = counts.get(name, 0)
-    share = f"{100 * count / total:.0f}% ({count})" if total else "- (0)"
     cells = [
         f"<td><b>{_e(name)}</b>{prime}<br><span class=muted>{_e(m['url'])}</span>{moved}</td>",
         f'<td><span class="state state-{_e(m["state"])}">'
@@ -224,27 +262,35 @@ def _member_row(
         f'<td class="num">{_e(format_age(m["record_age_seconds"]))}</td>',
         f'<td class="num">{_e(format_age(m["health_age_seconds"]))}</td>',
         f'<td class="num">{_e(format_age(m["versions_age_seconds"]))}</td>',
-        f'<td class="num">{_e(_num(m["weight"]))} → {_e(_num(m["effective_weight"]))}</td>',
-        f'<td class="num">{_e(share)}</td>',
+        f'<td class="num weight">{_e(number(m["weight"]))}</td>',
+        _effective_cell(m),
+        _share_cell(counts.get(name, 0), total, recent),
     ]
     if m.get("recent_launches") is not None:
         cells.append(_recent_cell(m))
     return f'<tr id="member-{_e(name)}" data-state="{_e(m["state"])}">' + "".join(cells) + "</tr>"
 
 
-def _members_table(doc: Mapping[str, Any]) -> str:
+def _members_table(doc: Mapping[str, Any], pictures: Mapping[str, Any] | None) -> str:
+    """One row a member; each one's share of every router's recent launches from the
+    document, else from the pictures' share chart (the counts it draws per router)."""
     counts, total = _shares(doc.get("redirects", []))
     head = ["member", "state", "reasons", "versions (vs the reference)"]
     head += ["pods / quota", "failed launches", "record age", "health age", "versions age"]
-    head.append("weight → effective")
-    head.append(f"traffic share ({total} launches)")
+    head += ["weight", "effective weight, and why", f"traffic share ({total} launches)"]
     cols = ["member", "state", "reasons", "versions", "pods", "launches", "age", "age", "age"]
-    cols += ["weight", "share"]
+    cols += ["weight", "effective", "share"]
     recent = [m["recent_launches"] for m in doc["members"].values() if m.get("recent_launches")]
     if recent:  # balanced by ``bounded``: this router's launches in its window
         head.append(f"recent share (last {recent[0]['window_seconds']:g}s)")
         cols.append("recent")
-    rows = "\n".join(_member_row(name, m, doc, counts, total) for name, m in doc["members"].items())
+    drawn = launch_counts(pictures)
+    rows = "\n".join(
+        _member_row(
+            name, m, doc, counts, total, m.get("launch_share") or launch_share_json(name, drawn)
+        )
+        for name, m in doc["members"].items()
+    )
     header = "".join(f"<th>{_e(h)}</th>" for h in head)
     colgroup = "".join(f'<col class="c-{c}">' for c in cols)
     return (
@@ -290,8 +336,10 @@ def render_status_page(doc: Mapping[str, Any], pictures: Mapping[str, Any] | Non
             "<h2>Reference version</h2>",
             _reference(doc["reference"]),
             f"<h2>Members</h2><p class=muted>fallback policy: {_e(fallback['policy'])}; "
-            "traffic share counts launches redirected by this router since it started.</p>",
-            _members_table(doc),
+            "traffic share counts launches redirected by this router since it started, and "
+            "below, every router's over the recent window; a fallback or outage set balances "
+            "by the configured weights.</p>",
+            _members_table(doc, pictures),
             "<h2>Freshness</h2>",
             _freshness(doc),
             "</main>",

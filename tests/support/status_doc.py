@@ -11,7 +11,7 @@ def member(state: str = "eligible", **changes: Any) -> dict[str, Any]:
     member: dict[str, Any] = {
         "url": "https://example.org",
         "weight": 50.0,
-        "effective_weight": 50.0 if state == "eligible" else 0.0,
+        "effective_weight": 40.0 if state == "eligible" else 0.0,  # x its capacity share
         "prime": False,
         "state": state,
         "eligible": state == "eligible",
@@ -26,6 +26,13 @@ def member(state: str = "eligible", **changes: Any) -> dict[str, Any]:
         "versions_age_seconds": 12.0,
         "last_error": None,
         "outcomes": None,
+        "capacity": {"share": 0.8, "free_pods": 80, "pending_launches": 0},  # headroom 10
+        "slow_start": None,
+        "weight_reasons": [
+            "capacity: 80 of 100 pods free, x0.8" if state == "eligible" else f"excluded: {state}"
+        ],
+        "recent_launches": None,
+        "launch_share": None,
     }
     member.update(changes)
     return member

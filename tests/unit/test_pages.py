@@ -361,3 +361,61 @@ def test_every_state_has_a_colour_in_the_table_and_the_strips_and_the_legend() -
     assert _fill(page, "seg-failing") not in {
         _fill(page, f"seg-{s}") for s in shown if s != "failing"
     }
+
+
+def test_the_configured_and_effective_weights_stand_with_why() -> None:
+    """The words are the document's (shared.weights): the page prints them, escaped."""
+    ramping = [
+        "capacity: 40 of 100 pods free, x0.4",
+        "slow start: step 4 of 10, x0.16, full weight at 22:16:10 UTC",
+    ]
+    members = {
+        "alpha": _member(prime=True),
+        "beta": _member(effective_weight=3.2, weight_reasons=ramping),
+        "gamma": _member("full", excluded_by=["full"]),
+        "delta": _member(weight_reasons=["<b>odd</b>"]),
+    }
+    dom = Dom(render_status_page(_doc(members=members)))
+    weights = [text for _attrs, text in dom.by_class("weight")]
+    effective = {a["data-effective"]: t for a, t in dom.by_class("effective")}
+    assert weights == ["50", "50", "50", "50"]
+    assert effective["3.2"] == "3.2" + "".join(ramping)
+    reasons = [text for _attrs, text in dom.by_class("reason")]
+    capacity = "capacity: 80 of 100 pods free, x0.8"  # alpha's, from tests/support/status_doc
+    assert reasons == [capacity, *ramping, "excluded: full", "<b>odd</b>"]
+    assert "<b>odd</b>" not in render_status_page(_doc(members=members))
+
+
+def _launches(router: str, at: float, **counts: int) -> dict[str, Any]:
+    return {
+        "event": "launches",
+        "router": router,
+        "at": at,
+        "started_at": NOW - 100,
+        "counts": counts,
+    }
+
+
+def test_each_member_shows_its_share_of_every_routers_recent_launches() -> None:
+    """From the document's launch_share, else from the share chart's counts, added over the
+    routers; neither: no line."""
+    members = {"alpha": _member(prime=True), "beta": _member()}
+    events = [_launches("r1", NOW - 10, alpha=3, beta=1), _launches("r2", NOW - 5, beta=4)]
+    dom = Dom(render_status_page(_doc(members=members), _pictures(events)))
+    drawn = [(a["data-launches"], t) for a, t in dom.by_class("launch-share")]
+    assert drawn == [
+        ("3", "38% (3) in the last 1h, every router"),
+        ("5", "62% (5) in the last 1h, every router"),
+    ]
+    served = {"launches": 7, "share": 0.7, "window_seconds": 3600.0}
+    members["alpha"] = _member(prime=True, launch_share=served)
+    dom = Dom(render_status_page(_doc(members=members), _pictures(events, "24h")))
+    drawn = [t for _a, t in dom.by_class("launch-share")]
+    assert drawn == [
+        "70% (7) in the last 1h, every router",
+        "62% (5) in the last 24h, every router",
+    ]
+    without_pictures = Dom(render_status_page(_doc(members=members))).by_class("launch-share")
+    assert [t for _a, t in without_pictures] == ["70% (7) in the last 1h, every router"]
+    error = {"window": "1h", "error": "cannot read history from the store: refused"}
+    assert Dom(render_status_page(_doc(), error)).by_class("launch-share") == []
