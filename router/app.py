@@ -29,6 +29,7 @@ from router.pages import render_status_page
 from router.proxy import proxy, target_url
 from router.redirect import RedirectApp
 from router.routes import printable_ascii
+from router.sent import count_routers
 from router.snapshot import SnapshotHolder
 from router.timeline import PicturesCache
 from shared.config import HistoryConfig
@@ -222,6 +223,7 @@ async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         tasks.append(router.holder.run())
         counts = router.redirect
         tasks.append(record_launches(store, lambda: counts.counts, router.history_cap))
+        tasks.append(count_routers(store, router.holder.launches))
     if router.metrics.shared is not None:  # a worker of several: share its counts
         tasks.append(router.metrics.shared.run())
     running = [asyncio.create_task(task) for task in tasks]

@@ -119,7 +119,7 @@ class RedirectApp:
         if view is None:
             return None
         if table is None:
-            table = self.table = RoutingTable(view, load=self.load)
+            table = self.table = RoutingTable(view, load=self.load, launches=self.holder.launches)
         elif table.view is not view:
             table = table.for_view(view)
             if table is not self.table:  # a new generation: keep what the old one counted

@@ -7,7 +7,10 @@ cache by launch path and by key of the balancer's decision (``rendezvous``) or o
 repository's order (``bounded``: each launch walks it against this router's recent
 launches, :class:`LoadBound`, which outlives the table). The decisions themselves are the
 core's pure functions (:func:`shared.evaluate.balance`, :func:`shared.evaluate.sticky_decision`,
-:func:`shared.bounded.first_within_bound`); this module only remembers them.
+:func:`shared.bounded.first_within_bound`); this module only remembers them. A launch to a
+member that reports its pods and quota also takes one from the room this router has left
+for it (:mod:`router.sent`): the launch that uses it up has the view evaluated again at
+once, so the member is full for the next one.
 :meth:`RoutingTable.answer` is the whole answer to one launch request, as status, headers
 and body; every answer but a redirect is precomputed.
 
@@ -26,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from router.sent import LaunchCounts, Sent
 from shared.balance import cache_key, repo_path
 from shared.bounded import (
     Candidate,
@@ -128,9 +132,11 @@ class Route:
     """Where a launch goes, as the bytes its answer carries, and how many went there.
 
     ``count`` is this generation's redirects by this route: an attribute increment is the
-    cheapest counter there is; :meth:`RoutingTable.counts` reads them."""
+    cheapest counter there is; :meth:`RoutingTable.counts` reads them. ``sent`` is its
+    member's launches since its report and room (:mod:`router.sent`), None for a member
+    that reports no quota."""
 
-    __slots__ = ("cookie_head", "count", "counted", "member", "url")
+    __slots__ = ("cookie_head", "count", "counted", "member", "sent", "url")
 
     def __init__(self, url: bytes, counted: tuple[str, str]) -> None:
         self.url = url  # the member URL: the Location is this + the request's path and query
@@ -138,6 +144,7 @@ class Route:
         self.counted = counted  # (member, reason): the labels of the redirect counters
         self.member = counted[0]
         self.count = 0
+        self.sent: Sent | None = None
 
 
 class Order:
@@ -216,8 +223,12 @@ class RoutingTable:
         max_paths: int = MAX_PATHS,
         draw: Callable[[], float] = random.random,
         load: LoadBound | None = None,
+        launches: LaunchCounts | None = None,
     ) -> None:
         self.view = view
+        #: this router's launches since each member's report (kept for the next table)
+        self.launches = LaunchCounts() if launches is None else launches
+        self.launches.fit(view)
         self.draw = draw  # the uniform draw of the ``random`` balancer
         self.identity = routing_identity(view)
         self.max_paths = max_paths
@@ -253,8 +264,12 @@ class RoutingTable:
             return self
         if routing_identity(view) == self.identity:
             self.view = view
+            self.launches.fit(view)  # the rooms move with every view, the routes stay
+            limited = self.launches.limited
+            for route in self._routes.values():
+                route.sent = limited.get(route.member)
             return self
-        return RoutingTable(view, self.max_paths, self.draw, self.load)
+        return RoutingTable(view, self.max_paths, self.draw, self.load, self.launches)
 
     def route(self, decision: Decision) -> Route:
         """The route of a decision with a member (one object per member and reason)."""
@@ -264,6 +279,7 @@ class RoutingTable:
         found = self._routes.get(counted)
         if found is None:
             found = self._routes[counted] = Route(decision.url.encode("ascii"), counted)
+            found.sent = self.launches.limited.get(decision.member)
         return found
 
     def counts(self) -> dict[tuple[str, str], int]:
@@ -378,6 +394,12 @@ class RoutingTable:
         elif self.bounded is not None:
             self.bounded.count(route.member)
         route.count += 1
+        sent = route.sent
+        if sent is not None:  # its member reports a quota: the launch takes from its room
+            sent.count += 1
+            sent.room -= 1
+            if sent.room <= 0:  # used up: evaluated again now, full for the next launch
+                self.launches.used_up()
         tail = self.cookie_tail_secure if https else self.cookie_tail
         # No Cache-Control: a 307 without explicit freshness is never stored (RFC 9111
         # 4.2.2); no Content-Type: there is no body; no more headers than a launch needs.

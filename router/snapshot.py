@@ -10,6 +10,8 @@ The view is evaluated only when a verdict may have changed: a read that can move
 a new heartbeat reaching the deadline of the records held (:mod:`shared.deadline`), or the
 wall clock reaching the outage deadline. A record refreshed with the same content only
 moves the deadline. Pages measure ages against the latest records when they are asked.
+The holder also keeps this router's launches since each member's report
+(:mod:`router.sent`), which every evaluation counts against the members' free pods.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from router.sent import LaunchCounts
 from shared.keeper import ViewKeeper
 from shared.store import Change, Snapshot, Store
 
@@ -40,7 +43,9 @@ class SnapshotHolder(ViewKeeper):
         poll_interval: float = 0.5,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(clock)
+        self.launches = LaunchCounts()
+        super().__init__(clock, self.launches.since_reports)
+        self.launches.used_up = self.reevaluate
         self.store = store
         self.poll_interval = poll_interval
         self.synced_at: float | None = None  # last successful read of the store

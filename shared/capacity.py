@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import NamedTuple
 
+from shared.records import MemberObservation
+
 #: The free share moves in steps of 1/STEPS, rounded up: a member's weight (and with it the
 #: repositories rendezvous gives it) moves only when its free pods change by a twentieth of
 #: its quota, not with every pod; the fullness rule itself counts single pods.
@@ -35,6 +37,17 @@ class SentLaunches(NamedTuple):
 
 
 NO_LAUNCHES = SentLaunches({})
+
+
+def reported_since(old: MemberObservation | None, new: MemberObservation | None) -> bool:
+    """Whether ``new`` brings a newer ``/health`` report than ``old``: the launches counted
+    since ``old``'s are in its pods now, as far as the member knows, so the count starts
+    again from 0."""
+    if new is None or new.health is None:
+        return False
+    if old is None or old.health is None:
+        return True
+    return new.health.observed_at > old.health.observed_at
 
 
 def headroom_pods(pod_headroom: int | str, quota: int) -> int:

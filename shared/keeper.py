@@ -4,6 +4,11 @@ A router (the records it reads) and the checker (the records it publishes) both 
 they evaluate on a read that can move a state, when the records' freshness deadline
 (:mod:`shared.deadline`) has passed, or when the outage deadline has; a record refreshed
 with the same content only moves the deadline. No I/O: the caller hands in each snapshot.
+
+A router also counts its own launches against the members' free pods
+(:mod:`shared.capacity`): its keeper is given them (:data:`LaunchesSince`) and evaluates
+with them; a count above 0 started again by a newer report is a change, and so is the
+router's own launch that uses up a member's room (:meth:`ViewKeeper.reevaluate`).
 """
 
 from __future__ import annotations
@@ -12,17 +17,29 @@ import math
 import time
 from collections.abc import Callable
 
+from shared.capacity import NO_LAUNCHES, SentLaunches
 from shared.deadline import freshness, next_deadline, outage_deadline, record_deadline
 from shared.evaluate import View, heartbeat_too_old, judged_at
 from shared.rules import state_may_change
 from shared.store import Snapshot
 
+#: A router's launches since each member's last report, brought up to date with the
+#: snapshot read (the second) after the one held (the first, None: none yet): those
+#: launches, and whether a count above 0 started again (its view counted launches that a
+#: newer report now holds).
+LaunchesSince = Callable[[Snapshot | None, Snapshot], tuple[SentLaunches, bool]]
+
 
 class ViewKeeper:
     """The snapshot held, the view evaluated from it, and when to evaluate again."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        launches_since: LaunchesSince | None = None,
+    ) -> None:
         self.clock = clock
+        self.launches_since = launches_since  # None (the checker's): no launches of its own
         self.snapshot: Snapshot | None = None
         self.view: View | None = None
         self.evaluations = 0  # since this process started
@@ -39,13 +56,33 @@ class ViewKeeper:
         if snap is None:
             return False
         now = self.clock()
-        if held is not None and self.view is not None and self._judged_alike(held, snap, now):
+        counted = self.launches_since
+        sent, restarted = (NO_LAUNCHES, False) if counted is None else counted(held, snap)
+        if (
+            not restarted
+            and held is not None
+            and self.view is not None
+            and self._judged_alike(held, snap, now)
+        ):
             return False
-        self.view = snap.evaluate(now)
+        self._evaluate(snap, now, sent)
+        return True
+
+    def reevaluate(self) -> None:
+        """Evaluate the snapshot held now, with the launches sent since its reports: they
+        moved what no record shows (a launch used up a member's room, or the number of
+        routers changed)."""
+        snap = self.snapshot
+        if snap is not None:
+            counted = self.launches_since
+            sent = NO_LAUNCHES if counted is None else counted(snap, snap)[0]
+            self._evaluate(snap, self.clock(), sent)
+
+    def _evaluate(self, snap: Snapshot, now: float, sent: SentLaunches) -> None:
+        self.view = snap.evaluate(now, sent)
         self.evaluations += 1
         self.as_of = judged_at(snap.config, snap.heartbeat, now)
         self.deadline = next_deadline(snap.config, snap.observations, self.as_of)
-        return True
 
     def _judged_alike(self, held: Snapshot, read: Snapshot, now: float) -> bool:
         """Whether ``read`` evaluated ``now`` gives the view held (evaluated from ``held``'s

@@ -21,7 +21,10 @@ federation:
   Each publish is one fenced Lua script, so a reader never sees half of one;
 - ``PREFIX:leader`` (``CHECKER_ID|FENCE``, with a TTL) and ``PREFIX:fence``: the writer
   lease of highly available checkers. Only the holder of the lease, with the newest fencing
-  token, can publish a snapshot: a paused old leader that wakes up is refused.
+  token, can publish a snapshot: a paused old leader that wakes up is refused;
+- ``PREFIX:routers``: sorted set of the live router processes (``HOST:PID``), each scored
+  with the Redis server's time of its last registration: how many routers share the
+  federation's launches (:mod:`shared.capacity`). Entries not renewed in time are dropped.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from urllib.parse import unquote
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel
 
+from shared.capacity import NO_LAUNCHES, SentLaunches
 from shared.config import FederationConfig, config_from_json, config_to_json
 from shared.evaluate import View, evaluate
 from shared.records import CheckerHeartbeat, Drain, MemberObservation
@@ -90,6 +94,18 @@ redis.call('PUBLISH', ARGV[3], generation .. ' ' .. ARGV[6] .. ' ' .. changed)
 return generation
 """
 
+# Mark router ARGV[1] live at the server's time, drop those not marked within ARGV[2]
+# seconds, count the rest: one clock for every router, one round trip. The set expires
+# with its last router.
+_REGISTER_ROUTER = """
+local time = redis.call('TIME')
+local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.6f', now - ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], math.ceil(ARGV[2] * 1000))
+return redis.call('ZCARD', KEYS[1])
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -107,9 +123,10 @@ class Snapshot:
     generation: int = 0
     config_hash: str = ""
 
-    def evaluate(self, now: float) -> View:
-        """The view a router serves from this snapshot at ``now``."""
-        return evaluate(self.config, self.observations, self.drains, self.heartbeat, now)
+    def evaluate(self, now: float, sent: SentLaunches = NO_LAUNCHES) -> View:
+        """The view a router serves from this snapshot at ``now``, with the launches it
+        ``sent`` since each member's report counted against its free pods."""
+        return evaluate(self.config, self.observations, self.drains, self.heartbeat, now, sent)
 
 
 @dataclass(frozen=True)
@@ -208,6 +225,7 @@ class Store:
         self.fence_key = f"{prefix}:fence"
         self._canonical: tuple[FederationConfig, str, str] | None = None  # config, text, hash
         self.history_key = f"{prefix}:history"
+        self.routers_key = f"{prefix}:routers"
 
     async def publish(
         self,
@@ -272,6 +290,16 @@ class Store:
 
     async def release_lease(self, checker_id: str, fence: int) -> None:
         await self.client.eval(_RELEASE, 1, self.leader_key, f"{checker_id}|{fence}")
+
+    async def register_router(self, name: str, expiry: float) -> int:
+        """Mark router ``name`` live now and count the routers marked within the last
+        ``expiry`` seconds (itself included), by the Redis server's clock."""
+        script = _REGISTER_ROUTER
+        return int(await self.client.eval(script, 1, self.routers_key, name, f"{expiry:.6f}"))
+
+    async def unregister_router(self, name: str) -> None:
+        """Router ``name`` stops: the others count it out at their next registration."""
+        await self.client.zrem(self.routers_key, name)
 
     async def set_drain(self, drain: Drain) -> int:
         return await self._write_and_bump(

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import router.routes
 from router.redirect import RedirectApp
 from router.routes import RoutingTable, cookie_path, host_cookie, no_view_answer
+from router.sent import LaunchCounts
 from shared.config import parse_config
 from shared.evaluate import View, evaluate
 from shared.records import CheckerHeartbeat, HealthObservation, MemberObservation
@@ -220,6 +221,7 @@ def test_host_cookie(header: bytes, value: bytes | None) -> None:
 class Holder:
     def __init__(self, view: View) -> None:
         self.view: View | None = view
+        self.launches = LaunchCounts()
 
 
 async def _no_fallthrough(scope: Any, receive: Any, send: Any) -> None:

@@ -1,0 +1,138 @@
+"""This router's launches to each member since that member's last ``/health`` report, and the
+room each has left before this router counts it full (``shared.capacity``;
+docs/architecture.md, "Capacity").
+
+The counts outlive every routing table: a table points each route of a member that reports
+its pods and quota at that member's :class:`Sent`, and sets the rooms when it takes a view
+(:meth:`LaunchCounts.fit`). A launch adds one to the count and takes one from the room
+(:meth:`router.routes.RoutingTable.answer`); the launch that uses up a member's room calls
+:attr:`LaunchCounts.used_up`, which evaluates the view again at once, so the next launch
+goes elsewhere. A newer report of a member starts its count again
+(:meth:`LaunchCounts.since_reports`, which the view keeper calls before it judges a read).
+How many routers share the launches is read from the store (:func:`count_routers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable
+
+from shared.capacity import SentLaunches, reported_since, room
+from shared.evaluate import View
+from shared.store import Snapshot, Store
+
+log = logging.getLogger("fedredirect.router")
+
+#: The room of a member this router does not hold back: a fallback or outage set is not
+#: chosen by capacity, so its launches are counted but never make this router re-evaluate.
+NO_LIMIT = 1 << 62
+#: How often a router registers itself in the store; one not seen for three of these is
+#: counted out.
+REGISTER_SECONDS = 2.0
+
+
+class Sent:
+    """One member's launches from this router since its last report, and its room."""
+
+    __slots__ = ("count", "room")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.room = NO_LIMIT
+
+
+class LaunchCounts:
+    """This router's :class:`Sent` by member, and the number of routers it shares the
+    federation's launches with (itself included)."""
+
+    def __init__(self, used_up: Callable[[], object] = lambda: None) -> None:
+        self.members: dict[str, Sent] = {}
+        #: Each member this router limits (it reports pods and a quota in the view fitted)
+        #: -> its Sent; routes to any other member count nothing.
+        self.limited: dict[str, Sent] = {}
+        self.routers = 1
+        self.used_up = used_up  # evaluates the view again (the router's keeper)
+        self.fitted: View | None = None
+
+    def sent(self) -> SentLaunches:
+        """The launches to give the core (:func:`shared.evaluate.evaluate`)."""
+        counts = {name: sent.count for name, sent in self.members.items() if sent.count}
+        return SentLaunches(counts, self.routers)
+
+    def since_reports(self, held: Snapshot | None, read: Snapshot) -> tuple[SentLaunches, bool]:
+        """Start again from 0 the count of every member ``read`` brings a newer report of
+        than ``held``; the launches now, and whether a count above 0 started again."""
+        restarted = False
+        if held is not None and held is not read:
+            old, new = held.observations.get, read.observations.get
+            for name, sent in self.members.items():
+                if sent.count and reported_since(old(name), new(name)):
+                    sent.count = 0
+                    restarted = True
+        return self.sent(), restarted
+
+    def fit(self, view: View) -> None:
+        """Set each member's room for ``view``, evaluated with the counts now: the launches
+        this router may still send it before it counts it full (:func:`room`)."""
+        self.fitted = view
+        limited = not (view.fallback_active or view.outage_active)
+        headroom, routers = view.config.pod_headroom, self.routers
+        self.limited = {}
+        for gone in self.members.keys() - view.config.members.keys():
+            del self.members[gone]
+        for member in view.members:
+            pods, quota = member.total_pods, member.quota
+            if pods is None or quota is None:
+                continue
+            sent = self.members.get(member.name)
+            if sent is None:
+                sent = self.members[member.name] = Sent()
+            sent.room = room(pods, quota, headroom, sent.count, routers) if limited else NO_LIMIT
+            self.limited[member.name] = sent
+
+    def set_routers(self, routers: int) -> None:
+        """Another number of routers: every room changes with it, and so do the views'
+        pending launches while any count is above 0."""
+        routers = max(1, routers)
+        if routers == self.routers:
+            return
+        self.routers = routers
+        if self.fitted is not None:
+            self.fit(self.fitted)
+        if any(sent.count for sent in self.members.values()):
+            self.used_up()
+
+
+def router_name() -> str:
+    """This router process's name among the routers: ``HOST:PID``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def count_routers(
+    store: Store, counts: LaunchCounts, interval: float = REGISTER_SECONDS
+) -> None:
+    """Forever: register this router every ``interval`` seconds and take the number of
+    live routers; on a store error keep the last number. Unregisters when cancelled."""
+    name = router_name()
+    failing = False
+    try:
+        while True:
+            try:
+                live = await store.register_router(name, 3 * interval)
+            except Exception as exc:
+                if not failing:
+                    log.warning("cannot register in the store, counting %d routers: %s",
+                                counts.routers, exc)  # fmt: skip
+                failing = True
+            else:
+                failing = False
+                counts.set_routers(live)
+            await asyncio.sleep(interval)
+    finally:
+        try:
+            await asyncio.wait_for(store.unregister_router(name), interval)
+        except Exception as exc:  # the others count it out when it expires
+            log.info("cannot unregister from the store: %s", exc)
