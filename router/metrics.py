@@ -13,7 +13,10 @@ worker answers gives the same totals and a restarted worker's counts are kept. T
 (view age, fallback, outage, store) are those of the worker that answers: each keeps its own
 view of the same store. ``fedredirect_router_evaluations_total`` counts how often the view
 was evaluated (only when a verdict may have changed: an idle federation costs nothing),
-summed over workers like the redirects.
+summed over workers like the redirects. ``fedredirect_router_routers`` and
+``fedredirect_router_launches_since_report`` are what this worker counts its launches
+against the members' free pods with (:mod:`router.sent`): each worker is a router of its
+own.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.responses import Response
 
 from router.redirect import RedirectApp
+from router.sent import LaunchCounts
 from router.snapshot import SnapshotHolder
 from shared.evaluate import View
 
@@ -97,6 +101,7 @@ class RouterCollector(Collector):
         )
         store_up.add_metric([], 0.0 if self.holder.sync_error else 1.0)
         yield store_up
+        yield from _launch_counts(self.holder.launches)
 
 
 _EVALUATIONS_HELP = "evaluations of the federation's view by this router, each on a change"
@@ -104,6 +109,25 @@ _PASSED_OVER_HELP = (
     "launches a member was passed over for, past its bound of this router's recent launches "
     "(load_balancer: bounded)"
 )
+
+
+def _launch_counts(launches: LaunchCounts) -> Iterator[Metric]:
+    routers = GaugeMetricFamily(
+        "fedredirect_router_routers",
+        "routers sharing the federation's launches (this one included), as this router "
+        "counts them: it takes each to have sent a member as many launches as itself",
+    )
+    routers.add_metric([], launches.routers)
+    yield routers
+    since = GaugeMetricFamily(
+        "fedredirect_router_launches_since_report",
+        "launches this router sent a member that reports a quota since that member's last "
+        "/health report (0 again with each newer report)",
+        labels=["member"],
+    )
+    for member, sent in sorted(launches.members.items()):
+        since.add_metric([member], sent.count)
+    yield since
 
 
 def _passed_over(counts: Mapping[str, int]) -> CounterMetricFamily:

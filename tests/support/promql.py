@@ -33,6 +33,8 @@ GAUGES = frozenset(
         "fedredirect_router_outage_active",
         "fedredirect_router_checker_heartbeat_age_seconds",
         "fedredirect_router_store_up",
+        "fedredirect_router_routers",
+        "fedredirect_router_launches_since_report",
     }
 )
 COUNTERS = frozenset(
