@@ -112,11 +112,15 @@ def router_name() -> str:
 
 
 async def count_routers(
-    store: Store, counts: LaunchCounts, interval: float = REGISTER_SECONDS
+    store: Store,
+    counts: LaunchCounts,
+    interval: float = REGISTER_SECONDS,
+    name: str | None = None,
 ) -> None:
-    """Forever: register this router every ``interval`` seconds and take the number of
-    live routers; on a store error keep the last number. Unregisters when cancelled."""
-    name = router_name()
+    """Forever: register this router (``name``, default :func:`router_name`) every
+    ``interval`` seconds and take the number of live routers; on a store error keep the
+    last number. Unregisters when cancelled."""
+    name = name or router_name()
     failing = False
     try:
         while True:
