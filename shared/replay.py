@@ -48,6 +48,12 @@ class Frame:
     #: member -> its launch outcomes as recorded, for members whose metrics were read
     outcomes: Mapping[str, LaunchOutcomes] = field(default_factory=dict)
 
+    @property
+    def effective_weights(self) -> dict[str, float]:
+        """member -> the weight its launches were balanced by, as the checker exports it
+        (``fedredirect_member_effective_weight``)."""
+        return {m.name: m.effective_weight for m in self.view.members}
+
 
 @dataclass(frozen=True)
 class Timeline:
@@ -238,7 +244,9 @@ def _recorded_frame(
 def _as_recorded(member: MemberView, event: Mapping[str, Any] | None) -> MemberView:
     """``member`` as its latest state change recorded it: the state, its reasons, and every
     rule that excluded it where the event lists them (``excluded_by``), else the state's
-    rule alone. Nothing recorded: as the core sees a member never observed."""
+    rule alone; its effective weight is its configured one while eligible (a transition
+    records no capacity or ramp, and this column balances by configured weights). Nothing
+    recorded: as the core sees a member never observed."""
     state = None if event is None else next((s for s in STATES if s == event["new"]), None)
     if event is None or state is None:
         return member
@@ -247,6 +255,7 @@ def _as_recorded(member: MemberView, event: Mapping[str, Any] | None) -> MemberV
         state=state,
         reasons=tuple(event.get("reasons", ())),
         excluded_by=tuple(s for s in STATES if s in excluded and s != "eligible"),
+        effective_weight=member.weight if state == "eligible" else 0.0,
     )
 
 

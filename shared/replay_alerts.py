@@ -42,6 +42,8 @@ class Exported(Protocol):
     def reference_stale(self) -> bool: ...
     @property
     def outcomes(self) -> Mapping[str, LaunchOutcomes]: ...
+    @property
+    def effective_weights(self) -> Mapping[str, float]: ...
 
 
 class Timeline(Protocol):
@@ -89,11 +91,19 @@ class Evaluation:
     redirected: Sequence[str]  # every redirected launch's member, in time order
     times: Sequence[float]  # when each was redirected
     upto: int  # how many of them were redirected by ``at``
-    weight_share: Mapping[str, float]  # member -> its weight / the federation's
+    weights: Mapping[str, float]  # member -> its configured weight
 
     def redirected_within(self, window: float) -> Sequence[str]:
         """The redirects ``increase(...[window])`` counts: those in (at - window, at]."""
         return self.redirected[bisect_right(self.times, self.at - window, 0, self.upto) : self.upto]
+
+    def weight_share(self) -> dict[str, float]:
+        """Each member's share of the effective weights, or of the configured ones while no
+        member has an effective weight above 0 (nobody eligible: the fallback keeps them)."""
+        effective = self.frame.effective_weights
+        weights = effective if math.fsum(effective.values()) > 0 else self.weights
+        total = math.fsum(weights.values())
+        return {name: w / total if total else 1.0 for name, w in weights.items()}
 
 
 def _no_eligible(e: Evaluation) -> set[str | None]:  # fedredirect_eligible_members == 0
@@ -112,20 +122,29 @@ def _version_mismatch(e: Evaluation) -> set[str | None]:
     return {name for name, state in e.frame.states.items() if state == "version_mismatch"}
 
 
+def _should_get_launches(e: Evaluation, name: str) -> bool:
+    """Eligible with an effective weight above 0, or kept out by its version alone with a
+    configured weight above 0."""
+    if e.frame.effective_weights.get(name, 0.0) > 0:
+        return True
+    return e.frame.states.get(name) == "version_mismatch" and e.weights.get(name, 0.0) > 0
+
+
 def _starved(e: Evaluation) -> set[str | None]:
-    """Passing its checks, yet no redirect in 10 minutes while others got some."""
+    """Should be getting launches, yet no redirect in 10 minutes while others got some."""
     recent = set(e.redirected_within(_STARVED_WINDOW))
     if not recent:
         return set()
-    checks_pass = ("eligible", "version_mismatch")
-    return {n for n, s in e.frame.states.items() if s in checks_pass and n not in recent}
+    return {n for n in e.frame.states if _should_get_launches(e, n) and n not in recent}
 
 
 def _concentrated(e: Evaluation) -> set[str | None]:
-    """Over 90 % of the last 5 minutes' redirects, with under 90 % of the weight."""
+    """Over 90 % of the last 5 minutes' redirects, with under 90 % of the effective weight
+    (:meth:`Evaluation.weight_share`)."""
     recent = Counter(e.redirected_within(_CONCENTRATED_WINDOW))
     total = recent.total()
-    return {n for n, c in recent.items() if c / total > 0.9 and e.weight_share[n] < 0.9}
+    share = e.weight_share() if recent else {}
+    return {n for n, c in recent.items() if c / total > 0.9 and share.get(n, 1.0) < 0.9}
 
 
 def _launches_failing(e: Evaluation) -> set[str | None]:
@@ -173,14 +192,12 @@ def evaluations(
 ) -> Iterator[Evaluation]:
     """One evaluation a minute along the timeline, as Prometheus would make them."""
     weights = {name: m.weight for name, m in timeline.config.members.items()}
-    total = math.fsum(weights.values())
-    share = {name: w / total if total else 1.0 for name, w in weights.items()}
     served = [(t, m) for t, m in picks if m is not None]
     times, members = [t for t, _ in served], [m for _, m in served]
     for step in range(int((timeline.end - timeline.start) // EVAL_INTERVAL) + 1):
         at = timeline.start + step * EVAL_INTERVAL
         upto = bisect_right(times, at)
-        yield Evaluation(at, timeline.frame_at(at), members, times, upto, share)
+        yield Evaluation(at, timeline.frame_at(at), members, times, upto, weights)
 
 
 def alerts(

@@ -2,11 +2,11 @@
 
 Replay evaluates the alerts of deploy/prometheus/alerts.yml in Python. Here the series the
 checker and a router would have exported along a replayed timeline (every state gauge, the
-eligible count, reference staleness, fallback, weights, the redirect counter of the
-synthetic launches) are written as a promtool unit test whose expectations are replay's
-own answer at every minute, and `promtool test rules` runs the real rule expressions on
-them. Annotations are left out of the copy of the rules the test runs (expressions,
-``for:`` and labels unchanged), so the expectations need only the labels.
+eligible count, reference staleness, fallback, configured and effective weights, the
+redirect counter of the synthetic launches) are written as a promtool unit test whose
+expectations are replay's own answer at every minute, and `promtool test rules` runs the
+real rule expressions on them. Annotations are left out of the copy of the rules the test
+runs (expressions, ``for:`` and labels unchanged), so the expectations need only the labels.
 """
 
 from __future__ import annotations
@@ -88,6 +88,12 @@ def series(timeline: Timeline, picks: Sequence[tuple[float, str | None]]) -> lis
             {
                 "series": f'fedredirect_member_weight{{{CHECKER},member="{name}"}}',
                 "values": values([member.weight] * minutes),
+            }
+        )
+        out.append(
+            {
+                "series": f'fedredirect_member_effective_weight{{{CHECKER},member="{name}"}}',
+                "values": values([f.effective_weights.get(name, 0.0) for f in frames]),
             }
         )
         for state in STATES:
