@@ -80,3 +80,24 @@ def test_the_router_exports_the_effective_weights_of_its_view() -> None:
 def test_a_router_without_a_view_exports_no_effective_weight() -> None:
     text = scrape(create_app(None, clock=lambda: NOW))
     assert by_member(text, "fedredirect_member_effective_weight") == {}
+
+
+def test_a_routers_own_launches_take_its_effective_weight_not_the_checkers() -> None:
+    """alpha alone, 0 of 20 pods with a 10% headroom: room for 18 launches, 0.9 of its
+    weight. After 18 launches from this router it is full in the router's view (0) until
+    its next report; the checker, which sent none, still gives it 45."""
+    config = make_config({"alpha": 50}, pod_headroom="10%", slow_start=0)
+    records = {"alpha": make_obs("alpha", pods=0, quota=20)}
+    checker = evaluate(config, records, {}, CheckerHeartbeat("c", NOW), NOW)
+    router = create_app(None, snapshot=Snapshot(config, records, None), clock=lambda: NOW)
+    before = by_member(scrape(router), "fedredirect_member_effective_weight")
+
+    async def launch_18() -> list[int]:
+        transport = httpx.ASGITransport(app=router)
+        async with httpx.AsyncClient(transport=transport, base_url="http://router") as client:
+            return [(await client.get(f"/build/gh/org/r{i}/HEAD")).status_code for i in range(18)]
+
+    assert asyncio.run(launch_18()) == [307] * 18
+    after = by_member(scrape(router), "fedredirect_member_effective_weight")
+    assert [m.effective_weight for m in checker.members] == [before["alpha"]] == [45.0]
+    assert after == {"alpha": 0.0}
