@@ -10,10 +10,11 @@ multiprocess mode is on (``PROMETHEUS_MULTIPROC_DIR``): each worker copies its r
 counts into its own file every second and just before it answers a scrape, the HTTP metrics
 go to the same files, and a scrape sums the files of every worker that ever ran, so whichever
 worker answers gives the same totals and a restarted worker's counts are kept. The gauges
-(view age, fallback, outage, store) are those of the worker that answers: each keeps its own
-view of the same store. ``fedredirect_router_evaluations_total`` counts how often the view
-was evaluated (only when a verdict may have changed: an idle federation costs nothing),
-summed over workers like the redirects. ``fedredirect_router_routers`` and
+(view age, fallback, outage, store, effective weights) are those of the worker that answers:
+each keeps its own view of the same store, and its own launches in it.
+``fedredirect_router_evaluations_total`` counts how often the view was evaluated (only when
+a verdict may have changed: an idle federation costs nothing), summed over workers like the
+redirects. ``fedredirect_router_routers`` and
 ``fedredirect_router_launches_since_report`` are what this worker counts its launches
 against the members' free pods with (:mod:`router.sent`): each worker is a router of its
 own.
