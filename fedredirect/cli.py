@@ -12,12 +12,16 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedredirect.ports import PortUnavailable, check_free, describe, listen
 from fedredirect.store_access import open_store, redacted
 from shared.config import ConfigError, effective_config, read_config
 from shared.store import DEFAULT_PREFIX, DEFAULT_REDIS_URL
+
+if TYPE_CHECKING:
+    from shared.status import LaunchCounts
+    from shared.store import Store
 
 log = logging.getLogger("fedredirect")
 
@@ -380,6 +384,18 @@ def _positive(text: str) -> int:
     return value
 
 
+async def _recent_launches(store: Store, members: Sequence[str]) -> LaunchCounts | None:
+    """Every router's launches over the recent window, as /status draws them from history
+    (None, with a note, when history cannot be read: the status is printed all the same)."""
+    from router.timeline import window_timeline
+    from shared.status import RECENT_WINDOW, launch_counts
+
+    pictures = await window_timeline(store, RECENT_WINDOW, members, time.time())
+    if pictures.get("error"):
+        print(f"fedredirect status: no recent launch shares: {pictures['error']}", file=sys.stderr)
+    return launch_counts(pictures)
+
+
 async def run_status(args: argparse.Namespace) -> int:
     from fedredirect.status import render_status
     from shared.status import view_to_json
@@ -393,6 +409,9 @@ async def run_status(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
+        launches = None
+        if snapshot is not None and args.command == "status":
+            launches = await _recent_launches(store, list(snapshot.config.members))
     if snapshot is None:
         print(
             f"fedredirect status: nothing published under prefix {args.key_prefix!r} yet "
@@ -406,9 +425,9 @@ async def run_status(args: argparse.Namespace) -> int:
 
         print(json.dumps(explain(view, args.path, args.cookie), indent=2))
     elif args.json:
-        print(json.dumps(view_to_json(view), indent=2))
+        print(json.dumps(view_to_json(view, launches=launches), indent=2))
     else:
-        print(render_status(view))
+        print(render_status(view, launches))
     return 0
 
 

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.evaluate import View
-from shared.humanize import format_age
-from shared.status import banners, status_document
+from shared.humanize import format_age, format_window
+from shared.status import LaunchCounts, banners, status_document
 from shared.timeline import clock
+from shared.weights import weight_summary
 
 
 def _age(seconds: float | None) -> str:
@@ -64,6 +65,12 @@ def _recent(recent: Mapping[str, Any]) -> str:
     return f"{share} ({recent['launches']}{bound}{passed})"
 
 
+def _launch_share(share: Mapping[str, Any]) -> str:
+    """Its part of every router's launches over the recent window (history's counts)."""
+    part = "-" if share["share"] is None else f"{share['share']:.0%}"
+    return f"{part} ({share['launches']} in {format_window(share['window_seconds'])})"
+
+
 def _outcome_notes(name: str, m: Mapping[str, Any]) -> list[str]:
     """When an ejection for failing launches ends, and why the metrics could not be read."""
     outcomes = m["outcomes"] or {}
@@ -95,25 +102,30 @@ def render_status_document(doc: Mapping[str, Any]) -> str:
         f"heartbeat {_age(checker['heartbeat_age_seconds'])} ago"
     )
     lines.append("")
-    rows = [["MEMBER", "STATE", "WEIGHT", "PODS", "LAUNCHES", "RECORD", "VERSIONS", "REASONS"]]
+    rows = [["MEMBER", "STATE", "PODS", "LAUNCHES", "RECORD", "VERSIONS", "WEIGHT", "REASONS"]]
     # a router's document under ``bounded``: each member's part of its recent launches
     recent = any(m.get("recent_launches") for m in doc["members"].values())
-    if recent:
-        rows[0].insert(5, "RECENT")
+    # history read: each member's part of every router's recent launches
+    shares = any(m.get("launch_share") for m in doc["members"].values())
+    extra = [("RECENT", recent), ("SHARE", shares)]
+    rows[0][4:4] = [title for title, shown in extra if shown]
     for name, m in doc["members"].items():
         quota = m["quota"] if m["quota"] is not None else "-"
         row = [
             name + (" (prime)" if m["prime"] else ""),
             m["state"],
-            f"{m['weight']:g}",
             f"{m['total_pods']}/{quota}" if m["total_pods"] is not None else "-",
             _launches(m["outcomes"]),
             _age(m["record_age_seconds"]),
             _member_versions(m, ref["versions"]),
+            weight_summary(m["weight"], m["effective_weight"], m["weight_reasons"]),
             "; ".join(m["reasons"]) or "-",
         ]
-        if recent:
-            row.insert(5, _recent(m["recent_launches"]) if m.get("recent_launches") else "-")
+        cells = [
+            (_recent(m["recent_launches"]) if m.get("recent_launches") else "-", recent),
+            (_launch_share(m["launch_share"]) if m.get("launch_share") else "-", shares),
+        ]
+        row[4:4] = [cell for cell, shown in cells if shown]
         rows.append(row)
     lines.extend(_table(rows))
     for name, m in doc["members"].items():
@@ -127,6 +139,7 @@ def render_status_document(doc: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_status(view: View) -> str:
-    """``fedredirect status``: the view as every router would show it."""
-    return render_status_document(status_document(view))
+def render_status(view: View, launches: LaunchCounts | None = None) -> str:
+    """``fedredirect status``: the view as every router would show it, with every router's
+    recent ``launches`` when history was read."""
+    return render_status_document(status_document(view, launches=launches))

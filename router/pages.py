@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from router.pictures import SVG_DEFS, render_pictures
-from shared.humanize import format_age
+from shared.humanize import format_age, format_window
 from shared.status import banners, launch_counts, launch_share_json
 from shared.weights import number
 
@@ -210,15 +210,6 @@ def _effective_cell(m: Mapping[str, Any]) -> str:
     )
 
 
-def _span(seconds: float) -> str:
-    """A window's length as the pictures name them: 1h, 24h, 7d."""
-    if seconds > 86400 and seconds % 86400 == 0:
-        return f"{seconds / 86400:g}d"
-    if seconds % 3600 == 0:
-        return f"{seconds / 3600:g}h"
-    return format_age(seconds)
-
-
 def _share_cell(count: int, total: int, recent: Mapping[str, Any] | None) -> str:
     """Its share of this router's launches since it started, and of every router's over
     the recent window (history's counts, ``launch_share``) when they were read."""
@@ -227,7 +218,7 @@ def _share_cell(count: int, total: int, recent: Mapping[str, Any] | None) -> str
         part = f"{recent['share']:.0%}" if recent["share"] is not None else "-"
         share += (
             f'<br><span class="muted launch-share" data-launches="{recent["launches"]}">'
-            f"{part} ({recent['launches']}) in the last {_span(recent['window_seconds'])}, "
+            f"{part} ({recent['launches']}) in the last {format_window(recent['window_seconds'])}, "
             "every router</span>"
         )
     return f'<td class="num share">{share}</td>'

@@ -6,9 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from shared.balance import Target, cache_key, rendezvous_score
-from shared.bounded import Launches, bound, first_within_bound, rendezvous_order, with_limits
+from shared.bounded import (
+    Launches,
+    RecentLaunches,
+    bound,
+    first_within_bound,
+    member_loads,
+    rendezvous_order,
+    with_limits,
+)
 from shared.evaluate import View
 from shared.status import compatible_note, compatible_versions_json
+from shared.weights import weight_reasons
 
 
 def explain(
@@ -21,7 +30,7 @@ def explain(
     """The decision ``view.pick(path, sticky_url, u, launches)`` makes, with its reasons,
     as JSON; ``launches``: the router's recent launches (``bounded``)."""
     key = cache_key(path)
-    candidates = _candidates(view, key)
+    candidates = _candidates(view, key, _recent(view, launches))
     decision = view.pick(path, sticky_url, u, launches)
     sticky = None
     if sticky_url is not None:
@@ -48,9 +57,18 @@ def explain(
     }
 
 
-def _candidates(view: View, key: str) -> list[dict[str, Any]]:
-    """Every member, in the targets or not and why, with its rendezvous score for ``key``:
-    those in first, the highest score first."""
+def _recent(view: View, launches: Launches | None) -> RecentLaunches | None:
+    """The router's recent launches as the weights' words read them (``bounded``; the
+    launches passed over are the status page's to count)."""
+    if view.config.load_balancer != "bounded" or launches is None:
+        return None
+    loads = member_loads(view.targets, view.config.bounded_load.factor, launches)
+    return RecentLaunches(view.config.bounded_load.window, launches.total, loads, {})
+
+
+def _candidates(view: View, key: str, recent: RecentLaunches | None) -> list[dict[str, Any]]:
+    """Every member, in the targets or not and why, with its rendezvous score for ``key``
+    and why its weight is what it is: those in first, the highest score first."""
     targets = {t.name: t for t in view.targets}
     rendezvous = view.config.load_balancer in ("rendezvous", "bounded")
     candidates: list[dict[str, Any]] = []
@@ -76,6 +94,9 @@ def _candidates(view: View, key: str) -> list[dict[str, Any]]:
                 "why": why,
                 "compatible_versions": compatible,
                 "weight": weight,
+                "configured_weight": m.weight,
+                "effective_weight": m.effective_weight,
+                "weight_reasons": weight_reasons(view, m, recent),
                 "score": rendezvous_score(key, Target(m.name, m.url, weight))
                 if rendezvous
                 else None,

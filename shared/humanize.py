@@ -12,3 +12,12 @@ def format_age(seconds: float | None, missing: str = "never") -> str:
     if seconds < 3600:
         return f"{int(seconds // 60)}m {int(seconds % 60)}s"
     return f"{int(seconds // 3600)}h {int(seconds % 3600 // 60)}m"
+
+
+def format_window(seconds: float) -> str:
+    """A window's length as /status names its windows: ``1h``, ``24h``, ``7d``; else an age."""
+    if seconds > 86400 and seconds % 86400 == 0:
+        return f"{seconds / 86400:g}d"
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    return format_age(seconds)

@@ -31,6 +31,11 @@ class Records(Protocol):
     def heartbeat(self) -> CheckerHeartbeat | None: ...
 
 
+#: The window (of /status's pictures) over which /status.json and ``fedredirect status`` give
+#: each member's share of every router's launches: the shortest, so it is recent.
+RECENT_WINDOW = "1h"
+
+
 class LaunchCounts(NamedTuple):
     """The launches each member received over the last ``window`` seconds, every router's
     added up: history's ``launches`` events, which each router writes once a minute from

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -13,6 +17,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from fedredirect.simulator import MemberSimState
+from fedredirect.store_access import open_store
+from router.history import launches_event
 from tests.support.members import running_members
 from tests.support.procs import (
     launch,
@@ -128,7 +134,11 @@ def test_status_json_carries_the_whole_view(stack: Stack) -> None:
     beta = doc["members"]["beta"]
     assert beta["total_pods"] == 10 and beta["quota"] == 100
     assert beta["versions"]["binderhub"] == MemberSimState.binderhub_version
-    assert beta["record_age_seconds"] < 5 and beta["effective_weight"] == 50.0
+    assert beta["record_age_seconds"] < 5
+    # its weight x its free share of the quota x its slow start (a new federation ramps)
+    factor = beta["slow_start"]["factor"] if beta["slow_start"] else 1.0
+    assert beta["effective_weight"] == pytest.approx(50.0 * beta["capacity"]["share"] * factor)
+    assert beta["weight_reasons"][0].startswith("capacity: ")
     # the documented shape operators script against (docs/status-json.md), router keys included
     schema_path = Path(__file__).resolve().parents[2] / "docs/status.schema.json"
     schema = json.loads(schema_path.read_text(encoding="utf-8"))
@@ -208,7 +218,17 @@ def test_router_without_a_snapshot_reports_unhealthy(redis_url: str, key_prefix:
         assert launch_answer.status_code == 503
 
 
+async def _record_launches(stack: Stack, counts: Counter[tuple[str, str]]) -> None:
+    """A router's launch counts in history, as each router adds them once a minute."""
+    now = time.time()
+    async with open_store(stack.redis_url, stack.prefix) as store:
+        await store.append_history([launches_event("r-test:1", now, counts, now)], 10_000)
+
+
 def test_status_command_prints_the_routers_view(stack: Stack) -> None:
+    """With each member's weight, configured -> effective and why, and its share of every
+    router's launches in the last hour (history's counts: one router's written here)."""
+    asyncio.run(_record_launches(stack, Counter({("alpha", "balancer"): 6})))
     done = run_cli("status", *stack.store_args)
     assert done.returncode == 0, done.stderr
     out = done.stdout
@@ -216,6 +236,18 @@ def test_status_command_prints_the_routers_view(stack: Stack) -> None:
     for name in ("alpha (prime)", "beta", "gamma"):
         assert name in out
     assert "launches go to:" in out
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("MEMBER"))
+    assert header.split()[:5] == ["MEMBER", "STATE", "PODS", "LAUNCHES", "SHARE"]
+    assert header.split()[-2:] == ["WEIGHT", "REASONS"]
+    alpha = next(line for line in lines if line.startswith("alpha (prime)"))
+    share = re.search(r" (\d+)% \((\d+) in 1h\) ", alpha)
+    assert share is not None and int(share[2]) >= 6, alpha
+    assert re.search(r" 50 -> [\d.]+ ", alpha), alpha
+    printed = run_cli("status", "--json", *stack.store_args)
+    members = json.loads(printed.stdout)["members"]
+    assert members["alpha"]["launch_share"]["launches"] >= 6
+    assert members["alpha"]["launch_share"]["window_seconds"] == 3600.0
 
 
 def test_invalid_config_exits_before_serving(tmp_path: Path, redis_url: str) -> None:

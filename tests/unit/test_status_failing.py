@@ -36,13 +36,14 @@ def test_the_command_line_shows_launches_the_ejection_and_the_metrics_note() -> 
     lines = render_status(federation()).splitlines()
     header = next(line for line in lines if line.startswith("MEMBER"))
     assert header.split() == [
-        "MEMBER", "STATE", "WEIGHT", "PODS", "LAUNCHES", "RECORD", "VERSIONS", "REASONS",
+        "MEMBER", "STATE", "PODS", "LAUNCHES", "RECORD", "VERSIONS", "WEIGHT", "REASONS",
     ]  # fmt: skip
     rows = {line.split()[0]: line for line in lines[lines.index(header) + 1 :] if line}
-    assert rows["a"].split()[1:5] == ["eligible", "10", "10/100", "-"]
-    assert rows["b"].split()[1:7] == ["failing", "10", "10/100", "12/20", "failed", "in"]
-    assert rows["b"].endswith(EJECTION)
-    assert rows["c"].split()[1:7] == ["eligible", "10", "10/100", "0/7", "failed", "in"]
+    assert rows["a"].split()[1:4] == ["eligible", "10/100", "-"]
+    assert rows["b"].split()[1:6] == ["failing", "10/100", "12/20", "failed", "in"]
+    assert rows["b"].endswith(EJECTION) and "  10 -> 0 (excluded: failing)  " in rows["b"]
+    assert rows["c"].split()[1:6] == ["eligible", "10/100", "0/7", "failed", "in"]
+    assert "10 -> 8 (capacity: 80 of 100 pods free, x0.8)  -" in rows["c"]
     assert "b: ejected until 2023-11-14 22:13:50 UTC (ejection 2 in a row)" in lines
     assert "c: metrics not read (metrics answered HTTP 502): judged without them" in lines
     assert lines[-1] == "launches go to: a, c"

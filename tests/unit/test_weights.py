@@ -10,11 +10,15 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fedredirect.status import render_status
+from router.pages import render_status_page
 from shared.bounded import LaunchWindow, RecentLaunches, bound, member_loads
 from shared.capacity import SentLaunches
 from shared.config import parse_config
-from shared.evaluate import evaluate
+from shared.evaluate import View, evaluate
+from shared.explain import explain
 from shared.records import CheckerHeartbeat, Drain, MemberObservation
+from shared.status import LaunchCounts, status_document
 from shared.weights import (
     capacity_json,
     number,
@@ -22,7 +26,17 @@ from shared.weights import (
     weight_reasons,
     weight_summary,
 )
-from tests.support.builders import NAMES, NOW, federations, make_config, observe_all
+from tests.support.builders import (
+    FULL_PODS,
+    NAMES,
+    NOW,
+    federations,
+    make_config,
+    make_obs,
+    observe_all,
+)
+from tests.support.dom import Dom
+from tests.support.status_doc import BASE
 from tests.support.views import member_of, run
 
 
@@ -114,3 +128,85 @@ def test_the_words_are_the_numbers(
         if ramp is not None:
             assert f", x{number(ramp['factor'])}, " in reasons[said.index("slow start")]
             assert ramp["since"] <= NOW < ramp["until"] == ramp["since"] + slow_start
+
+
+def ramping_federation() -> View:
+    """alpha: 10 of its 20 pods free (8 taken, 2 its headroom); beta: eligible again 130 s
+    ago (step 4 of 300 s); gamma: full."""
+    config = make_config(pod_headroom="10%", slow_start=300)
+    observations = {
+        "alpha": make_obs("alpha", pods=8, quota=20),
+        "beta": replace(make_obs("beta"), eligible_since=NOW - 130),
+        "gamma": make_obs("gamma", pods=FULL_PODS),
+    }
+    return evaluate(config, observations, {}, CheckerHeartbeat("c1", NOW), NOW)
+
+
+RAMPING = {
+    "alpha": "50 -> 25 (capacity: 10 of 20 pods free, x0.5)",
+    "beta": "50 -> 6.4 (capacity: 80 of 100 pods free, x0.8; "
+    "slow start: step 4 of 10, x0.16, full weight at 22:16:10 UTC)",
+    "gamma": "30 -> 0 (excluded: full)",
+}
+
+
+def test_every_page_says_the_same_words() -> None:
+    """/status.json holds them, /why gives them with each candidate, the command line
+    prints them in its WEIGHT column and /status under the effective weight."""
+    view = ramping_federation()
+    doc = status_document(view)
+    members = doc["members"]
+    summaries = {
+        n: weight_summary(m["weight"], m["effective_weight"], m["weight_reasons"])
+        for n, m in members.items()
+    }
+    assert summaries == RAMPING
+    why = {c["member"]: c for c in explain(view, "/build/gh/org/repo/HEAD")["candidates"]}
+    for name, m in members.items():
+        candidate = why[name]
+        assert candidate["configured_weight"] == m["weight"]
+        assert candidate["effective_weight"] == m["effective_weight"]
+        assert candidate["weight_reasons"] == m["weight_reasons"]
+    assert why["beta"]["weight"] == why["beta"]["effective_weight"]  # what the balancer uses
+    lines = render_status(view).splitlines()
+    for name, summary in RAMPING.items():
+        row = next(line for line in lines if line.startswith(name))
+        assert f"  {summary}  " in row
+    page = Dom(render_status_page({**doc, "router": BASE["router"]}))  # a router's page
+    shown = [text for _attrs, text in page.by_class("reason")]
+    assert shown == [r for m in members.values() for r in m["weight_reasons"]]
+
+
+def test_why_words_the_load_bound_against_the_routers_recent_launches() -> None:
+    config = make_config(load_balancer="bounded")
+    view = run(config, observe_all(config, quota=None))
+    window = LaunchWindow(60.0)
+    window.advance(NOW)
+    for _ in range(5):
+        window.add("gamma")
+    candidates = explain(view, "/build/gh/o/r/HEAD", launches=window)["candidates"]
+    why = {c["member"]: c for c in candidates}
+    assert why["gamma"]["weight_reasons"] == [
+        "load bound: 5 of 5 launches in the last 60s, bound 2, "
+        "reached: its repositories' launches go to their next member"
+    ]
+    assert why["alpha"]["weight_reasons"] == [
+        "load bound: 0 of 5 launches in the last 60s, bound 3"
+    ]
+    quiet = explain(view, "/build/gh/o/r/HEAD")["candidates"]
+    assert all(c["weight_reasons"] == [] for c in quiet)  # no window: nothing to say
+
+
+def test_the_command_line_shows_every_routers_recent_launches_when_history_was_read() -> None:
+    view = ramping_federation()
+    lines = render_status(view, LaunchCounts(3600.0, {"alpha": 30, "beta": 10})).splitlines()
+    header = next(line for line in lines if line.startswith("MEMBER"))
+    assert header.split() == [
+        "MEMBER", "STATE", "PODS", "LAUNCHES", "SHARE", "RECORD", "VERSIONS", "WEIGHT", "REASONS",
+    ]  # fmt: skip
+    rows = {line.split()[0]: line for line in lines[lines.index(header) + 1 :] if line}
+    assert " 75% (30 in 1h) " in rows["alpha"]
+    assert " 25% (10 in 1h) " in rows["beta"]
+    assert " 0% (0 in 1h) " in rows["gamma"]
+    assert " - (0 in 1h) " in render_status(view, LaunchCounts(3600.0, {})).splitlines()[5]
+    assert "SHARE" not in render_status(view)
