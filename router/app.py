@@ -35,7 +35,7 @@ from router.timeline import PicturesCache
 from shared.config import HistoryConfig
 from shared.explain import explain
 from shared.history import SINCE_PATTERN
-from shared.status import status_document
+from shared.status import RECENT_WINDOW, LaunchCounts, launch_counts, status_document
 from shared.store import DEFAULT_PREFIX, Snapshot, Store, connect
 from shared.timeline import DEFAULT_WINDOW, WINDOWS
 
@@ -108,7 +108,7 @@ async def active_hosts(request: Request) -> JSONResponse:
     return JSONResponse({"active_hosts": hosts})
 
 
-def _status_doc(router: Router) -> tuple[int, dict[str, Any]]:
+def _status_doc(router: Router, launches: LaunchCounts | None = None) -> tuple[int, dict[str, Any]]:
     """The evaluated view with this router's health and redirect counts (or 503 and why),
     its ages measured now from the latest records read."""
     holder = router.holder
@@ -120,13 +120,30 @@ def _status_doc(router: Router) -> tuple[int, dict[str, Any]]:
     counts = router.redirect.counts
     recent = router.redirect.load.recent(view) if view.config.load_balancer == "bounded" else None
     return 200, status_document(
-        view, health_body, counts, now=holder.clock(), records=holder.snapshot, recent=recent
+        view,
+        health_body,
+        counts,
+        now=holder.clock(),
+        records=holder.snapshot,
+        recent=recent,
+        launches=launches,
     )
+
+
+async def _recent_launches(router: Router) -> LaunchCounts | None:
+    """Every router's launches over the recent window, from the history /status draws its
+    share chart from (and the same cache): nothing on the redirect path."""
+    view = router.holder.view
+    if router.pictures is None or view is None:
+        return None
+    members, now = view.config.members, router.holder.clock()
+    return launch_counts(await router.pictures.get(RECENT_WINDOW, members, now))
 
 
 async def status_json(request: Request) -> JSONResponse:
     """The full evaluated view this router serves from."""
-    status_code, doc = _status_doc(_router(request))
+    router = _router(request)
+    status_code, doc = _status_doc(router, await _recent_launches(router))
     return JSONResponse(doc, status_code=status_code)
 
 

@@ -139,6 +139,8 @@ def test_status_json_carries_the_whole_view(stack: Stack) -> None:
     factor = beta["slow_start"]["factor"] if beta["slow_start"] else 1.0
     assert beta["effective_weight"] == pytest.approx(50.0 * beta["capacity"]["share"] * factor)
     assert beta["weight_reasons"][0].startswith("capacity: ")
+    # every member's part of every router's launches in the last hour, whatever the balancer
+    assert {m["launch_share"]["window_seconds"] for m in doc["members"].values()} == {3600.0}
     # the documented shape operators script against (docs/status-json.md), router keys included
     schema_path = Path(__file__).resolve().parents[2] / "docs/status.schema.json"
     schema = json.loads(schema_path.read_text(encoding="utf-8"))
