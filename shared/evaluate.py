@@ -191,6 +191,10 @@ def _member_view(
     health = obs.health if obs else None
     capacity = capacity_share(obs, limits.pod_headroom, pending)
     since = obs.eligible_since if obs else None
+    if since is None and state == "eligible":
+        # The checker's last view found it excluded (a drain lifted since): it ramps from
+        # now until the checker publishes the start, never from its full weight.
+        since = as_of
     step = ramp_step(since, as_of, limits.slow_start) if state == "eligible" else None
     ramp = None if step is None or step == STEPS else ramp_factor(step)
     weight = cfg.weight * (1.0 if capacity is None else capacity) * (ramp or 1.0)

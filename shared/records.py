@@ -97,8 +97,9 @@ class MemberObservation:
     versions_url: str | None = None
     outcomes: LaunchOutcomes | None = None  # None: its metrics are not read
     # When the checker's view last found it eligible after an exclusion, or new (the start
-    # of its slow start, shared.slowstart); None while it is excluded.
-    eligible_since: float | None = None
+    # of its slow start, shared.slowstart); None while it is excluded. The checker stamps
+    # every record it publishes; until then, and without the key, 0.0: eligible long ago.
+    eligible_since: float | None = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {

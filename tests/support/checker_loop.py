@@ -19,12 +19,17 @@ T = TypeVar("T")
 
 @contextlib.asynccontextmanager
 async def running_checker(
-    config: FederationConfig, redis_url: str, prefix: str, checker_id: str | None = None
+    config: FederationConfig,
+    redis_url: str,
+    prefix: str,
+    checker_id: str | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[tuple[Checker, Store]]:
-    """A checker of ``config`` publishing under ``prefix``, and a store to read it back;
-    the checker is cancelled and the store closed at the end."""
+    """A checker of ``config`` publishing under ``prefix`` (its records and heartbeats
+    timed by ``clock``), and a store to read it back; the checker is cancelled and the
+    store closed at the end."""
     store = Store(connect(redis_url), prefix)
-    checker = Checker(config, store, checker_id=checker_id)
+    checker = Checker(config, store, checker_id=checker_id, clock=clock)
     task = asyncio.create_task(checker.run())
     try:
         yield checker, store

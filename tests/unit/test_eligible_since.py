@@ -9,11 +9,12 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.evaluate import STATES
+from shared.deadline import freshness
+from shared.evaluate import STATES, evaluate
 from shared.observe import next_observation
-from shared.records import HealthObservation, MemberObservation
-from shared.slowstart import in_rotation, next_eligible_since
-from tests.support.builders import NOW, V1
+from shared.records import CheckerHeartbeat, HealthObservation, MemberObservation
+from shared.slowstart import FLOOR, in_rotation, next_eligible_since
+from tests.support.builders import NOW, V1, make_config, make_obs
 
 instants = st.floats(0.0, 2e9, allow_nan=False)
 published = st.none() | instants
@@ -82,6 +83,30 @@ def test_a_round_of_checks_keeps_the_start(
     assert obs.eligible_since == since
 
 
-def test_a_first_record_has_no_start_until_the_checker_stamps_it() -> None:
-    obs, _ = next_observation(None, "alpha", NOW, health=OK, versions=V1, versions_error=None)
-    assert obs.eligible_since is None
+@given(slow_start=st.floats(1.0, 3600.0), later=st.floats(0.0, 1e6))
+def test_a_member_eligible_before_the_checker_stamps_its_start_ramps_from_the_floor(
+    slow_start: float, later: float
+) -> None:
+    """A drain lifted between two publishes: routers find it eligible while its record
+    still says excluded (no start). It takes the floor, not its full weight, and time
+    alone moves nothing until the checker publishes the start."""
+    config = make_config({"alpha": 10, "beta": 10}, prime=None, slow_start=slow_start)
+    records = {n: replace(make_obs(n, quota=None), eligible_since=0.0) for n in ("alpha", "beta")}
+    records["beta"] = replace(records["beta"], eligible_since=None)
+    view = evaluate(config, records, {}, CheckerHeartbeat("c", NOW), NOW)
+    beta = view.member("beta")
+    assert beta is not None and beta.eligible
+    assert (beta.ramp, beta.effective_weight, beta.eligible_since) == (FLOOR, 10 * FLOOR, NOW)
+    assert freshness(config, records["beta"], NOW + later).ramp == 1.0  # no step ahead
+    as_of = NOW + later  # the checker's publish: the floor goes on from its start
+    stamped = {n: replace(make_obs(n, as_of, quota=None), eligible_since=0.0) for n in records}
+    stamped["beta"] = replace(stamped["beta"], eligible_since=as_of)
+    view = evaluate(config, stamped, {}, CheckerHeartbeat("c", as_of), as_of)
+    assert view.member("beta").ramp == FLOOR  # type: ignore[union-attr]
+
+
+def test_no_floor_with_slow_start_off() -> None:
+    config = make_config({"alpha": 10}, prime=None, slow_start=0)
+    records = {"alpha": replace(make_obs("alpha", quota=None), eligible_since=None)}
+    alpha = evaluate(config, records, {}, CheckerHeartbeat("c", NOW), NOW).member("alpha")
+    assert alpha is not None and (alpha.ramp, alpha.effective_weight) == (None, 10)
