@@ -14,7 +14,7 @@ from shared.evaluate import STATES, evaluate
 from shared.observe import next_observation
 from shared.records import CheckerHeartbeat, HealthObservation, MemberObservation
 from shared.slowstart import FLOOR, in_rotation, next_eligible_since
-from tests.support.builders import NOW, V1, make_config, make_obs
+from tests.support.builders import NOW, V1, drain, make_config, make_obs
 
 instants = st.floats(0.0, 2e9, allow_nan=False)
 published = st.none() | instants
@@ -103,6 +103,15 @@ def test_a_member_eligible_before_the_checker_stamps_its_start_ramps_from_the_fl
     stamped["beta"] = replace(stamped["beta"], eligible_since=as_of)
     view = evaluate(config, stamped, {}, CheckerHeartbeat("c", as_of), as_of)
     assert view.member("beta").ramp == FLOOR  # type: ignore[union-attr]
+
+
+def test_an_excluded_member_shows_no_start() -> None:
+    config = make_config({"alpha": 10, "beta": 10}, prime=None, slow_start=300)
+    records = {n: replace(make_obs(n, quota=None), eligible_since=None) for n in ("alpha", "beta")}
+    view = evaluate(config, records, {"beta": drain("beta")}, CheckerHeartbeat("c", NOW), NOW)
+    beta = view.member("beta")
+    assert beta is not None and beta.state == "drained"
+    assert (beta.eligible_since, beta.ramp, beta.effective_weight) == (None, None, 0.0)
 
 
 def test_no_floor_with_slow_start_off() -> None:
