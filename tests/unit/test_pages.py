@@ -213,17 +213,19 @@ def test_a_store_error_leaves_the_table_and_says_why() -> None:
     assert dom.by_id("member-alpha") is not None
 
 
-def test_launch_shares_are_drawn_per_router() -> None:
-    def launches(router: str, at: float, **counts: int) -> dict[str, Any]:
-        return {
-            "event": "launches",
-            "router": router,
-            "at": at,
-            "started_at": NOW - 100,
-            "counts": counts,
-        }
+def _launches(router: str, at: float, **counts: int) -> dict[str, Any]:
+    """A router's launch counts since it started (at NOW - 100), as it adds them to history."""
+    return {
+        "event": "launches",
+        "router": router,
+        "at": at,
+        "started_at": NOW - 100,
+        "counts": counts,
+    }
 
-    events = [launches("r1", NOW - 50, alpha=1), launches("r1", NOW - 10, alpha=4, beta=2)]
+
+def test_launch_shares_are_drawn_per_router() -> None:
+    events = [_launches("r1", NOW - 50, alpha=1), _launches("r1", NOW - 10, alpha=4, beta=2)]
     page = render_status_page(_doc(), _pictures(events))
     bars = re.findall(
         r'data-member="(\w+)" data-count="(\d+)" x="[^"]*" y="0" width="([^"]*)"', page
@@ -384,16 +386,6 @@ def test_the_configured_and_effective_weights_stand_with_why() -> None:
     capacity = "capacity: 80 of 100 pods free, x0.8"  # alpha's, from tests/support/status_doc
     assert reasons == [capacity, *ramping, "excluded: full", "<b>odd</b>"]
     assert "<b>odd</b>" not in render_status_page(_doc(members=members))
-
-
-def _launches(router: str, at: float, **counts: int) -> dict[str, Any]:
-    return {
-        "event": "launches",
-        "router": router,
-        "at": at,
-        "started_at": NOW - 100,
-        "counts": counts,
-    }
 
 
 def test_each_member_shows_its_share_of_every_routers_recent_launches() -> None:

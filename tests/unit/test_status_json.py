@@ -33,7 +33,6 @@ from shared.status import (
 from shared.store import Snapshot
 from tests.support.builders import (
     FULL_PODS,
-    NAMES,
     NOW,
     V1,
     V2,
@@ -43,6 +42,7 @@ from tests.support.builders import (
     make_obs,
     url,
 )
+from tests.support.views import views_with_weights
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SCHEMA = json.loads((DOCS / "status.schema.json").read_text(encoding="utf-8"))
@@ -769,32 +769,12 @@ def test_the_schema_holds_the_weights_to_their_shape(field: str, value: Any) -> 
     assert errors(doc)
 
 
-eligible_since = st.none() | st.sampled_from([0.0, NOW, NOW - 299.0]) | st.floats(NOW - 400, NOW)
-
-
 @settings(max_examples=100, deadline=None)
-@given(
-    fed=federations(),
-    data=st.data(),
-    slow_start=st.sampled_from([0.0, 300.0]) | st.floats(1, 600),
-    sent=st.dictionaries(st.sampled_from(NAMES), st.integers(0, 30)),
-    routers=st.integers(1, 4),
-)
+@given(drawn=views_with_weights())
 def test_every_view_with_capacity_and_slow_start_matches_the_schema(
-    fed: tuple[dict[str, Any], dict[str, MemberObservation], dict[str, Drain]],
-    data: st.DataObject,
-    slow_start: float,
-    sent: dict[str, int],
-    routers: int,
+    drawn: tuple[View, SentLaunches],
 ) -> None:
-    raw, observations, drains = fed
-    observations = {
-        name: replace(obs, eligible_since=data.draw(eligible_since))
-        for name, obs in observations.items()
-    }
-    config = parse_config(raw | {"slow_start": slow_start}, "hypothesis")
-    heartbeat = CheckerHeartbeat("c1", NOW)
-    view = evaluate(config, observations, drains, heartbeat, NOW, SentLaunches(sent, routers))
+    view, sent = drawn
     doc = view_to_json(view)
     assert errors(doc) == []
     assert json.loads(json.dumps(doc)) == doc
@@ -803,4 +783,4 @@ def test_every_view_with_capacity_and_slow_start_matches_the_schema(
         assert (row["capacity"] is None) == (m.capacity_share is None)
         assert (row["slow_start"] is None) == (m.ramp is None)
         if row["capacity"] is not None:
-            assert row["capacity"]["pending_launches"] == sent.get(m.name, 0) * routers
+            assert row["capacity"]["pending_launches"] == sent.pending(m.name)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,10 +13,9 @@ from fedredirect.status import render_status
 from router.pages import render_status_page
 from shared.bounded import LaunchWindow, RecentLaunches, bound, member_loads
 from shared.capacity import SentLaunches
-from shared.config import parse_config
 from shared.evaluate import View, evaluate
 from shared.explain import explain
-from shared.records import CheckerHeartbeat, Drain, MemberObservation
+from shared.records import CheckerHeartbeat
 from shared.status import LaunchCounts, status_document
 from shared.weights import (
     capacity_json,
@@ -28,16 +26,14 @@ from shared.weights import (
 )
 from tests.support.builders import (
     FULL_PODS,
-    NAMES,
     NOW,
-    federations,
     make_config,
     make_obs,
     observe_all,
 )
 from tests.support.dom import Dom
 from tests.support.status_doc import BASE
-from tests.support.views import member_of, run
+from tests.support.views import member_of, run, views_with_weights
 
 
 def test_the_summary_says_configured_then_effective_then_why() -> None:
@@ -79,35 +75,13 @@ def test_the_load_bound_says_how_near_a_member_is_and_when_it_was_passed_over() 
     assert weight_reasons(view, member_of(view, "beta")) == []  # without the router's launches
 
 
-sent_launches = st.dictionaries(st.sampled_from(NAMES), st.integers(0, 30))
-eligible_since = st.none() | st.sampled_from([0.0, NOW]) | st.floats(NOW - 400, NOW)
-
-
 @settings(max_examples=200, deadline=None)
-@given(
-    fed=federations(),
-    data=st.data(),
-    slow_start=st.sampled_from([0.0, 300.0]) | st.floats(1, 600),
-    sent=sent_launches,
-    routers=st.integers(1, 4),
-)
-def test_the_words_are_the_numbers(
-    fed: tuple[dict[str, Any], dict[str, MemberObservation], dict[str, Drain]],
-    data: st.DataObject,
-    slow_start: float,
-    sent: dict[str, int],
-    routers: int,
-) -> None:
+@given(drawn=views_with_weights())
+def test_the_words_are_the_numbers(drawn: tuple[View, SentLaunches]) -> None:
     """An excluded member says so first; an eligible one names exactly the factors on its
     weight, with the factors its effective weight is the product of."""
-    raw, observations, drains = fed
-    observations = {
-        name: replace(obs, eligible_since=data.draw(eligible_since))
-        for name, obs in observations.items()
-    }
-    config = parse_config(raw | {"slow_start": slow_start}, "hypothesis")
-    heartbeat = CheckerHeartbeat("c1", NOW)
-    view = evaluate(config, observations, drains, heartbeat, NOW, SentLaunches(sent, routers))
+    view, sent = drawn
+    config, slow_start = view.config, view.config.slow_start
     for m in view.members:
         reasons = weight_reasons(view, m)
         capacity = capacity_json(m, config.pod_headroom)
@@ -124,7 +98,7 @@ def test_the_words_are_the_numbers(
         assert m.effective_weight == m.weight * share * factor
         if capacity is not None:
             assert reasons[said.index("capacity")].endswith(f", x{number(capacity['share'])}")
-            assert capacity["pending_launches"] == sent.get(m.name, 0) * routers
+            assert capacity["pending_launches"] == sent.pending(m.name)
         if ramp is not None:
             assert f", x{number(ramp['factor'])}, " in reasons[said.index("slow start")]
             assert ramp["since"] <= NOW < ramp["until"] == ramp["since"] + slow_start
