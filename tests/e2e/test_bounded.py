@@ -15,8 +15,10 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from fedredirect.memberstate import MemberSimState
+from tests.support.members import running_members
 from tests.support.procs import launch, status
-from tests.support.stack import Stack, named_members, running_stack
+from tests.support.stack import Stack, running_stack
 
 WEIGHTS = {"alpha": 50.0, "beta": 30.0, "gamma": 20.0}
 HOT = "/build/gh/org/hot/HEAD"
@@ -52,7 +54,8 @@ def test_a_hot_repository_spills_over_past_its_members_bound(
     tmp_path: Path, redis_url: str, key_prefix: str
 ) -> None:
     with (
-        named_members(*WEIGHTS) as members,
+        # members without a quota and no slow start: launches split by configured weight
+        running_members(*(MemberSimState(name, quota=None) for name in WEIGHTS)) as members,
         running_stack(
             members,
             redis_url,
@@ -62,6 +65,7 @@ def test_a_hot_repository_spills_over_past_its_members_bound(
             routers=2,
             load_balancer="bounded",
             bounded_load={"factor": 1.25, "window": 600},
+            slow_start=0,
         ) as stack,
         # a client that keeps no cookie: each launch is a new visitor's
         httpx.Client(cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[]))) as client,
