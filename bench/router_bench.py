@@ -89,6 +89,9 @@ VERSIONS = {"binderhub": "1.0.0", "builder": "quay.io/jupyterhub/repo2docker:202
 REPOSITORIES = 5_000  # in process: fewer than router.routes.MAX_PATHS
 WIRE_REPOSITORIES = 1_000
 CHECK_PERIOD = 600.0  # the published records stay fresh for the whole run
+#: Every member reports a quota, so each launch takes from its room (router/sent.py), and
+#: one no run fills: every launch stays a redirect by the balancer.
+QUOTA = 10**9
 
 # --- a federation, in process ----------------------------------------------------------------
 
@@ -116,7 +119,7 @@ def observations(config: FederationConfig, now: float) -> dict[str, MemberObserv
         name: MemberObservation(
             member=name,
             checked_at=now,
-            health=HealthObservation("ok", (), i % 50, 100, now),
+            health=HealthObservation("ok", (), i % 50, QUOTA, now),
             versions=dict(VERSIONS),
             versions_at=now,
         )

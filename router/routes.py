@@ -264,10 +264,10 @@ class RoutingTable:
             return self
         if routing_identity(view) == self.identity:
             self.view = view
-            self.launches.fit(view)  # the rooms move with every view, the routes stay
-            limited = self.launches.limited
-            for route in self._routes.values():
-                route.sent = limited.get(route.member)
+            if self.launches.fit(view):  # the rooms move with every view, the routes stay
+                limited = self.launches.limited
+                for route in self._routes.values():
+                    route.sent = limited.get(route.member)
             return self
         return RoutingTable(view, self.max_paths, self.draw, self.load, self.launches)
 

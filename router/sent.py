@@ -20,7 +20,7 @@ import os
 import socket
 from collections.abc import Callable
 
-from shared.capacity import SentLaunches, reported_since, room
+from shared.capacity import SentLaunches, headroom_pods, reported_since, room
 from shared.evaluate import View
 from shared.store import Snapshot, Store
 
@@ -74,13 +74,15 @@ class LaunchCounts:
                     restarted = True
         return self.sent(), restarted
 
-    def fit(self, view: View) -> None:
+    def fit(self, view: View) -> bool:
         """Set each member's room for ``view``, evaluated with the counts now: the launches
-        this router may still send it before it counts it full (:func:`room`)."""
+        this router may still send it before it counts it full (:func:`room`). True when
+        the members it limits are others than before (routes must be pointed again)."""
         self.fitted = view
         limited = not (view.fallback_active or view.outage_active)
-        headroom, routers = view.config.pod_headroom, self.routers
-        self.limited = {}
+        pod_headroom, routers = view.config.pod_headroom, self.routers
+        headrooms: dict[int, int] = {}  # by quota: a share of it ("10%") is a Fraction's work
+        before, self.limited = self.limited, {}
         for gone in self.members.keys() - view.config.members.keys():
             del self.members[gone]
         for member in view.members:
@@ -90,8 +92,15 @@ class LaunchCounts:
             sent = self.members.get(member.name)
             if sent is None:
                 sent = self.members[member.name] = Sent()
-            sent.room = room(pods, quota, headroom, sent.count, routers) if limited else NO_LIMIT
+            if limited:
+                headroom = headrooms.get(quota)
+                if headroom is None:
+                    headroom = headrooms[quota] = headroom_pods(pod_headroom, quota)
+                sent.room = room(pods, quota, headroom, sent.count, routers)
+            else:
+                sent.room = NO_LIMIT
             self.limited[member.name] = sent
+        return self.limited.keys() != before.keys()
 
     def set_routers(self, routers: int) -> None:
         """Another number of routers: every room changes with it, and so do the views'
