@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from router.redirect import RedirectApp
 from router.sent import NO_LIMIT
 from router.snapshot import SnapshotHolder
-from shared.capacity import free_pods, room
+from shared.capacity import free_pods, reported_since, room
 from shared.config import FederationConfig, parse_config
 from shared.records import CheckerHeartbeat, Drain, HealthObservation, MemberObservation
 from shared.store import Snapshot
@@ -233,3 +233,14 @@ def test_a_view_with_the_same_targets_keeps_its_table_and_takes_the_new_rooms() 
     assert small(app).reasons == (
         "full: 9 pods + 171 launches since + headroom 20 (10%) >= quota 200",
     )
+
+
+def test_only_a_newer_health_report_starts_a_count_again() -> None:
+    old = record("small", T0)
+    unanswered = dataclasses.replace(old, health=None)
+    assert reported_since(old, record("small", T0 + 1))
+    assert not reported_since(old, record("small", T0))  # refreshed, same report
+    assert not reported_since(old, dataclasses.replace(old, checked_at=T0 + 5))
+    assert not reported_since(record("small", T0 + 1), old)  # an older one read late
+    assert not reported_since(old, None) and not reported_since(old, unanswered)
+    assert reported_since(None, old) and reported_since(unanswered, old)
