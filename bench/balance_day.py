@@ -72,6 +72,7 @@ REPOSITORIES = 10_000
 BURST = (0.35, 0.60)  # the workshop, as shares of the day
 CHECK_PERIOD = 600.0  # the published records stay fresh for the whole run
 CONNECTIONS = 8  # per router
+QUICK_DAY = (15.0, 200.0)  # --quick: the day's seconds and mean launches a second
 
 
 def path_of(repo: int) -> str:
@@ -125,13 +126,15 @@ def federation(policy: str, factor: float, window: float) -> Any:
 
 
 async def publish(redis_url: str, prefix: str, config: Any) -> None:
-    """A snapshot as a checker publishes it: config, every member eligible, a heartbeat."""
+    """A snapshot as a checker publishes it: config, every member eligible, a heartbeat.
+    No member reports a quota: the records are never refreshed, so the launches a router
+    counts since them would fill any quota, and the day measures the balancers alone."""
     now = time.time()
     observations = {
         name: MemberObservation(
             member=name,
             checked_at=now,
-            health=HealthObservation("ok", (), 0, 1000, now),
+            health=HealthObservation("ok", (), None, None, now),
             versions={"binderhub": "1.0"},
             versions_at=now,
         )
@@ -276,6 +279,32 @@ def table(results: list[dict[str, Any]], factor: float, window: float) -> list[s
     return lines
 
 
+def run(day: float, rate: float, window: float, factor: float, seed: int) -> list[dict[str, Any]]:
+    """Play one synthetic day (see the module docstring) under every policy in turn; their
+    results, in the order of POLICIES."""
+    targets = [Target(n, f"http://{n}", w) for n, w in MEMBERS.items()]
+    burst = burst_repository(targets)
+    launches = schedule(day, rate, burst, seed)
+    print(
+        f"balance_day: {len(launches):,} launches in {day:g} s (a day, compressed), "
+        f"mean {rate:g}/s over {REPOSITORIES:,} repositories (Zipf), workshop on repo"
+        f"{burst} ({rendezvous_order(cache_key(path_of(burst)), targets)[0].name}'s) from "
+        f"{BURST[0]:.0%} to {BURST[1]:.0%} of the day; members "
+        + ", ".join(f"{n} {w:g}" for n, w in MEMBERS.items())
+        + f"; 2 routers; bounded_load factor {factor:g}, window {window:g} s",
+        flush=True,
+    )
+    results = []
+    with (
+        tempfile.TemporaryDirectory(prefix="fedredirect-balance-day-") as tmp,
+        redis_server(Path(tmp)) as redis_url,
+    ):
+        for policy in POLICIES:
+            results.append(run_policy(policy, redis_url, Path(tmp), launches, factor, window))
+            print(f"  {policy}: done", flush=True)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     p = arguments(__doc__)
     p.add_argument("--day", type=float, default=60.0, help="seconds a day lasts (default 60)")
@@ -287,29 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
     if args.quick:
-        args.day, args.rate = 15.0, 200.0
-    targets = [Target(n, f"http://{n}", w) for n, w in MEMBERS.items()]
-    burst = burst_repository(targets)
-    launches = schedule(args.day, args.rate, burst, args.seed)
-    print(
-        f"balance_day: {len(launches):,} launches in {args.day:g} s (a day, compressed), "
-        f"mean {args.rate:g}/s over {REPOSITORIES:,} repositories (Zipf), workshop on repo"
-        f"{burst} ({rendezvous_order(cache_key(path_of(burst)), targets)[0].name}'s) from "
-        f"{BURST[0]:.0%} to {BURST[1]:.0%} of the day; members "
-        + ", ".join(f"{n} {w:g}" for n, w in MEMBERS.items())
-        + f"; 2 routers; bounded_load factor {args.factor:g}, window {args.window:g} s",
-        flush=True,
-    )
-    results = []
-    with (
-        tempfile.TemporaryDirectory(prefix="fedredirect-balance-day-") as tmp,
-        redis_server(Path(tmp)) as redis_url,
-    ):
-        for policy in POLICIES:
-            results.append(
-                run_policy(policy, redis_url, Path(tmp), launches, args.factor, args.window)
-            )
-            print(f"  {policy}: done", flush=True)
+        args.day, args.rate = QUICK_DAY
+    results = run(args.day, args.rate, args.window, args.factor, args.seed)
     print()
     print("\n".join(table(results, args.factor, args.window)))
     if args.json:
