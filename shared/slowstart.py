@@ -28,10 +28,7 @@ def ramp_step(since: float | None, as_of: float, slow_start: float) -> int:
     to :data:`STEPS` (done; also without a ramp: ``since`` None or ``slow_start`` 0)."""
     if since is None or slow_start <= 0:
         return STEPS
-    elapsed = as_of - since
-    if elapsed >= slow_start:
-        return STEPS
-    return max(0, math.floor(elapsed * STEPS / slow_start))
+    return min(STEPS, max(0, math.floor((as_of - since) * STEPS / slow_start)))
 
 
 def ramp_factor(step: int) -> float:
@@ -76,6 +73,6 @@ def next_change(since: float, as_of: float, slow_start: float) -> float:
     the first later step with another factor (the floor's steps change nothing)."""
     step = ramp_step(since, as_of, slow_start)
     later = step + 1
-    while later < STEPS and ramp_factor(later) == ramp_factor(step):
+    while ramp_factor(later) == ramp_factor(step):  # the last step's 1 ends it
         later += 1
     return step_at(since, later, slow_start)

@@ -58,6 +58,7 @@ def test_each_step_begins_near_its_instant(slow_start: float, step: int) -> None
 def test_no_ramp_without_a_start_or_with_slow_start_off() -> None:
     assert ramp_step(None, NOW, 300.0) == STEPS
     assert ramp_step(NOW, NOW, 0.0) == STEPS
+    assert ramp_step(NOW, NOW - 5.0, 0.0) == STEPS  # a heartbeat behind the start, no ramp
 
 
 def records_since(since: float | None, **obs: object) -> dict[str, object]:
