@@ -189,7 +189,9 @@ def _member_view(
     excluded_by = tuple([state for state, reason in verdicts if reason is not None])
     state: State = excluded_by[0] if excluded_by else "eligible"
     health = obs.health if obs else None
-    capacity = capacity_share(obs, limits.pod_headroom, pending)
+    # From the report alone: launches in flight differ from router to router, and every
+    # router must weigh a member alike to give a repository the same member.
+    capacity = capacity_share(obs, limits.pod_headroom)
     since = obs.eligible_since if obs else None
     if since is None and state == "eligible":
         # The checker's last view found it excluded (a drain lifted since): it ramps from

@@ -54,10 +54,11 @@ def slow_start_json(m: MemberView, as_of: float, slow_start: float) -> dict[str,
 
 
 def _capacity_words(capacity: dict[str, Any], quota: int) -> str:
-    pending = capacity["pending_launches"]
-    sent = f" ({pending} launches sent since its report)" if pending else ""
-    free = f"{capacity['free_pods']} of {quota} pods free{sent}"
-    return f"capacity: {free}, x{number(capacity['share'])}"
+    pending, left = capacity["pending_launches"], capacity["free_pods"]
+    # The share is the report's (every router's alike); launches since only use up room.
+    reported = f"{left + pending} of {quota} pods free at its report" if pending else None
+    words = f"capacity: {reported or f'{left} of {quota} pods free'}, x{number(capacity['share'])}"
+    return f"{words}; {pending} launches sent since, {left} left" if pending else words
 
 
 def _slow_start_words(ramp: dict[str, Any]) -> str:

@@ -620,8 +620,9 @@ def test_the_schema_holds_the_outcomes_to_their_shape(change: dict[str, Any]) ->
 
 
 def test_capacity_and_slow_start_are_shown_in_numbers_and_words() -> None:
-    """alpha: 8 of its 20 pods free once its headroom (10%: 2) and the 2 launches the
-    routers sent since its report are counted (this router's 1, times 2 routers); beta:
+    """alpha: 10 of its 20 pods free by its report once its headroom (10%: 2) is kept, which
+    weighs it, and 8 left once the 2 launches the routers sent since are counted (this
+    router's 1, times 2 routers); beta:
     eligible again 130 s ago, at step 4 of its 300 s ramp."""
     config = make_config({"alpha": 50, "beta": 40}, pod_headroom="10%", slow_start=300)
     observations = {
@@ -632,11 +633,11 @@ def test_capacity_and_slow_start_are_shown_in_numbers_and_words() -> None:
     view = evaluate(config, observations, {}, heartbeat, NOW, SentLaunches({"alpha": 1}, 2))
     members = view_to_json(view)["members"]
     alpha, beta = members["alpha"], members["beta"]
-    assert (alpha["weight"], alpha["effective_weight"]) == (50, 20.0)
-    assert alpha["capacity"] == {"share": 0.4, "free_pods": 8, "pending_launches": 2}
+    assert (alpha["weight"], alpha["effective_weight"]) == (50, 25.0)
+    assert alpha["capacity"] == {"share": 0.5, "free_pods": 8, "pending_launches": 2}
     assert alpha["slow_start"] is None
     assert alpha["weight_reasons"] == [
-        "capacity: 8 of 20 pods free (2 launches sent since its report), x0.4"
+        "capacity: 10 of 20 pods free at its report, x0.5; 2 launches sent since, 8 left"
     ]
     assert (beta["weight"], beta["effective_weight"]) == (40, 40 * 0.8 * ramp_factor(4))
     assert beta["capacity"] == {"share": 0.8, "free_pods": 80, "pending_launches": 0}
