@@ -16,11 +16,10 @@ from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from shared.config import FederationConfig
-from shared.evaluate import heartbeat_too_old
 from shared.observe import settled_versions
 from shared.records import CheckerHeartbeat, MemberObservation
 from shared.reference import fresh_versions
-from shared.rules import failing_reason, stale_reason
+from shared.rules import failing_reason, heartbeat_too_old, stale_reason
 from shared.slowstart import next_change, ramp_at
 
 

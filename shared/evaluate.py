@@ -29,6 +29,8 @@ from shared.rules import (
     drained_reason,
     failing_reason,
     full_reason,
+    heartbeat_too_old,
+    judged_at,
     stale_reason,
     unhealthy_reason,
     unreachable_reason,
@@ -192,13 +194,7 @@ def _member_view(
     # From the report alone: launches in flight differ from router to router, and every
     # router must weigh a member alike to give a repository the same member.
     capacity = capacity_share(obs, limits.pod_headroom)
-    since = obs.eligible_since if obs else None
-    if since is None and state == "eligible":
-        # The checker's last view found it excluded (a drain lifted since): it ramps from
-        # now until the checker publishes the start, never from its full weight.
-        since = as_of
-    step = ramp_step(since, as_of, limits.slow_start) if state == "eligible" else None
-    ramp = None if step is None or step == STEPS else ramp_factor(step)
+    since, ramp = _slow_start(obs, state == "eligible", as_of, limits.slow_start)
     weight = cfg.weight * (1.0 if capacity is None else capacity) * (ramp or 1.0)
     return MemberView(
         name=name,
@@ -228,6 +224,21 @@ def _member_view(
     )
 
 
+def _slow_start(
+    obs: MemberObservation | None, eligible: bool, as_of: float, slow_start: float
+) -> tuple[float | None, float | None]:
+    """When a member's slow start began, and its factor while it ramps (None: it does not)."""
+    since = obs.eligible_since if obs else None
+    if not eligible:
+        return since, None
+    if since is None:
+        # The checker's last view found it excluded (a drain lifted since): it ramps from
+        # now until the checker publishes the start, never from its full weight.
+        since = as_of
+    step = ramp_step(since, as_of, slow_start)
+    return since, None if step == STEPS else ramp_factor(step)
+
+
 class _Limits(NamedTuple):
     """The config's limits that every member's rules read, derived once per evaluation."""
 
@@ -241,27 +252,6 @@ class _Limits(NamedTuple):
 def age(now: float, at: float | None) -> float | None:
     """Seconds from ``at`` to ``now`` (never negative; None when never)."""
     return None if at is None else max(0.0, now - at)
-
-
-def heartbeat_too_old(
-    config: FederationConfig, heartbeat: CheckerHeartbeat | None, now: float
-) -> bool:
-    """The outage rule: the checker (or Redis) is gone when its last heartbeat is older than
-    ``outage.max_staleness`` by the wall clock. Without any heartbeat there is no outage."""
-    if heartbeat is None:
-        return False
-    return max(0.0, now - heartbeat.at) > config.max_staleness
-
-
-def judged_at(config: FederationConfig, heartbeat: CheckerHeartbeat | None, now: float) -> float:
-    """The instant the freshness rules are judged at: the checker's last heartbeat ("has the
-    checker refreshed this?"), or the wall clock without one or once outage policy ``all``
-    applies (then records age as they are shown)."""
-    if heartbeat is None:
-        return now
-    if config.outage.policy == "all" and heartbeat_too_old(config, heartbeat, now):
-        return now
-    return heartbeat.at
 
 
 def evaluate(

@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 from shared.capacity import NO_LAUNCHES, SentLaunches
 from shared.deadline import freshness, next_deadline, outage_deadline, record_deadline
-from shared.evaluate import View, heartbeat_too_old, judged_at
-from shared.rules import state_may_change
+from shared.evaluate import View
+from shared.rules import heartbeat_too_old, judged_at, state_may_change
 from shared.store import Snapshot
 
 #: A router's launches since each member's last report, brought up to date with the

@@ -1,12 +1,14 @@
-"""The rules that exclude a member, one named function each, and what in a new record can
-move them (:func:`state_may_change`). :mod:`shared.evaluate` applies them in precedence
+"""The rules that exclude a member, one named function each, the outage rule and the instant
+records are judged at, and what in a new record can move a member's state
+(:func:`state_may_change`). :mod:`shared.evaluate` applies them in precedence
 order; :mod:`shared.deadline` asks the time-based ones when they next change.
 """
 
 from __future__ import annotations
 
 from shared.capacity import free_pods, free_share, headroom_pods
-from shared.records import Drain, MemberObservation
+from shared.config import FederationConfig
+from shared.records import CheckerHeartbeat, Drain, MemberObservation
 from shared.reference import Reference
 
 
@@ -82,6 +84,27 @@ def capacity_share(
     None when it reports no quota."""
     counted = pods_and_quota(obs)
     return None if counted is None else free_share(*counted, pod_headroom, pending)
+
+
+def heartbeat_too_old(
+    config: FederationConfig, heartbeat: CheckerHeartbeat | None, now: float
+) -> bool:
+    """The outage rule: the checker (or Redis) is gone when its last heartbeat is older than
+    ``outage.max_staleness`` by the wall clock. Without any heartbeat there is no outage."""
+    if heartbeat is None:
+        return False
+    return max(0.0, now - heartbeat.at) > config.max_staleness
+
+
+def judged_at(config: FederationConfig, heartbeat: CheckerHeartbeat | None, now: float) -> float:
+    """The instant the freshness rules are judged at: the checker's last heartbeat ("has the
+    checker refreshed this?"), or the wall clock without one or once outage policy ``all``
+    applies (then records age as they are shown)."""
+    if heartbeat is None:
+        return now
+    if config.outage.policy == "all" and heartbeat_too_old(config, heartbeat, now):
+        return now
+    return heartbeat.at
 
 
 def version_mismatch_reason(differences: tuple[str, ...], reference: Reference) -> str | None:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from shared.bounded import RecentLaunches
-from shared.evaluate import MemberView, View, age, judged_at
+from shared.evaluate import MemberView, View, age
 from shared.records import CheckerHeartbeat, LaunchOutcomes, MemberObservation
+from shared.rules import judged_at
 from shared.weights import capacity_json, slow_start_json, weight_reasons
 
 

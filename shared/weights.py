@@ -14,7 +14,8 @@ from typing import Any
 
 from shared.bounded import RecentLaunches
 from shared.capacity import free_pods
-from shared.evaluate import MemberView, View, judged_at
+from shared.evaluate import MemberView, View
+from shared.rules import judged_at
 from shared.slowstart import STEPS, ramp_step
 
 
