@@ -16,9 +16,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from fedredirect.memberstate import MemberSimState
-from tests.support.members import running_members
 from tests.support.procs import launch, status
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import Stack, weighted_stack
 
 WEIGHTS = {"alpha": 50.0, "beta": 30.0, "gamma": 20.0}
 HOT = "/build/gh/org/hot/HEAD"
@@ -55,13 +54,12 @@ def test_a_hot_repository_spills_over_past_its_members_bound(
 ) -> None:
     with (
         # members without a quota and no slow start: launches split by configured weight
-        running_members(*(MemberSimState(name, quota=None) for name in WEIGHTS)) as members,
-        running_stack(
-            members,
+        weighted_stack(
+            WEIGHTS,
             redis_url,
             key_prefix,
             tmp_path,
-            weights=WEIGHTS,
+            states=[MemberSimState(name, quota=None) for name in WEIGHTS],
             routers=2,
             load_balancer="bounded",
             bounded_load={"factor": 1.25, "window": 600},

@@ -14,9 +14,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from fedredirect.simulator import MemberSimState
-from tests.support.members import running_members
 from tests.support.procs import launch, status, wait_for
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import Stack, weighted_stack
 
 #: small takes every launch it has room for (far the highest weight); big and other report
 #: no quota and take the rest.
@@ -57,13 +56,12 @@ def test_a_burst_between_two_checks_fills_a_member_to_its_quota_less_headroom(
         MemberSimState("other", quota=None),
     ]
     with (
-        running_members(*states) as members,
-        running_stack(
-            members,
+        weighted_stack(
+            WEIGHTS,
             redis_url,
             key_prefix,
             tmp_path,
-            weights=WEIGHTS,
+            states=states,
             prime="big",
             routers=routers,
             check=CHECK,

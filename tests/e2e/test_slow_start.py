@@ -10,7 +10,7 @@ import httpx
 
 from shared.slowstart import STEPS, ramp_factor
 from tests.support.procs import status, wait_for
-from tests.support.stack import named_members, running_stack
+from tests.support.stack import weighted_stack
 
 SLOW_START = 20.0
 PERIOD = 1.0
@@ -27,18 +27,16 @@ def test_a_recovered_member_ramps_to_its_full_weight_within_slow_start(
 ) -> None:
     check = {"period": PERIOD, "timeout": 1.0, "jitter": 0.0, "failed_period": PERIOD}
     with (
-        named_members(*WEIGHTS) as members,
-        running_stack(
-            members,
+        weighted_stack(
+            WEIGHTS,
             redis_url,
             key_prefix,
             tmp_path,
-            weights=WEIGHTS,
             check=check | {"rise": 1, "fall": 1},
             slow_start=SLOW_START,
         ) as stack,
     ):
-        sim = f"{members['beta'].url}/_sim"
+        sim = f"{stack.members['beta'].url}/_sim"
         httpx.post(sim, json={"healthy": False}).raise_for_status()
         wait_for(lambda: beta(stack.router)["state"] == "unhealthy", 10, "beta excluded")
         httpx.post(sim, json={"healthy": True}).raise_for_status()

@@ -140,5 +140,25 @@ def running_workers(
         yield dataclasses.replace(stack, routers=(url,)), proc
 
 
+@contextlib.contextmanager
+def weighted_stack(
+    weights: Mapping[str, float],
+    redis_url: str,
+    prefix: str,
+    tmp: Path,
+    *,
+    states: Sequence[MemberSimState] = (),
+    **settings: Any,
+) -> Iterator[Stack]:
+    """Members named and weighted by ``weights`` (as ``states`` set them up, by name, else
+    healthy ones), a checker and routers on them, as ``running_stack`` starts them."""
+    given = {state.name: state for state in states}
+    with (
+        running_members(*(given.get(n) or MemberSimState(n) for n in weights)) as members,
+        running_stack(members, redis_url, prefix, tmp, weights=weights, **settings) as stack,
+    ):
+        yield stack
+
+
 def _sees(router_url: str, eligible: int) -> bool:
     return len(status(router_url)["targets"]) == eligible
