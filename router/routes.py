@@ -394,12 +394,8 @@ class RoutingTable:
         elif self.bounded is not None:
             self.bounded.count(route.member)
         route.count += 1
-        sent = route.sent
-        if sent is not None:  # its member reports a quota: the launch takes from its room
-            sent.count += 1
-            sent.room -= 1
-            if sent.room <= 0:  # used up: evaluated again now, full for the next launch
-                self.launches.used_up()
+        if route.sent is not None:  # its member reports a quota: the launch takes from its room
+            self.launches.take(route.sent)
         tail = self.cookie_tail_secure if https else self.cookie_tail
         # No Cache-Control: a 307 without explicit freshness is never stored (RFC 9111
         # 4.2.2); no Content-Type: there is no body; no more headers than a launch needs.

@@ -57,6 +57,14 @@ class LaunchCounts:
         self.used_up = used_up  # evaluates the view again (the router's keeper)
         self.fitted: View | None = None
 
+    def take(self, sent: Sent) -> None:
+        """One launch to a member this router limits: counted, and one less room; the launch
+        that uses its room up has the view evaluated again now, so it is full for the next."""
+        sent.count += 1
+        sent.room -= 1
+        if sent.room <= 0:
+            self.used_up()
+
     def sent(self) -> SentLaunches:
         """The launches to give the core (:func:`shared.evaluate.evaluate`)."""
         counts = {name: sent.count for name, sent in self.members.items() if sent.count}
