@@ -19,7 +19,7 @@ from fedredirect.faults import HUGE_BYTES
 from fedredirect.shapes import SHAPES
 from fedredirect.simulator import MemberServer, MemberSimState
 from tests.support.build_stream import launch
-from tests.support.child import read_line
+from tests.support.child import MEMBER_SIM, member_sim_flag, read_line
 from tests.support.dom import Dom
 from tests.support.members import running_members
 
@@ -466,20 +466,10 @@ def test_main_prints_url_and_stops_on_sigterm() -> None:
 def test_member_sim_takes_a_launch_failure_share() -> None:
     """``fedredirect member-sim --launch-failure-share`` documents itself, refuses a share
     out of 0..1 (exit 2, naming it), and starts a member that fails that share."""
-    command = [sys.executable, "-m", "fedredirect.cli", "member-sim"]
-    shown = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=30)
-    assert shown.returncode == 0
-    assert "--launch-failure-share" in shown.stdout and "0.5: every second" in shown.stdout
-    refused = subprocess.run(
-        [*command, "--name", "x", "--launch-failure-share", "1.5"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert refused.returncode == 2
-    assert "--launch-failure-share: must be between 0 and 1, got 1.5" in refused.stderr
+    refused = "--launch-failure-share: must be between 0 and 1, got 1.5"
+    member_sim_flag("--launch-failure-share", "0.5: every second", "1.5", refused)
     proc = subprocess.Popen(
-        [*command, "--name", "x", "--rate-limit", "0", "--launch-failure-share", "1"],
+        [*MEMBER_SIM, "--name", "x", "--rate-limit", "0", "--launch-failure-share", "1"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -5,7 +5,6 @@ until its lifetime is over; a member so filled refuses launches as BinderHub doe
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from fedredirect.memberstate import MemberSimState
 from fedredirect.simulator import MemberServer
 from tests.support.build_stream import launch
-from tests.support.child import read_line
+from tests.support.child import MEMBER_SIM, member_sim_flag, read_line
 from tests.support.members import running_members
 from tests.support.procs import wait_for
 
@@ -146,20 +145,10 @@ def test_a_counted_field_says_what_to_set_instead(server: MemberServer) -> None:
 def test_member_sim_takes_a_pod_lifetime() -> None:
     """``fedredirect member-sim --pod-lifetime`` documents itself, refuses a negative one
     (exit 2, naming it), and starts a member whose launches take pods."""
-    command = [sys.executable, "-m", "fedredirect.cli", "member-sim"]
-    shown = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=30)
-    assert shown.returncode == 0
-    assert "--pod-lifetime SECONDS" in shown.stdout
-    refused = subprocess.run(
-        [*command, "--name", "x", "--pod-lifetime", "-1"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert refused.returncode == 2
-    assert "--pod-lifetime: must be 0 or more seconds, got -1" in refused.stderr
+    refused = "--pod-lifetime: must be 0 or more seconds, got -1"
+    member_sim_flag("--pod-lifetime", "--pod-lifetime SECONDS", "-1", refused)
     proc = subprocess.Popen(
-        [*command, "--name", "x", "--rate-limit", "0", "--pods", "3", "--pod-lifetime", "600"],
+        [*MEMBER_SIM, "--name", "x", "--rate-limit", "0", "--pods", "3", "--pod-lifetime", "600"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

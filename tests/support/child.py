@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import selectors
 import subprocess
+import sys
+
+#: ``fedredirect member-sim``, as a user runs it.
+MEMBER_SIM = [sys.executable, "-m", "fedredirect.cli", "member-sim"]
 
 
 def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
@@ -14,3 +18,16 @@ def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
         if not selector.select(timeout):
             raise AssertionError(f"no output within {timeout}s")
     return proc.stdout.readline()
+
+
+def member_sim_flag(flag: str, shown: str, bad: str, refused: str) -> None:
+    """``fedredirect member-sim``'s ``flag`` is documented (its --help shows ``shown``) and
+    a ``bad`` value is refused before anything starts: exit 2, ``refused`` on stderr."""
+    help_text = subprocess.run([*MEMBER_SIM, "--help"], capture_output=True, text=True, timeout=30)
+    assert help_text.returncode == 0
+    assert shown in help_text.stdout
+    answer = subprocess.run(
+        [*MEMBER_SIM, "--name", "x", flag, bad], capture_output=True, text=True, timeout=30
+    )
+    assert answer.returncode == 2
+    assert refused in answer.stderr
