@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from fedredirect.memberstate import MemberSimState
 from tests.support.procs import launch, status
-from tests.support.stack import Stack, weighted_stack
+from tests.support.stack import Stack, StartStack
 
 WEIGHTS = {"alpha": 50.0, "beta": 30.0, "gamma": 20.0}
 HOT = "/build/gh/org/hot/HEAD"
@@ -49,16 +48,11 @@ def why(router: str, **cookies: str) -> dict[str, Any]:
     return doc
 
 
-def test_a_hot_repository_spills_over_past_its_members_bound(
-    tmp_path: Path, redis_url: str, key_prefix: str
-) -> None:
+def test_a_hot_repository_spills_over_past_its_members_bound(start_stack: StartStack) -> None:
     with (
         # members without a quota and no slow start: launches split by configured weight
-        weighted_stack(
+        start_stack(
             WEIGHTS,
-            redis_url,
-            key_prefix,
-            tmp_path,
             states=[MemberSimState(name, quota=None) for name in WEIGHTS],
             routers=2,
             load_balancer="bounded",

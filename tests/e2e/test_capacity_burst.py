@@ -7,7 +7,6 @@ say why."""
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from fedredirect.simulator import MemberSimState
 from tests.support.procs import launch, status, wait_for
-from tests.support.stack import Stack, weighted_stack
+from tests.support.stack import Stack, StartStack
 
 #: small takes every launch it has room for (far the highest weight); big and other report
 #: no quota and take the rest.
@@ -48,7 +47,7 @@ def member_of(stack: Stack, response: httpx.Response, path: str) -> str:
 
 @pytest.mark.parametrize("routers", [2, 1])
 def test_a_burst_between_two_checks_fills_a_member_to_its_quota_less_headroom(
-    routers: int, tmp_path: Path, redis_url: str, key_prefix: str
+    routers: int, start_stack: StartStack
 ) -> None:
     states = [
         MemberSimState("small", quota=20, total_pods=0),
@@ -56,11 +55,8 @@ def test_a_burst_between_two_checks_fills_a_member_to_its_quota_less_headroom(
         MemberSimState("other", quota=None),
     ]
     with (
-        weighted_stack(
+        start_stack(
             WEIGHTS,
-            redis_url,
-            key_prefix,
-            tmp_path,
             states=states,
             prime="big",
             routers=routers,

@@ -4,13 +4,11 @@ it, step by step, from the instant the checker published."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 
 from shared.slowstart import STEPS, ramp_factor
 from tests.support.procs import status, wait_for
-from tests.support.stack import weighted_stack
+from tests.support.stack import StartStack
 
 SLOW_START = 20.0
 PERIOD = 1.0
@@ -23,15 +21,12 @@ def beta(router: str) -> dict[str, object]:
 
 
 def test_a_recovered_member_ramps_to_its_full_weight_within_slow_start(
-    redis_url: str, key_prefix: str, tmp_path: Path
+    start_stack: StartStack,
 ) -> None:
     check = {"period": PERIOD, "timeout": 1.0, "jitter": 0.0, "failed_period": PERIOD}
     with (
-        weighted_stack(
+        start_stack(
             WEIGHTS,
-            redis_url,
-            key_prefix,
-            tmp_path,
             check=check | {"rise": 1, "fall": 1},
             slow_start=SLOW_START,
         ) as stack,

@@ -16,7 +16,8 @@ import contextlib
 import dataclasses
 import functools
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,10 @@ def weighted_stack(
         running_stack(members, redis_url, prefix, tmp, weights=weights, **settings) as stack,
     ):
         yield stack
+
+
+#: The ``start_stack`` fixture (tests/conftest.py): ``weighted_stack`` on a test's own store.
+StartStack = Callable[..., AbstractContextManager[Stack]]
 
 
 def _sees(router_url: str, eligible: int) -> bool:
