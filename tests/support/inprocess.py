@@ -88,3 +88,30 @@ def without_lifespan(app: Any) -> Any:
                 return
 
     return wrapper
+
+
+def launch_answer(
+    app: RedirectApp, path: bytes, headers: list[tuple[bytes, bytes]], https: bool = False
+) -> dict[str, Any]:
+    """The router's answer to ``GET path`` with ``headers``, called as a server calls the
+    app: its status and headers (names as bytes)."""
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "https" if https else "http",
+        "path": path.decode(),
+        "raw_path": path,
+        "query_string": b"",
+        "headers": headers,
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    asyncio.run(app(scope, receive, send))
+    return {"status": sent[0]["status"], **dict(sent[0]["headers"])}

@@ -5,7 +5,6 @@ again; the counts outlive every routing table."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import Any
 
@@ -19,6 +18,7 @@ from shared.capacity import free_pods, reported_since, room
 from shared.config import FederationConfig, parse_config
 from shared.records import CheckerHeartbeat, Drain, HealthObservation, MemberObservation
 from shared.store import Snapshot
+from tests.support.inprocess import launch_answer
 
 T0 = 1_700_000_000.0
 V1 = {"binderhub": "1.0"}
@@ -67,27 +67,9 @@ def router(snap: Snapshot) -> RedirectApp:
 
 def launch(app: RedirectApp, path: bytes = REPO) -> str:
     """The member a launch of ``path`` is sent to, through the app as a server calls it."""
-    scope = {
-        "type": "http",
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path.decode(),
-        "raw_path": path,
-        "query_string": b"",
-        "headers": [(b"host", b"router.example.org")],
-    }
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b""}
-
-    asyncio.run(app(scope, receive, send))
-    assert sent[0]["status"] == 307, sent[0]
-    location = dict(sent[0]["headers"])[b"location"].decode()
+    answer = launch_answer(app, path, [(b"host", b"router.example.org")])
+    assert answer["status"] == 307, answer
+    location = answer[b"location"].decode()
     return location.removeprefix("https://").partition(".")[0]
 
 

@@ -3,7 +3,6 @@ random never kept; the sticky cookie a dict lookup; counts kept across generatio
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from dataclasses import replace
 from typing import Any
@@ -19,6 +18,7 @@ from router.sent import LaunchCounts
 from shared.config import parse_config
 from shared.evaluate import View, evaluate
 from shared.records import CheckerHeartbeat, HealthObservation, MemberObservation
+from tests.support.inprocess import launch_answer
 
 NOW = 1_700_000_000.0
 VERSIONS = {"binderhub": "1.0"}
@@ -232,26 +232,7 @@ def call(app: RedirectApp, path: bytes, cookie: bytes | None = None) -> dict[str
     headers = [(b"host", b"router.example.org")]
     if cookie is not None:
         headers.append((b"cookie", cookie))
-    scope = {
-        "type": "http",
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "https",
-        "path": path.decode(),
-        "raw_path": path,
-        "query_string": b"",
-        "headers": headers,
-    }
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b""}
-
-    asyncio.run(app(scope, receive, send))
-    return {"status": sent[0]["status"], **dict(sent[0]["headers"])}
+    return launch_answer(app, path, headers, https=True)
 
 
 def test_counts_survive_a_new_generation() -> None:
