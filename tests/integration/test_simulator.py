@@ -19,7 +19,7 @@ from fedredirect.faults import HUGE_BYTES
 from fedredirect.shapes import SHAPES
 from fedredirect.simulator import MemberServer, MemberSimState
 from tests.support.build_stream import launch
-from tests.support.child import MEMBER_SIM, member_sim_flag, read_line
+from tests.support.child import member_sim, member_sim_flag, read_line
 from tests.support.dom import Dom
 from tests.support.members import running_members
 
@@ -468,20 +468,9 @@ def test_member_sim_takes_a_launch_failure_share() -> None:
     out of 0..1 (exit 2, naming it), and starts a member that fails that share."""
     refused = "--launch-failure-share: must be between 0 and 1, got 1.5"
     member_sim_flag("--launch-failure-share", "0.5: every second", "1.5", refused)
-    proc = subprocess.Popen(
-        [*MEMBER_SIM, "--name", "x", "--rate-limit", "0", "--launch-failure-share", "1"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        url = read_line(proc, timeout=10).split()[-1]
+    with member_sim("--name", "x", "--rate-limit", "0", "--launch-failure-share", "1") as url:
         assert httpx.get(f"{url}/_sim", timeout=5).json()["launch_failure_share"] == 1
         assert launch(f"{url}/build/gh/org/repo/HEAD")[1][-1]["status_code"] == 500
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
 
 
 @pytest.mark.parametrize("name", sorted(SHAPES))

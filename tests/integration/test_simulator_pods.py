@@ -4,7 +4,6 @@ until its lifetime is over; a member so filled refuses launches as BinderHub doe
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from fedredirect.memberstate import MemberSimState
 from fedredirect.simulator import MemberServer
 from tests.support.build_stream import launch
-from tests.support.child import MEMBER_SIM, member_sim_flag, read_line
+from tests.support.child import member_sim, member_sim_flag
 from tests.support.members import running_members
 from tests.support.procs import wait_for
 
@@ -147,18 +146,8 @@ def test_member_sim_takes_a_pod_lifetime() -> None:
     (exit 2, naming it), and starts a member whose launches take pods."""
     refused = "--pod-lifetime: must be 0 or more seconds, got -1"
     member_sim_flag("--pod-lifetime", "--pod-lifetime SECONDS", "-1", refused)
-    proc = subprocess.Popen(
-        [*MEMBER_SIM, "--name", "x", "--rate-limit", "0", "--pods", "3", "--pod-lifetime", "600"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        url = read_line(proc, timeout=15).split()[-1]
+    args = ("--name", "x", "--rate-limit", "0", "--pods", "3", "--pod-lifetime", "600")
+    with member_sim(*args) as url:
         assert httpx.get(f"{url}/_sim", timeout=5).json()["pod_lifetime"] == 600
         assert phase(url) == "ready"
         assert quota_check(url)["total_pods"] == 4
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 #: ``fedredirect member-sim``, as a user runs it.
 MEMBER_SIM = [sys.executable, "-m", "fedredirect.cli", "member-sim"]
@@ -31,3 +34,21 @@ def member_sim_flag(flag: str, shown: str, bad: str, refused: str) -> None:
     )
     assert answer.returncode == 2
     assert refused in answer.stderr
+
+
+@contextlib.contextmanager
+def member_sim(*args: str, timeout: float = 15.0) -> Iterator[str]:
+    """``fedredirect member-sim ARGS`` running, as a user starts it: its URL (the last word
+    of the line it prints once it serves); stopped with SIGTERM on leaving."""
+    proc = subprocess.Popen(
+        [*MEMBER_SIM, *args],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield read_line(proc, timeout).split()[-1]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
