@@ -21,7 +21,7 @@ from fedredirect.simulator import MemberServer, MemberSimState
 from tests.support.build_stream import launch
 from tests.support.child import member_sim, member_sim_flag, read_line
 from tests.support.dom import Dom
-from tests.support.members import running_members
+from tests.support.members import refused_sim_update, running_members
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "tests" / "fixtures" / "binderhub"  # copies of ../shared/binderhub
@@ -171,14 +171,7 @@ def test_post_sim_rejects_bad_updates(
     member: tuple[MemberSimState, MemberServer], body: object
 ) -> None:
     _, server = member
-    before = httpx.get(f"{server.url}/_sim").json()
-    if isinstance(body, str):
-        response = httpx.post(f"{server.url}/_sim", content=body)
-    else:
-        response = httpx.post(f"{server.url}/_sim", json=body)
-    assert response.status_code == 400
-    assert response.json()["error"]
-    assert httpx.get(f"{server.url}/_sim").json() == before
+    assert refused_sim_update(server.url, body)
 
 
 def test_other_paths_answer_with_member_page(member: tuple[MemberSimState, MemberServer]) -> None:

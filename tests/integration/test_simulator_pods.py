@@ -16,7 +16,7 @@ from fedredirect.memberstate import MemberSimState
 from fedredirect.simulator import MemberServer
 from tests.support.build_stream import launch
 from tests.support.child import member_sim, member_sim_flag
-from tests.support.members import running_members
+from tests.support.members import refused_sim_update, running_members
 from tests.support.procs import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -124,14 +124,7 @@ def test_a_member_filled_by_its_launches_refuses_the_next(server: MemberServer) 
 def test_post_sim_rejects_a_bad_pod_lifetime(
     server: MemberServer, body: dict[str, object] | str, named: str
 ) -> None:
-    before = httpx.get(f"{server.url}/_sim").json()
-    if isinstance(body, str):
-        answer = httpx.post(f"{server.url}/_sim", content=body)
-    else:
-        answer = httpx.post(f"{server.url}/_sim", json=body)
-    assert answer.status_code == 400
-    assert named in answer.json()["error"]
-    assert httpx.get(f"{server.url}/_sim").json() == before
+    assert named in refused_sim_update(server.url, body)
 
 
 def test_a_counted_field_says_what_to_set_instead(server: MemberServer) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import httpx
+
 from fedredirect.simulator import MemberServer, MemberSimState
 
 
@@ -16,3 +18,17 @@ def running_members(*states: MemberSimState) -> Iterator[list[MemberServer]]:
     """
     with contextlib.ExitStack() as stack:
         yield [stack.enter_context(MemberServer(state)) for state in states]
+
+
+def refused_sim_update(url: str, body: object) -> str:
+    """``POST /_sim`` with ``body`` (a str is sent as it is, anything else as JSON) is
+    refused with a 400 and changes nothing: the error it gives."""
+    before = httpx.get(f"{url}/_sim").json()
+    if isinstance(body, str):
+        answer = httpx.post(f"{url}/_sim", content=body)
+    else:
+        answer = httpx.post(f"{url}/_sim", json=body)
+    assert answer.status_code == 400
+    assert httpx.get(f"{url}/_sim").json() == before
+    error: str = answer.json()["error"]
+    return error
