@@ -3,7 +3,7 @@
 Usage (run every benchmark under the shared lock, so two never run at once)::
 
     flock /tmp/fedredirect-bench.lock .venv/bin/python bench/router_bench.py
-    python bench/router_bench.py --rounds 3 --seconds 10 --launches 1000000 --json out.json
+    python bench/router_bench.py --rounds 6 --seconds 4 --pairs 8 --launches 1000000 --json out.json
     python bench/router_bench.py --profile 10     # also: py-spy on the router under load
     python bench/router_bench.py --quick          # a short smoke run of every part
 
@@ -35,10 +35,19 @@ this virtualenv when missing. Everything runs on 127.0.0.1.
    Where the machine has two cores or more, the servers run on one and wrk on another
    (``taskset``; ``--no-pin`` to share them): the load generator then takes no CPU from the
    server it measures, and the kernel does not move either between cores mid-run.
+   A second bare app is measured like the others: its ratio to the first, round by round,
+   is what the machine's drift alone makes of two identical servers.
    Every server is first warmed up with each repository once. Each figure is the median
-   over the rounds; each ratio is taken within a round, then the median: ratios hold
-   better than absolute numbers on a shared machine. Each run also reads the server's CPU
-   time (every thread, and nginx's worker) from /proc: CPU per redirect, and the cores used.
+   over the rounds; each ratio is taken within a round, then the median (with its range):
+   ratios hold better than absolute numbers on a shared machine. Each run also reads the
+   server's CPU time (every thread, and nginx's worker) from /proc: CPU per redirect, and
+   the cores used.
+   **Side by side**: then each router, and the second bare app, is measured at the same
+   time as the bare app, ``--pairs`` rounds of ``--pair-seconds``: both servers on the one
+   core, a wrk each on the other. The kernel gives the two busy servers equal CPU time, so
+   the ratio of the redirects they answer is the inverse ratio of their CPU per redirect,
+   and whatever slows the host slows both at once. The bare app against the second bare
+   app shows the method's own spread (a few per cent where turns spread by tens).
 4. **Memory**: the 3-member router's RSS when ready, after the rounds, and after
    ``--launches`` launches of distinct repositories (wrk, a counter in its script).
 """
@@ -46,6 +55,7 @@ this virtualenv when missing. Everything runs on 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
@@ -573,6 +583,9 @@ def servers(workdir: Path) -> Iterator[list[Server]]:
         port = free_port()
         bare = [sys.executable, str(Path(__file__).with_name("bare_app.py")), str(port)]
         started.append(("bare ASGI 307 app", bare, port, None))
+        port = free_port()
+        again = [sys.executable, str(Path(__file__).with_name("bare_app.py")), str(port)]
+        started.append((SECOND_BARE, again, port, None))
         for members in (3, 1000):
             port = free_port()
             cmd = fedredirect_command(
@@ -615,8 +628,60 @@ def servers(workdir: Path) -> Iterator[list[Server]]:
             print(f"  ({republisher.publishes} publishes to the 1,000-member router)")
 
 
+#: The same bare app again: the drift of the machine alone, as a ratio to the first.
+SECOND_BARE = "bare ASGI 307 app, again"
+#: Who is measured side by side with the bare app (see the module docstring).
+SIDE_BY_SIDE = (SECOND_BARE, "fedredirect router, 3 members", "fedredirect router, 1000 members")
+
+
+def measured(server: Server, seconds: float, script: Path) -> dict[str, Any]:
+    """One wrk run against ``server``, with the CPU it used per redirect and its cores."""
+    before = cpu_seconds(server.pid)
+    run = run_wrk(server.url, seconds, script)
+    used = cpu_seconds(server.pid) - before
+    run["cpu_us_per_request"] = used / max(1, run["requests"]) * 1e6
+    run["cores"] = used / seconds
+    return run
+
+
+def side_by_side(
+    reference: Server, others: list[Server], rounds: int, seconds: float, script: Path
+) -> dict[str, list[dict[str, Any]]]:
+    """Each of ``others`` loaded at the same time as ``reference``, ``rounds`` times in
+    turn: per round both wrk runs, and the other's redirects, p99 and CPU per redirect as
+    ratios to the reference's."""
+    out: dict[str, list[dict[str, Any]]] = {s.name: [] for s in others}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for r in range(rounds):
+            for server in others[r % len(others) :] + others[: r % len(others)]:
+                ours = pool.submit(measured, reference, seconds, script)
+                theirs = measured(server, seconds, script)
+                ref = ours.result()
+                out[server.name].append(
+                    {
+                        "reference": ref,
+                        "run": theirs,
+                        "ratio": theirs["requests"] / max(1, ref["requests"]),
+                        "p99_ratio": theirs["p99_ms"] / ref["p99_ms"],
+                        "cpu_ratio": theirs["cpu_us_per_request"] / ref["cpu_us_per_request"],
+                    }
+                )
+            print(
+                f"  side by side, round {r + 1}/{rounds}: "
+                + ", ".join(f"{name} {runs[-1]['ratio']:.2f}" for name, runs in out.items()),
+                flush=True,
+            )
+    return out
+
+
 def over_the_wire(
-    workdir: Path, rounds: int, seconds: float, launches: int, profile: float
+    workdir: Path,
+    rounds: int,
+    seconds: float,
+    launches: int,
+    profile: float,
+    pairs: int = 0,
+    pair_seconds: float = 2.0,
 ) -> dict[str, Any]:
     script = workdir / "random-repos.lua"
     script.write_text(RANDOM_REPOS)
@@ -633,17 +698,15 @@ def over_the_wire(
         for r in range(rounds):
             order = started[r % len(started) :] + started[: r % len(started)]
             for server in order:
-                before = cpu_seconds(server.pid)
-                server.runs.append(run_wrk(server.url, seconds, script))
-                used = cpu_seconds(server.pid) - before
-                server.runs[-1]["cpu_us_per_request"] = used / server.runs[-1]["requests"] * 1e6
-                server.runs[-1]["cores"] = used / seconds
+                server.runs.append(measured(server, seconds, script))
                 print(
                     f"  round {r + 1}/{rounds} {server.name:<34} "
                     f"{server.runs[-1]['requests_per_s']:>9,.0f}/s "
                     f"p99 {server.runs[-1]['p99_ms']:.2f} ms",
                     flush=True,
                 )
+        paired = [by_name[name] for name in SIDE_BY_SIDE]
+        together = side_by_side(by_name["bare ASGI 307 app"], paired, pairs, pair_seconds, script)
         memory["router, 3 members, after the rounds"] = rss_mb(router3.pid)
         router1000 = by_name["fedredirect router, 1000 members"]
         memory["router, 1000 members, after the rounds"] = rss_mb(router1000.pid)
@@ -664,6 +727,7 @@ def over_the_wire(
         }
         return {
             "servers": {s.name: s.runs for s in started},
+            "side_by_side": together,
             "memory": memory,
             "profile": profiled,
         }
@@ -734,9 +798,9 @@ def wire_table(wire: dict[str, Any]) -> list[str]:
     bare = runs["bare ASGI 307 app"]  # on the router's own server and event loop
     tornado = runs["replaced redirector (tornado)"]
     lines = [
-        "| server | redirects/s | p50 | p99 | x bare ASGI app | x tornado | CPU us/redirect "
-        "| cores |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | redirects/s | p50 | p99 | x bare ASGI app | by round | x tornado "
+        "| CPU us/redirect | cores |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, server_runs in runs.items():
         rps = [r["requests_per_s"] for r in server_runs]
@@ -752,7 +816,8 @@ def wire_table(wire: dict[str, Any]) -> list[str]:
             f"| {name} | {statistics.median(rps):,.0f} ({min(rps):,.0f}-{max(rps):,.0f}) "
             f"| {statistics.median(r['p50_ms'] for r in server_runs):.2f} ms "
             f"| {statistics.median(r['p99_ms'] for r in server_runs):.2f} ms "
-            f"| {statistics.median(to_bare):.2f} | {statistics.median(to_tornado):.1f} "
+            f"| {statistics.median(to_bare):.2f} | {min(to_bare):.2f}-{max(to_bare):.2f} "
+            f"| {statistics.median(to_tornado):.1f} "
             f"| {statistics.median(r['cpu_us_per_request'] for r in server_runs):.1f} "
             f"| {statistics.median(r['cores'] for r in server_runs):.2f} |"
         )
@@ -765,12 +830,35 @@ def wire_table(wire: dict[str, Any]) -> list[str]:
     return lines + [f"  ! {p}" for p in problems]
 
 
+def side_by_side_table(wire: dict[str, Any]) -> list[str]:
+    """Each server side by side with the bare app: medians of the rounds' ratios."""
+    lines = [
+        "| side by side with the bare app | x bare ASGI app | by round | p99 x bare "
+        "| CPU us/redirect | bare's | rounds |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, rounds in wire["side_by_side"].items():
+        if not rounds:
+            continue
+        ratios = [r["ratio"] for r in rounds]
+        lines.append(
+            f"| {name} | {statistics.median(ratios):.2f} | {min(ratios):.2f}-{max(ratios):.2f} "
+            f"| {statistics.median(r['p99_ratio'] for r in rounds):.2f} "
+            f"| {statistics.median(r['run']['cpu_us_per_request'] for r in rounds):.1f} "
+            f"| {statistics.median(r['reference']['cpu_us_per_request'] for r in rounds):.1f} "
+            f"| {len(rounds)} |"
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     p = arguments(__doc__)
     p.add_argument("--n", type=int, default=200_000, help="in-process calls per repeat")
     p.add_argument("--repeats", type=int, default=5, help="in-process repeats per case")
-    p.add_argument("--rounds", type=int, default=3, help="wrk rounds over every server")
-    p.add_argument("--seconds", type=float, default=10.0, help="seconds per wrk run")
+    p.add_argument("--rounds", type=int, default=6, help="wrk rounds over every server")
+    p.add_argument("--seconds", type=float, default=4.0, help="seconds per wrk run")
+    p.add_argument("--pairs", type=int, default=8, help="rounds side by side with the bare app")
+    p.add_argument("--pair-seconds", type=float, default=2.0, help="seconds per side-by-side run")
     p.add_argument("--launches", type=int, default=1_000_000, help="distinct launches for RSS")
     p.add_argument("--profile", type=float, default=0.0, help="seconds of py-spy (0: none)")
     p.add_argument("--no-wire", action="store_true", help="in process only")
@@ -780,6 +868,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.n, args.repeats, args.rounds, args.seconds, args.launches = 20_000, 2, 1, 3, 50_000
+        args.pairs, args.pair_seconds = 1, 1.0
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"router_bench, {when}; {machine()}; load average at start {load()}", flush=True)
 
@@ -825,11 +914,17 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         with tempfile.TemporaryDirectory(prefix="fedredirect-router-bench-") as tmp:
-            wire = over_the_wire(Path(tmp), args.rounds, args.seconds, args.launches, args.profile)
+            wire = over_the_wire(
+                Path(tmp), args.rounds, args.seconds, args.launches, args.profile,
+                args.pairs, args.pair_seconds,
+            )  # fmt: skip
         doc["over_the_wire"] = wire
         doc["pins"] = pins
         print()
         print("\n".join(wire_table(wire)))
+        if args.pairs:
+            print(f"\nSide by side: {args.pair_seconds:g} s a run, {args.pairs} rounds")
+            print("\n".join(side_by_side_table(wire)))
         print("\nMemory (RSS, peak in brackets):")
         for name, m in wire["memory"].items():
             extra = (
