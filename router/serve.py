@@ -17,7 +17,6 @@ supervisor below stays ours.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import shutil
@@ -74,10 +73,6 @@ def serve(
 
         setup_logging(log_format, log_level)
         app = create_app(redis_url=redis_url, key_prefix=key_prefix)
-        # What lives as long as the process, out of the garbage collector's sight: a full
-        # collection scans only what came later (bench/router_bench.py, docs/benchmarks.md).
-        gc.collect()
-        gc.freeze()
         return serve_on(app, sock)
 
     if workers == 1 and not os.environ.get(MULTIPROC_ENV):
