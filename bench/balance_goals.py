@@ -511,6 +511,9 @@ def part_cost(args: argparse.Namespace, workdir: Path) -> tuple[list[Goal], Any]
             else:
                 raise RuntimeError(f"router_bench in process: {done.stderr.strip()[-500:]}")
 
+    if failure:  # one failed round leaves no pairs to take ratios of: the fallback
+        old_runs.clear()
+
     def best(runs: list[dict[str, list[float]]], case: str) -> list[float]:
         return [min(run[case]) / 1000 for run in runs]  # µs, the minimum of each run
 
