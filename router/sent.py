@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from shared.capacity import SentLaunches, headroom_pods, reported_since, room
 from shared.evaluate import View
+from shared.rules import pods_and_quota
 from shared.store import Snapshot, Store
 
 log = logging.getLogger("fedredirect.router")
@@ -72,14 +73,21 @@ class LaunchCounts:
 
     def since_reports(self, held: Snapshot | None, read: Snapshot) -> tuple[SentLaunches, bool]:
         """Start again from 0 the count of every member ``read`` brings a newer report of
-        than ``held``; the launches now, and whether a count above 0 started again."""
+        than ``held``, with its room from that report; the launches now, and whether one of
+        them was full for this router. Launches since a report make a member full but move
+        no weight, so only then does the view change; elsewhere the count restarts alone."""
         restarted = False
         if held is not None and held is not read:
             old, new = held.observations.get, read.observations.get
             for name, sent in self.members.items():
-                if sent.count and reported_since(old(name), new(name)):
+                report = new(name)
+                if sent.count and reported_since(old(name), report):
+                    restarted = restarted or sent.room <= 0
                     sent.count = 0
-                    restarted = True
+                    counted = pods_and_quota(report) if name in self.limited else None
+                    if counted is not None:  # none: a quota gone is a change of its own
+                        pods, quota = counted
+                        sent.room = room(pods, quota, read.config.pod_headroom, 0, self.routers)
         return self.sent(), restarted
 
     def fit(self, view: View) -> bool:

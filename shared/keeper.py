@@ -7,8 +7,9 @@ with the same content only moves the deadline. No I/O: the caller hands in each 
 
 A router also counts its own launches against the members' free pods
 (:mod:`shared.capacity`): its keeper is given them (:data:`LaunchesSince`) and evaluates
-with them; a count above 0 started again by a newer report is a change, and so is the
-router's own launch that uses up a member's room (:meth:`ViewKeeper.reevaluate`).
+with them; a newer report that starts again the count of a member the router counted
+full is a change, and so is the router's own launch that uses up a member's room
+(:meth:`ViewKeeper.reevaluate`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from shared.store import Snapshot
 
 #: A router's launches since each member's last report, brought up to date with the
 #: snapshot read (the second) after the one held (the first, None: none yet): those
-#: launches, and whether a count above 0 started again (its view counted launches that a
-#: newer report now holds).
+#: launches, and whether a count started again for a member the router counted full (its
+#: view holds it full by launches that a newer report now holds).
 LaunchesSince = Callable[[Snapshot | None, Snapshot], tuple[SentLaunches, bool]]
 
 
