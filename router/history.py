@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from router.sent import router_name
 from shared.history import parse_since, select
 from shared.store import Store
 
@@ -49,7 +48,7 @@ async def record_launches(
     clock: Callable[[], float] = time.time,
 ) -> None:
     """Forever: every ``every`` seconds, add this router's launch counts to history."""
-    router = f"{socket.gethostname()}:{os.getpid()}"
+    router = router_name()
     started_at = clock()
     while True:
         await asyncio.sleep(every)
