@@ -25,18 +25,7 @@ from checker.probe import Answer, Outcome, fetch_parsed
 from checker.publisher import Publisher
 from shared.config import FederationConfig, MemberConfig
 from shared.observe import HealthStreak, health_failure, health_is_failing, next_observation
-from shared.outcomes import (
-    LaunchTotals,
-    Reading,
-    Sample,
-    counting_start,
-    is_ejected,
-    judge,
-    launch_totals,
-    qualifies,
-    slide,
-    window_counts,
-)
+from shared.outcomes import LaunchTotals, Sample, judge_read, launch_totals, slide
 from shared.payloads import PayloadError, parse_health, parse_versions
 from shared.records import HealthObservation, LaunchOutcomes
 from shared.rules import state_may_change
@@ -196,27 +185,15 @@ class Checker(Publisher):
     def _judge_launches(self, name: str, outcome: Outcome[LaunchTotals], now: float) -> None:
         """Add what was read to the member's window, then judge it together with every
         member ejected or qualifying (they share the cap): shared.outcomes decides."""
-        settings = self.config.outcomes
         if outcome.value is not None:
             sample = Sample(now, outcome.value)
             samples = self.launch_samples.get(name, ())
             self.launch_samples[name] = slide(samples, sample, self.config.outcomes_window)
-        judged = {name} | self._contenders
-        previous = {n: self.observations[n].outcomes for n in judged}
-        readings = {
-            n: Reading(
-                window_counts(
-                    self.launch_samples.get(n, ()), counting_start(self.config, previous[n], now)
-                ),
-                outcome.error if n == name else _error(previous[n]),
-            )
-            for n in judged
-        }
-        for n, outcomes in judge(self.config, previous, readings, now).items():
-            if is_ejected(outcomes, now) or qualifies(settings, readings[n].counts):
-                self._contenders.add(n)
-            else:
-                self._contenders.discard(n)
+        previous = {n: self.observations[n].outcomes for n in {name} | self._contenders}
+        read = (name, outcome.error)
+        judgement = judge_read(self.config, read, self.launch_samples, previous, now)
+        self._contenders = set(judgement.contenders)
+        for n, outcomes in judgement.outcomes.items():
             self._set_outcomes(n, outcomes, refresh=n == name)
 
     def _set_outcomes(self, name: str, outcomes: LaunchOutcomes, *, refresh: bool) -> None:
@@ -302,10 +279,6 @@ def _parse_metrics(answer: Answer) -> LaunchTotals:
         raise PayloadError(str(exc)) from None
     except Exception as exc:  # the parser's own bug must not cost the round its other checks
         raise PayloadError(f"metrics cannot be parsed: {type(exc).__name__}") from None
-
-
-def _error(outcomes: LaunchOutcomes | None) -> str | None:
-    return outcomes.error if outcomes else None
 
 
 async def _nothing() -> None:

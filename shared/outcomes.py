@@ -233,6 +233,42 @@ def judge(
     }
 
 
+class Judgement(NamedTuple):
+    """A read judged: every judged member's outcomes, and the members to judge again at the
+    next read of any member (ejected or failing enough: they share the cap)."""
+
+    outcomes: dict[str, LaunchOutcomes]
+    contenders: frozenset[str]
+
+
+def judge_read(
+    config: FederationConfig,
+    read: tuple[str, str | None],
+    samples: Mapping[str, Sequence[Sample]],
+    previous: Mapping[str, LaunchOutcomes | None],
+    now: float,
+) -> Judgement:
+    """The checker's step after reading one member's metrics: ``read`` is that member and
+    why its read failed (None: it did not); ``previous`` holds the published outcomes of
+    every member to judge (the one read and the contenders); ``samples`` each member's
+    window. A member not read keeps the error its last read had."""
+    name, error = read
+    readings = {
+        n: Reading(
+            window_counts(samples.get(n, ()), counting_start(config, last, now)),
+            error if n == name else (last.error if last else None),
+        )
+        for n, last in previous.items()
+    }
+    outcomes = judge(config, previous, readings, now)
+    contenders = frozenset(
+        n
+        for n, judged in outcomes.items()
+        if is_ejected(judged, now) or qualifies(config.outcomes, readings[n].counts)
+    )
+    return Judgement(outcomes, contenders)
+
+
 def _next_outcomes(
     settings: OutcomesConfig,
     previous: LaunchOutcomes | None,

@@ -25,6 +25,7 @@ from shared.outcomes import (
     increase,
     is_ejected,
     judge,
+    judge_read,
     launch_totals,
     qualifies,
     slide,
@@ -530,3 +531,45 @@ def test_a_takeover_carries_on_what_was_published() -> None:
     assert carried_on(counted, published) == LaunchOutcomes(
         5, 1, 30.0, T0, ejected_until=T0 + 20, ejection_reason="published", ejections=4, error="e"
     )
+
+
+# --- judge_read: the checker's step after one read ---------------------------------------
+
+
+def samples(*points: tuple[float, int, int]) -> tuple[Sample, ...]:
+    """A window's samples from (seconds after T0, launches, failures) totals."""
+    return tuple(Sample(T0 + at, LaunchTotals(n, f)) for at, n, f in points)
+
+
+def test_a_read_that_fails_half_ejects_the_member_and_keeps_it_a_contender() -> None:
+    window = {"beta": samples((-40, 0, 0), (0, 20, 10))}
+    got = judge_read(MINUTE, ("beta", None), window, {"beta": None}, T0)
+    assert got.outcomes["beta"].ejected_until == T0 + 30
+    assert got.contenders == frozenset({"beta"})
+
+
+def test_a_contender_not_read_keeps_its_last_error_and_leaves_once_it_is_well() -> None:
+    last = LaunchOutcomes(20, 1, 60.0, T0 - 5, error="metrics answered HTTP 503")
+    window = {"alpha": samples((-30, 0, 0), (0, 10, 0)), "beta": samples((-30, 0, 0), (0, 20, 1))}
+    got = judge_read(MINUTE, ("alpha", "timeout"), window, {"alpha": None, "beta": last}, T0)
+    assert got.outcomes["alpha"].error == "timeout"
+    assert got.outcomes["beta"].error == "metrics answered HTTP 503"
+    assert (got.outcomes["beta"].launches, got.outcomes["beta"].failures) == (20, 1)
+    assert got.contenders == frozenset()
+
+
+def test_a_member_failing_enough_beyond_the_cap_stays_a_contender() -> None:
+    ejected = outcomes(T0 + 10, ejections=1)
+    window = {"beta": samples((-30, 0, 0), (0, 20, 20))}
+    previous = {"alpha": ejected, "beta": None}
+    got = judge_read(MINUTE, ("beta", None), window, previous, T0)
+    assert got.outcomes["beta"].ejected_until is None  # the cap of 1 is taken by alpha
+    assert got.contenders == frozenset({"alpha", "beta"})
+
+
+def test_the_window_of_a_judged_member_starts_after_its_last_ejection() -> None:
+    past = outcomes(T0 - 20, ejections=1)
+    window = {"beta": samples((-50, 0, 0), (-25, 20, 20), (0, 22, 20))}
+    got = judge_read(MINUTE, ("beta", None), window, {"beta": past}, T0)
+    assert (got.outcomes["beta"].launches, got.outcomes["beta"].failures) == (0, 0)
+    assert got.contenders == frozenset()
