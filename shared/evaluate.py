@@ -248,6 +248,16 @@ class _Limits(NamedTuple):
     compatible: Mapping[str, Compatibility]  # versions.compatible
     slow_start: float
 
+    @classmethod
+    def of(cls, config: FederationConfig) -> _Limits:
+        return cls(
+            config.versions_max_age,
+            config.stale_after,
+            config.pod_headroom,
+            config.versions.compatible,
+            config.slow_start,
+        )
+
 
 def age(now: float, at: float | None) -> float | None:
     """Seconds from ``at`` to ``now`` (never negative; None when never)."""
@@ -267,59 +277,18 @@ def evaluate(
     The freshness rules (a stale record, a stale reference, versions too old to compare)
     are judged as of the checker's last heartbeat, in the checker's own clock: "has the
     checker refreshed this?" Whether the checker (or Redis) is gone at all is judged from
-    the heartbeat's age alone: past ``outage.max_staleness``, ``outage.policy`` applies:
-    ``keep`` goes on serving the view as of the last heartbeat; ``all`` sends launches to
-    every member that is not drained, by weight (and shows the records as they age).
-    The view keeps timestamps, not ages: whoever shows it measures ages against its own
-    clock. When time alone will next change a verdict is :mod:`shared.deadline`'s answer.
-    ``sent``: a router's launches since each member's last report, which count against its
-    free pods (:mod:`shared.capacity`).
+    the heartbeat's age alone (:func:`_in_outage`). The view keeps timestamps, not ages:
+    whoever shows it measures ages against its own clock. When time alone will next change
+    a verdict is :mod:`shared.deadline`'s answer. ``sent``: a router's launches since each
+    member's last report, which count against its free pods (:mod:`shared.capacity`).
     """
     as_of = judged_at(config, heartbeat, now)
-    if not heartbeat_too_old(config, heartbeat, now):
-        return _evaluate_at(config, observations, drains, heartbeat, now, as_of, sent)
-    # No age in the words: a reason holds as long as the view, however old that gets.
-    reason = f"checker heartbeat is older than {config.max_staleness:.0f}s: " + (
-        "serving the last known good view"
-        if config.outage.policy == "keep"
-        else "sending launches to every member that is not drained"
-    )
-    view = _evaluate_at(config, observations, drains, heartbeat, now, as_of, sent)
-    if config.outage.policy == "keep":
-        return replace(view, outage_active=True, outage_reason=reason)
-    targets = tuple(Target(m.name, m.url, m.weight) for m in view.members if m.state != "drained")
-    return replace(
-        view,
-        targets=targets,
-        fallback_active=False,
-        fallback_reason=None,
-        outage_active=True,
-        outage_reason=reason,
-    )
-
-
-def _evaluate_at(
-    config: FederationConfig,
-    observations: Mapping[str, MemberObservation],
-    drains: Mapping[str, Drain],
-    heartbeat: CheckerHeartbeat | None,
-    now: float,
-    as_of: float,
-    sent: SentLaunches,
-) -> View:
-    """The view with freshness rules judged at ``as_of``, evaluated at ``now``."""
     reference = reference_version(config, observations, as_of)
     reference = replace(reference, age=age(now, reference.observed_at))
-    limits = _Limits(
-        config.versions_max_age,
-        config.stale_after,
-        config.pod_headroom,
-        config.versions.compatible,
-        config.slow_start,
-    )
+    limits = _Limits.of(config)
+    get_observation, get_drain, pending = observations.get, drains.get, sent.pending
 
     def evaluate_members(gate_on: bool) -> tuple[MemberView, ...]:
-        get_observation, get_drain, pending = observations.get, drains.get, sent.pending
         return tuple(
             [
                 _member_view(
@@ -338,9 +307,8 @@ def _evaluate_at(
         )
 
     members, gate_reason = _gated_members(reference, evaluate_members)
-    policy = config.fallback_policy
-    targets, fallback_reason = _launch_targets(policy, members)
-    return View(
+    targets, fallback_reason = _launch_targets(config.fallback_policy, members)
+    view = View(
         config=config,
         evaluated_at=now,
         members=members,
@@ -348,10 +316,35 @@ def _evaluate_at(
         gate_suspended=gate_reason is not None,
         gate_reason=gate_reason,
         fallback_active=fallback_reason is not None,
-        fallback_policy=policy,
+        fallback_policy=config.fallback_policy,
         fallback_reason=fallback_reason,
         targets=targets,
         heartbeat=heartbeat,
+    )
+    return _in_outage(view) if heartbeat_too_old(config, heartbeat, now) else view
+
+
+def _in_outage(view: View) -> View:
+    """The view once the heartbeat is older than ``outage.max_staleness``: ``keep`` goes on
+    serving it as of the last heartbeat; ``all`` sends launches to every member that is
+    not drained, by weight (and shows the records as they age)."""
+    config = view.config
+    # No age in the words: a reason holds as long as the view, however old that gets.
+    reason = f"checker heartbeat is older than {config.max_staleness:.0f}s: " + (
+        "serving the last known good view"
+        if config.outage.policy == "keep"
+        else "sending launches to every member that is not drained"
+    )
+    if config.outage.policy == "keep":
+        return replace(view, outage_active=True, outage_reason=reason)
+    targets = tuple(Target(m.name, m.url, m.weight) for m in view.members if m.state != "drained")
+    return replace(
+        view,
+        targets=targets,
+        fallback_active=False,
+        fallback_reason=None,
+        outage_active=True,
+        outage_reason=reason,
     )
 
 
