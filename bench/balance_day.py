@@ -306,14 +306,12 @@ def run(day: float, rate: float, window: float, factor: float, seed: int) -> lis
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = arguments(__doc__)
+    p = arguments(__doc__, quick="a short smoke run", json=True)
     p.add_argument("--day", type=float, default=60.0, help="seconds a day lasts (default 60)")
     p.add_argument("--rate", type=float, default=500.0, help="mean launches a second")
     p.add_argument("--window", type=float, default=5.0, help="bounded_load.window, seconds")
     p.add_argument("--factor", type=float, default=1.25, help="bounded_load.factor")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--quick", action="store_true", help="a short smoke run")
-    p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
     if args.quick:
         args.day, args.rate = QUICK_DAY

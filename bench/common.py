@@ -17,10 +17,18 @@ from shared.records import CheckerHeartbeat, MemberObservation
 from shared.store import Store, connect
 
 
-def arguments(doc: str | None) -> argparse.ArgumentParser:
+def arguments(
+    doc: str | None, *, quick: str | None = None, json: bool = False
+) -> argparse.ArgumentParser:
     """A bench's option parser, its module docstring ``doc`` as its --help, line breaks
-    kept: the docstring says how to run it and what it prints."""
-    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    kept: the docstring says how to run it and what it prints. ``quick``: the help of its
+    --quick smoke run, if it has one; ``json``: it takes --json, a file for its results."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    if quick:
+        p.add_argument("--quick", action="store_true", help=quick)
+    if json:
+        p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    return p
 
 
 def redis_server(workdir: Path, port: int = 0) -> contextlib.AbstractContextManager[str]:

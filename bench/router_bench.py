@@ -853,7 +853,7 @@ def side_by_side_table(wire: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = arguments(__doc__)
+    p = arguments(__doc__, quick="a short smoke run of every part", json=True)
     p.add_argument("--n", type=int, default=200_000, help="in-process calls per repeat")
     p.add_argument("--repeats", type=int, default=5, help="in-process repeats per case")
     p.add_argument("--rounds", type=int, default=5, help="wrk rounds over every server")
@@ -864,8 +864,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", type=float, default=0.0, help="seconds of py-spy (0: none)")
     p.add_argument("--no-wire", action="store_true", help="in process only")
     p.add_argument("--no-pin", action="store_true", help="let servers and wrk share cores")
-    p.add_argument("--quick", action="store_true", help="a short smoke run of every part")
-    p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
     if args.quick:
         args.n, args.repeats, args.rounds, args.seconds, args.launches = 20_000, 2, 1, 3, 50_000
