@@ -65,7 +65,8 @@ class SentinelCluster:
 def cluster(tmp_path: Path) -> Iterator[SentinelCluster]:
     with ExitStack() as stack:
         cluster = SentinelCluster(tmp_path, stack)
-        wait_for(cluster.ready, 30, "sentinels, master and replica to know each other")
+        # Sentinels find each other by hellos every 2 s: allow for a loaded machine.
+        wait_for(cluster.ready, 60, "sentinels, master and replica to know each other")
         yield cluster
 
 
