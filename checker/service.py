@@ -29,7 +29,16 @@ from shared.outcomes import LaunchTotals, Sample, judge_read, launch_totals, sli
 from shared.payloads import PayloadError, parse_health, parse_versions
 from shared.records import HealthObservation, LaunchOutcomes
 from shared.rules import state_may_change
-from shared.schedule import CheckKind, is_falling, next_check, retry_window
+from shared.schedule import (
+    READS,
+    CheckKind,
+    after_check,
+    brings_health_forward,
+    is_falling,
+    next_check,
+    retry_window,
+    round_plan,
+)
 from shared.store import Store
 
 log = logging.getLogger("fedredirect.checker")
@@ -78,19 +87,22 @@ class Checker(Publisher):
 
     # --- one check of one member -------------------------------------------------------
 
-    async def check_member(self, name: str, kind: CheckKind = "round") -> None:
-        """One check of a member: a round (/health when due, /versions, /metrics when
-        read), or /health alone while it is falling (shared.schedule)."""
+    async def check_member(self, name: str, kind: CheckKind = "whole") -> bool:
+        """One check of a member, reading what ``kind`` names (shared.schedule.READS; its
+        /health only when due, /metrics only when read). Returns whether it read /versions
+        and reached nobody (refused, reset, timed out)."""
         member = self.config.members[name]
         check = self.config.check
         mono = time.monotonic()
         deadline = mono + retry_window(check, self.observations.get(name))
-        whole = kind == "round"
-        health_due = not whole or mono >= self._next_health.get(name, 0.0)
-        metrics_url = self.metrics_url(name) if whole else None
+        reads = READS[kind]
+        health_due = "health" in reads and mono >= self._next_health.get(name, 0.0)
+        metrics_url = self.metrics_url(name) if "metrics" in reads else None
+        if not (health_due or metrics_url or "versions" in reads):
+            return False  # a round of a member waiting failed_period, its metrics not read
         health_outcome, versions_outcome, metrics_outcome = await asyncio.gather(
             self._fetch_health(member, deadline) if health_due else _nothing(),
-            self._fetch_versions(member, deadline) if whole else _nothing(),
+            self._fetch_versions(member, deadline) if "versions" in reads else _nothing(),
             self._fetch_metrics(metrics_url, deadline) if metrics_url else _nothing(),
         )
         now = self.clock()
@@ -127,6 +139,7 @@ class Checker(Publisher):
             wait = check.failed_period if health_is_failing(obs, streak) else 0.0
             self._next_health[name] = time.monotonic() + wait
         self._changed.set()
+        return versions_outcome is not None and versions_outcome.transport
 
     def _record_metrics(self, member: str, endpoint: str, outcome: Outcome[Any]) -> None:
         self.metrics.check_duration.labels(member, endpoint).observe(outcome.duration)
@@ -213,28 +226,30 @@ class Checker(Publisher):
             self._urgent.set()
 
     async def member_loop(self, name: str) -> None:
-        """Check one member: a round every period (± jitter), start to start, so a slow
-        check does not push the next one later and members keep the phases their first
-        checks had (a large federation's checks stay spread over the period instead of
-        coming in waves); between rounds, /health alone every fast interval while the
-        member is falling (shared.schedule). One check at a time: the next starts once
-        this one has ended."""
+        """Check one member as shared.schedule plans: everything at once first, then a
+        round every period (± jitter), start to start, so a slow check does not push the
+        next one later and members keep the phases their first checks had (a large
+        federation's checks stay spread over the period instead of coming in waves), and
+        /versions alone midway between rounds; /health alone every fast interval while the
+        member is falling, or at once after a /versions that reached nobody. One check at a
+        time: the next starts once this one has ended."""
         check = self.config.check
-        kind: CheckKind = "round"
+        kind: CheckKind = "whole"
         while True:
             started = time.monotonic()
-            if kind == "round":
-                round_at = started + check.period * (
-                    1 + self.rng.uniform(-check.jitter, check.jitter)
-                )
+            if kind in ("whole", "round"):
+                jitter = self.rng.uniform(-check.jitter, check.jitter)
+                plan = round_plan(started, started + check.period * (1 + jitter))
+            unreached = False
             try:
-                await self.check_member(name, kind)
+                unreached = await self.check_member(name, kind)
             except Exception:  # a bug here must not stop the other members' checks
                 log.exception("check of member %s failed unexpectedly", name)
-            falling = is_falling(
-                self.observations.get(name), self.streaks.get(name, HealthStreak())
-            )
-            upcoming = next_check(check, started, round_at, falling)
+            obs = self.observations.get(name)
+            falling = is_falling(obs, self.streaks.get(name, HealthStreak()))
+            health_now = brings_health_forward(obs, unreached)
+            plan = after_check(check, plan, kind, started, falling=falling, health_now=health_now)
+            upcoming = next_check(plan)
             kind = upcoming.kind
             await asyncio.sleep(max(0.0, upcoming.at - time.monotonic()))
 

@@ -1,12 +1,16 @@
-"""check.fast_interval against real members and a real Redis: a failed /health of a healthy
-member is checked again at the fast interval (/health alone) until ``fall`` or a pass, and a
-healthy member costs one round a period. Requests are counted on the members' side."""
+"""The checker's schedule against real members and a real Redis: a healthy member's /health
+(in its round) and /versions come half a period apart, one each a period; a /versions that
+reaches nobody brings /health forward; a failed /health of a healthy member is checked again
+at the fast interval (/health alone) until ``fall`` or a pass. Requests are counted on the
+members' side, checks in the checker's metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
+from collections import Counter
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -68,6 +72,32 @@ def failures(checker: Checker, member: str, endpoint: str, reason: str) -> float
     return value or 0.0
 
 
+def unreached(checker: Checker, member: str, endpoint: str) -> float:
+    """Checks of an endpoint that reached nobody (refused, reset, timed out)."""
+    return sum(failures(checker, member, endpoint, r) for r in ("connect", "transport", "timeout"))
+
+
+def fetched(checker: Checker, member: str, endpoint: str) -> float:
+    """Fetches of an endpoint the checker has finished (fedredirect_check_duration_seconds)."""
+    labels = {"member": member, "endpoint": endpoint}
+    name = "fedredirect_check_duration_seconds_count"
+    return checker.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def arrivals(member: MemberServer, rounds: int) -> list[tuple[float, str]]:
+    """When each request for /health or /versions reached ``member`` (looked at every 5 ms),
+    until ``rounds`` more /health requests have come."""
+    seen, got = Counter(member.hits), list[tuple[float, str]]()
+    deadline = time.monotonic() + 30
+    while sum(path == "/health" for _, path in got) < rounds:
+        for path in ("/health", "/versions"):
+            got += [(time.monotonic(), path)] * (member.hits[path] - seen[path])
+            seen[path] = member.hits[path]
+        assert time.monotonic() < deadline, got
+        await asyncio.sleep(0.005)
+    return got
+
+
 @pytest.mark.parametrize(
     ("fault", "fall"),
     [
@@ -83,57 +113,65 @@ async def test_a_member_turned_unhealthy_is_excluded_after_fall_fast_checks_with
     with running_members(MemberSimState("well"), state) as (well, sick):
         servers = {"well": well, "sick": sick}
         async with checking(
-            servers, redis_url, key_prefix, period=5.0, fast_interval=0.2, fall=fall
+            servers, redis_url, key_prefix, period=2.0, fast_interval=0.2, fall=fall
         ) as (_, store):
             await until_published(store, "sick", "eligible", 10)
-            health, versions = sick.hits["/health"], sick.hits["/versions"]
+            hits = sick.hits
+            # just after a half-round: a /versions more than /health (the first period has two)
+            await eventually(lambda: hits["/versions"] == hits["/health"] + 1, 5)
+            health, versions = hits["/health"], hits["/versions"]
             for key, value in fault.items():
                 setattr(state, key, value)
             await until_published(store, "sick", "unhealthy", 10)
-            # one round saw the first failure, fall - 1 checks of /health alone the others,
-            # each one request (a retry would not end within the fast interval): a period
-            # of 5 s would have taken fall rounds
-            assert sick.hits["/versions"] - versions == 1
-            assert sick.hits["/health"] - health == fall
+            # the round after the half-round saw the first failure, fall - 1 checks of
+            # /health alone the others, each one request (a retry would not end within the
+            # fast interval), all before the next half-round: fall rounds would take 2 s each
+            assert hits["/versions"] == versions
+            assert hits["/health"] - health == fall
             assert await published_state(store, "well") == "eligible"
 
 
-async def test_a_killed_member_is_excluded_within_one_round(
+async def test_a_member_killed_after_its_round_is_excluded_by_its_half_round_and_a_fast_health(
     redis_url: str, key_prefix: str
 ) -> None:
     with running_members(MemberSimState("well"), MemberSimState("gone")) as (well, gone):
         servers = {"well": well, "gone": gone}
-        async with checking(servers, redis_url, key_prefix, period=5.0, fast_interval=0.2) as (
+        async with checking(servers, redis_url, key_prefix, period=4.0, fast_interval=0.2) as (
             checker,
             store,
         ):
             await until_published(store, "gone", "eligible", 10)
-            gone.stop()  # connections refused from now on
+            rounds = fetched(checker, "gone", "health")
+            await eventually(lambda: fetched(checker, "gone", "health") > rounds, 5)
+            await asyncio.to_thread(gone.stop)  # just after its round: refused from now on
             await until_published(store, "gone", "unreachable", 10)
-            # one round (/versions failed once) saw the first refusal, one check of /health
-            # alone the second
-            assert failures(checker, "gone", "versions", "connect") == 1
-            assert failures(checker, "gone", "health", "connect") == 2
+            # the versions half-round, 2 s later, reached nobody: /health at once, then a fast
+            # /health, both refused; no round since the kill (it reads /metrics), so the
+            # member was out before a period and a fast interval could have passed
+            assert unreached(checker, "gone", "versions") == 1
+            assert unreached(checker, "gone", "health") == 2
+            assert unreached(checker, "gone", "metrics") == 0
             assert await published_state(store, "well") == "eligible"
 
 
-async def test_a_healthy_member_is_checked_exactly_once_a_period(
+async def test_a_healthy_members_health_and_versions_come_half_a_period_apart_once_each(
     redis_url: str, key_prefix: str
 ) -> None:
     with running_members(MemberSimState("a"), MemberSimState("b")) as (a, b):
-        async with checking({"a": a, "b": b}, redis_url, key_prefix, period=0.5, fast_interval=0.1):
-            await eventually(lambda: a.hits["/health"] and b.hits["/health"], 10)
-            started = time.monotonic()
-            await eventually(lambda: min(a.hits["/versions"], b.hits["/versions"]) >= 10, 10)
-            # rounds only: /health, /versions and /metrics once each (read together, so
-            # counted once the round in flight has ended), never one of them in between
-            paths = ("/health", "/versions", "/metrics")
-            for member in (a, b):
-                await eventually(lambda m=member: len({m.hits[p] for p in paths}) == 1, 2)
-            elapsed = time.monotonic() - started
-            for member in (a, b):
-                rounds = member.hits["/versions"]
-                assert elapsed / 0.5 / 2 <= rounds <= elapsed / 0.5 + 2, (rounds, elapsed)
+        async with checking({"a": a, "b": b}, redis_url, key_prefix, period=2.0, fast_interval=0.2):
+            await eventually(lambda: a.hits["/versions"] >= 2, 10)  # past the first period
+            seen = await arrivals(a, rounds=4)
+            rounds = [at for at, path in seen if path == "/health"]
+            # between two rounds one /versions, midway (a first check would read both at once)
+            for start, end in pairwise(rounds):
+                versions = [at for at, path in seen if path == "/versions" and start < at < end]
+                assert len(versions) == 1, seen
+                assert abs(versions[0] - (start + end) / 2) < 0.5, seen
+            assert all(abs(end - start - 2.0) < 0.5 for start, end in pairwise(rounds)), seen
+        # 2 requests a period each (3 with /metrics, read in the rounds): never one more
+        for member in (a, b):
+            counts = [member.hits[p] for p in ("/health", "/versions", "/metrics")]
+            assert max(counts) - min(counts) <= 1, member.hits
 
 
 async def test_a_member_that_fails_once_and_passes_goes_back_to_the_period(
@@ -142,20 +180,23 @@ async def test_a_member_that_fails_once_and_passes_goes_back_to_the_period(
     state = MemberSimState("blip")
     with running_members(MemberSimState("well"), state) as (well, blip):
         servers = {"well": well, "blip": blip}
-        async with checking(servers, redis_url, key_prefix, fast_interval=0.3) as (_, store):
+        async with checking(servers, redis_url, key_prefix, fast_interval=0.3) as (
+            checker,
+            store,
+        ):
             await until_published(store, "blip", "eligible", 10)
             hits = blip.hits
-            await eventually(lambda: hits["/health"] == hits["/versions"], 2)  # between rounds
-            health, versions = hits["/health"], hits["/versions"]
             state.hub_ok = False
-            await eventually(lambda: hits["/health"] > health, 5)  # a round saw it
+            await eventually(lambda: failures(checker, "blip", "health", "member_unhealthy"), 5)
             state.hub_ok = True
-            await eventually(lambda: hits["/versions"] > versions, 2)
-            # the fast check, 0.3 s after the round started: /health alone, and it passes
-            await eventually(lambda: hits["/health"] == health + 2, 5)
-            assert hits["/versions"] == versions + 1
-            # then rounds only, once a period, and the member was never excluded
+            health, versions = hits["/health"], hits["/versions"]
+            # the fast check, 0.3 s after the round that failed: /health alone, before the
+            # versions half-round (0.5 s after it), and it passes
+            await eventually(lambda: hits["/health"] == health + 1, 5)
+            assert hits["/versions"] == versions
+            # then rounds and half-rounds only, once a period, the member never excluded
             while hits["/versions"] < versions + 4:
                 assert await published_state(store, "blip") == "eligible"
                 await asyncio.sleep(0.01)
-            await eventually(lambda: hits["/health"] - hits["/versions"] == 1, 2)
+            assert hits["/health"] == health + 4  # a round each period since the fast check
+            assert failures(checker, "blip", "health", "member_unhealthy") == 1

@@ -242,8 +242,8 @@ async def test_three_requests_per_member_per_period_with_metrics_two_without(
                     assert set(member.hits) <= paths, member.hits
                     counts = [member.count(path) for path in paths]
                     assert max(counts) - min(counts) <= 1, member.hits  # one each a round
-                if all(m.count("/versions") >= 6 for m in members.values()):
-                    return min(m.count("/versions") for m in members.values())
+                if all(m.count("/health") >= 6 for m in members.values()):  # one a round
+                    return min(m.count("/health") for m in members.values())
                 return None
 
             done = await eventually(rounds)
