@@ -97,6 +97,12 @@ def test_rooms_leave_out_members_without_pods_or_quota() -> None:
     assert rooms(members, "10%", SentLaunches({"a": 3}, 2)) == {"a": 6}
 
 
+def test_a_router_alone_has_every_free_pod_less_its_own_launches_as_room() -> None:
+    members = {"a": (0, 20), "d": (10, 20)}  # 18 and 8 free; 3 launches sent to a only
+    assert rooms(members, "10%", SentLaunches({"a": 3})) == {"a": 15, "d": 8}
+    assert rooms(members, "10%", SentLaunches({"a": 3}, routers=0)) == {"a": 15, "d": 8}
+
+
 def test_the_view_weighs_a_member_by_its_free_share() -> None:
     config = make_config({"small": 10, "big": 10}, prime=None, pod_headroom="10%")
     records = {

@@ -236,6 +236,21 @@ def test_the_keeper_says_when_it_evaluated() -> None:
     assert keeper.refresh(held) is True and keeper.evaluations == 2
 
 
+def test_a_keeper_without_launches_of_its_own_evaluates_again_when_asked() -> None:
+    """The checker's keeper counts no launches: evaluated again, its view counts none."""
+    clock = Clock(T0)
+    keeper = ViewKeeper(clock)
+    keeper.reevaluate()  # nothing held yet: nothing to evaluate
+    assert (keeper.evaluations, keeper.view) == (0, None)
+    keeper.snapshot = snapshot(config(), T0, b=record("b", T0, pods=90))
+    keeper.reevaluate()
+    assert keeper.evaluations == 1 and keeper.view is not None
+    assert [(m.name, m.state, m.pending_launches) for m in keeper.view.members] == [
+        ("a", "eligible", 0),
+        ("b", "full", 0),  # by its report alone
+    ]
+
+
 def test_nothing_to_evaluate_without_a_snapshot() -> None:
     holder, _ = holder_at(T0)
     holder.refresh(None)

@@ -48,6 +48,12 @@ def test_a_new_check_time_or_pod_count_within_its_capacity_step_moves_nothing() 
     assert state_may_change(old, record("beta", at=NOW + 10, pods=50), 10)
 
 
+def test_a_full_member_checked_again_still_full_moves_nothing() -> None:
+    old = record("beta", pods=90)  # 90 + headroom 10 >= 100: full
+    assert not state_may_change(old, record("beta", at=NOW + 10, pods=95), 10)
+    assert state_may_change(old, record("beta", at=NOW + 10, pods=85), 10)  # room again
+
+
 def test_the_start_of_a_slow_start_moves_a_weight() -> None:
     old = record("beta", eligible_since=NOW - 5)
     assert state_may_change(old, record("beta", at=NOW + 10, eligible_since=None), 10)
