@@ -1,5 +1,5 @@
 """Issue 18's Detection goal: how long a member whose server is killed still gets launches,
-with ``check.fast_interval`` and without it (today), side by side.
+with ``check.fast_interval`` and without fast checks, side by side.
 
 Usage (every benchmark under the lock, taken exclusively, so nothing else runs beside it)::
 
@@ -12,16 +12,21 @@ members (alpha the prime, beta, gamma) behind a ``fedredirect checker`` and two
 ``fedredirect router`` processes reading one redis-server, all on 127.0.0.1. Two threads
 launch continuously, one per router (the router's 307 only: where it sends the launch).
 
-Each run kills beta, gamma, beta... in turn (their servers stopped), each at a phase of its
-period: a share of the period after the round it had last (``--phases``), so the kill
-waits that much less than a period for the next round to see it. A kill is followed until
-both routers exclude the member, then the server restarts on its port. A run with the fast
-interval is followed by one with the fast interval longer than any period, so no fast check
-ever comes: today's schedule. For each kill it prints when its first failed /health check
-ended (the checker's fedredirect_check_failures_total, read every 20 ms), when both routers
-excluded it and its last launch, all in seconds after the kill; then the goal, fall x
-fast_interval + timeout + 1 s of propagation, and the check load of alpha (never killed),
-requests per period by path.
+A member's round reads /health (and /metrics); its /versions comes alone half a period
+later, and one that reaches nobody brings /health forward at once (shared/schedule.py). Each
+run kills beta, gamma, beta... in turn (their servers stopped), each at a phase of its
+period: a share of the period after the round it had last (``--phases``; at 0.1 the kill
+waits 0.4 of a period for the versions half-round, at 0.5 it comes about when the half-round
+does, the worst case when just after it, at 0.9 it waits 0.1 for the next round). A kill is
+followed until both routers exclude the member, then the server restarts on its port. A run
+with the fast interval is followed by one with the fast interval longer than any period, so
+no fast check ever comes (the half-rounds still do). For each kill it prints when its first
+failed /health check ended (the checker's fedredirect_check_failures_total, read every 20
+ms), when both routers excluded it and its last launch, all in seconds after the kill; then
+the goals: from the kill, period/2 x (1 + jitter) + (fall - 1) x fast_interval + 1 s of
+propagation (the next round or half-round sees the kill, the fast checks confirm it); from
+the first failed check, fall x fast_interval + timeout + 1 s; and the check load of alpha
+(never killed), requests per period by path.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from fedredirect.dev import free_port, wait_until  # noqa: E402
 from fedredirect.simulator import MemberServer, MemberSimState  # noqa: E402
 
 NAMES = ("alpha", "beta", "gamma")
+JITTER = 0.1  # check.jitter, mybinder.org's
 VICTIMS = ("beta", "gamma")  # killed in turn; alpha, the prime, always answers
 
 
@@ -114,7 +120,7 @@ def write_config(
 ) -> Path:
     check = {
         "period": args.period,
-        "jitter": 0.1,
+        "jitter": JITTER,
         "timeout": args.timeout,
         "retries": 5,
         "rise": 2,
@@ -181,17 +187,17 @@ def targets(client: httpx.Client, router: str) -> set[str]:
 
 
 def next_round(member: MemberServer) -> float:
-    """When the member's next round starts, seen from its side (/versions is read in rounds
-    only)."""
-    seen = member.hits["/versions"]
-    while member.hits["/versions"] == seen:
+    """When the member's next round starts, seen from its side (a member that is not
+    falling has its /health read in rounds only)."""
+    seen = member.hits["/health"]
+    while member.hits["/health"] == seen:
         time.sleep(0.002)
     return time.monotonic()
 
 
 def settled_round(member: MemberServer) -> tuple[float, Counter[str]]:
     """When the member's next round started, and its requests once that round is over: the
-    ends of a window of whole rounds, to count the load by."""
+    ends of a window of whole periods, to count the load by."""
     started = next_round(member)
     time.sleep(0.5)  # a round's requests are sent together, answered at once
     return started, Counter(member.hits)
@@ -288,6 +294,12 @@ def run(label: str, fast: float, args: argparse.Namespace, workdir: Path) -> Run
         return Run(label, kills, load, len(launches.sent), launches.errors)
 
 
+def kill_bound(args: argparse.Namespace) -> float:
+    """The longest a killed member can get launches: the next round or versions half-round
+    sees the kill, fall - 1 fast checks confirm it, 1 s for the routers to follow."""
+    return args.period / 2 * (1 + JITTER) + (args.fall - 1) * args.fast_interval + 1
+
+
 def show(runs: list[Run], args: argparse.Namespace) -> None:
     goal = args.fall * args.fast_interval + args.timeout + 1
     today = (args.fall + 1) * args.period + args.timeout + 1
@@ -327,12 +339,15 @@ def show(runs: list[Run], args: argparse.Namespace) -> None:
         print(f"    alpha's check load: {sum(r.load.values()):.2f} requests a period ({load})")
         print(f"    {r.launches:,} launches, {r.errors} errors")
     print(
-        f"\n  goal: fall x fast_interval + timeout + 1 s = {goal:g} s "
-        f"(today's bound: (fall + 1) x period + timeout + 1 s = {today:g} s)"
+        f"\n  goal from the kill: period/2 x (1 + jitter) + (fall - 1) x fast_interval + 1 s = "
+        f"{kill_bound(args):g} s (the issue: about 10 s; before issue 18: (fall + 1) x period "
+        f"+ timeout + 1 s = {today:g} s)"
     )
+    print(f"  goal from the first failed check: fall x fast_interval + timeout + 1 s = {goal:g} s")
     print(
-        "  a kill waits for the member's next round (a period after the one before) before any"
-        " check can see it;\n  the fast interval shortens what follows."
+        "  a kill waits for the member's next round or versions half-round (half a period"
+        " after the one before) before\n  any check can see it; the fast interval shortens"
+        " what follows."
     )
 
 
@@ -360,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     # no fast check between two rounds when the fast interval outlasts the longest period
     for label, fast in (
         (f"fast_interval {args.fast_interval:g} s", args.fast_interval),
-        ("today (no fast checks)", args.period * 1.1 + 1),
+        ("no fast checks", args.period * (1 + JITTER) + 1),
     ):
         with tempfile.TemporaryDirectory(prefix="fedredirect-detection-") as tmp:
             print(f"running: {label} ...", file=sys.stderr)
