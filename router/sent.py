@@ -38,9 +38,10 @@ REGISTER_SECONDS = 2.0
 class Sent:
     """One member's launches from this router since its last report, and its room."""
 
-    __slots__ = ("count", "room")
+    __slots__ = ("count", "member", "room")
 
-    def __init__(self) -> None:
+    def __init__(self, member: str) -> None:
+        self.member = member
         self.count = 0
         self.room = NO_LIMIT
 
@@ -49,13 +50,17 @@ class LaunchCounts:
     """This router's :class:`Sent` by member, and the number of routers it shares the
     federation's launches with (itself included)."""
 
-    def __init__(self, used_up: Callable[[], object] = lambda: None) -> None:
+    def __init__(
+        self, used_up: Callable[[frozenset[str] | None], object] = lambda members: None
+    ) -> None:
         self.members: dict[str, Sent] = {}
         #: Each member this router limits (it reports pods and a quota in the view fitted)
         #: -> its Sent; routes to any other member count nothing.
         self.limited: dict[str, Sent] = {}
         self.routers = 1
-        self.used_up = used_up  # evaluates the view again (the router's keeper)
+        #: evaluates the view again (the router's keeper): for the members whose room ran
+        #: out, or None: for every member
+        self.used_up = used_up
         self.fitted: View | None = None
 
     def take(self, sent: Sent) -> None:
@@ -64,31 +69,34 @@ class LaunchCounts:
         sent.count += 1
         sent.room -= 1
         if sent.room <= 0:
-            self.used_up()
+            self.used_up(frozenset([sent.member]))
 
     def sent(self) -> SentLaunches:
         """The launches to give the core (:func:`shared.evaluate.evaluate`)."""
         counts = {name: sent.count for name, sent in self.members.items() if sent.count}
         return SentLaunches(counts, self.routers)
 
-    def since_reports(self, held: Snapshot | None, read: Snapshot) -> tuple[SentLaunches, bool]:
+    def since_reports(
+        self, held: Snapshot | None, read: Snapshot
+    ) -> tuple[SentLaunches, frozenset[str]]:
         """Start again from 0 the count of every member ``read`` brings a newer report of
-        than ``held``, with its room from that report; the launches now, and whether one of
-        them was full for this router. Launches since a report make a member full but move
-        no weight, so only then does the view change; elsewhere the count restarts alone."""
-        restarted = False
+        than ``held``, with its room from that report; the launches now, and those members
+        this router counted full. Launches since a report make a member full but move no
+        weight, so only then does the view change; elsewhere the count restarts alone."""
+        restarted: set[str] = set()
         if held is not None and held is not read:
             old, new = held.observations.get, read.observations.get
             for name, sent in self.members.items():
                 report = new(name)
                 if sent.count and reported_since(old(name), report):
-                    restarted = restarted or sent.room <= 0
+                    if sent.room <= 0:
+                        restarted.add(name)
                     sent.count = 0
                     counted = pods_and_quota(report) if name in self.limited else None
                     if counted is not None:  # none: a quota gone is a change of its own
                         pods, quota = counted
                         sent.room = room(pods, quota, read.config.pod_headroom, 0, self.routers)
-        return self.sent(), restarted
+        return self.sent(), frozenset(restarted)
 
     def fit(self, view: View) -> bool:
         """Set each member's room for ``view``, evaluated with the counts now: the launches
@@ -107,7 +115,7 @@ class LaunchCounts:
                 continue
             sent = self.members.get(member.name)
             if sent is None:
-                sent = self.members[member.name] = Sent()
+                sent = self.members[member.name] = Sent(member.name)
             if limited:
                 headroom = headrooms.get(quota)
                 if headroom is None:
@@ -128,7 +136,7 @@ class LaunchCounts:
         if self.fitted is not None:
             self.fit(self.fitted)
         if any(sent.count for sent in self.members.values()):
-            self.used_up()
+            self.used_up(None)
 
 
 def router_name() -> str:

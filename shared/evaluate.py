@@ -164,13 +164,13 @@ class View:
         return pick(self, path, sticky_url, u, launches)
 
 
-def _member_view(
+def member_view(
     name: str,
     cfg: MemberConfig,
     obs: MemberObservation | None,
     drain: Drain | None,
     reference: Reference,
-    limits: _Limits,
+    limits: Limits,
     as_of: float,
     gate: bool,
     pending: int,
@@ -239,7 +239,7 @@ def _slow_start(
     return since, None if step == STEPS else ramp_factor(step)
 
 
-class _Limits(NamedTuple):
+class Limits(NamedTuple):
     """The config's limits that every member's rules read, derived once per evaluation."""
 
     versions_max_age: float
@@ -249,7 +249,7 @@ class _Limits(NamedTuple):
     slow_start: float
 
     @classmethod
-    def of(cls, config: FederationConfig) -> _Limits:
+    def of(cls, config: FederationConfig) -> Limits:
         return cls(
             config.versions_max_age,
             config.stale_after,
@@ -285,13 +285,13 @@ def evaluate(
     as_of = judged_at(config, heartbeat, now)
     reference = reference_version(config, observations, as_of)
     reference = replace(reference, age=age(now, reference.observed_at))
-    limits = _Limits.of(config)
+    limits = Limits.of(config)
     get_observation, get_drain, pending = observations.get, drains.get, sent.pending
 
     def evaluate_members(gate_on: bool) -> tuple[MemberView, ...]:
         return tuple(
             [
-                _member_view(
+                member_view(
                     name,
                     cfg,
                     get_observation(name),
@@ -307,7 +307,7 @@ def evaluate(
         )
 
     members, gate_reason = _gated_members(reference, evaluate_members)
-    targets, fallback_reason = _launch_targets(config.fallback_policy, members)
+    targets, fallback_reason = launch_targets(config.fallback_policy, members)
     view = View(
         config=config,
         evaluated_at=now,
@@ -356,16 +356,22 @@ def _gated_members(
     if reference.stale:
         return evaluate_members(False), f"reference version is stale: {reference.stale_reason}"
     members = evaluate_members(True)
-    if not any(m.eligible for m in members) and any(
-        m.excluded_by == ("version_mismatch",) for m in members
-    ):
-        # Version gating alone would leave nobody: serve the otherwise-eligible members.
+    if gating_leaves_nobody(members):
+        # Serve the otherwise-eligible members.
         reason = "version gating would exclude every otherwise eligible member"
         return evaluate_members(False), reason
     return members, None
 
 
-def _launch_targets(
+def gating_leaves_nobody(members: tuple[MemberView, ...]) -> bool:
+    """Version gating alone keeps every member out: nobody is eligible, and some member is
+    excluded by its version alone."""
+    return not any(m.eligible for m in members) and any(
+        m.excluded_by == ("version_mismatch",) for m in members
+    )
+
+
+def launch_targets(
     policy: FallbackPolicy, members: tuple[MemberView, ...]
 ) -> tuple[tuple[Target, ...], str | None]:
     """Who receives launches: the eligible members, else the fallback set, with the reason

@@ -9,7 +9,9 @@ A router also counts its own launches against the members' free pods
 (:mod:`shared.capacity`): its keeper is given them (:data:`LaunchesSince`) and evaluates
 with them; a newer report that starts again the count of a member the router counted
 full is a change, and so is the router's own launch that uses up a member's room
-(:meth:`ViewKeeper.reevaluate`).
+(:meth:`ViewKeeper.reevaluate`). Where nothing else moved, only those members are judged
+again (:func:`rejudge`): a large federation's router does not evaluate it all each time a
+member's room runs out or its count restarts.
 """
 
 from __future__ import annotations
@@ -17,18 +19,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from shared.capacity import NO_LAUNCHES, SentLaunches
 from shared.deadline import freshness, next_deadline, outage_deadline, record_deadline
-from shared.evaluate import View
+from shared.evaluate import Limits, View, age, gating_leaves_nobody, launch_targets, member_view
 from shared.rules import heartbeat_too_old, judged_at, state_may_change
 from shared.store import Snapshot
 
 #: A router's launches since each member's last report, brought up to date with the
 #: snapshot read (the second) after the one held (the first, None: none yet): those
-#: launches, and whether a count started again for a member the router counted full (its
-#: view holds it full by launches that a newer report now holds).
-LaunchesSince = Callable[[Snapshot | None, Snapshot], tuple[SentLaunches, bool]]
+#: launches, and the members whose count started again while the router counted them full
+#: (its view holds them full by launches that a newer report now holds).
+LaunchesSince = Callable[[Snapshot | None, Snapshot], tuple[SentLaunches, frozenset[str]]]
 
 
 class ViewKeeper:
@@ -52,38 +55,53 @@ class ViewKeeper:
     def refresh(self, held: Snapshot | None) -> bool:
         """Evaluate the snapshot now held, which replaced ``held``, unless its view would be
         the view held: only records' times changed and no deadline has passed. True when
-        it evaluated."""
+        it evaluated (the members whose count restarted alone, when only they moved)."""
         snap = self.snapshot
         if snap is None:
             return False
         now = self.clock()
         counted = self.launches_since
-        sent, restarted = (NO_LAUNCHES, False) if counted is None else counted(held, snap)
-        if (
-            not restarted
-            and held is not None
-            and self.view is not None
-            and self._judged_alike(held, snap, now)
-        ):
+        sent, restarted = (NO_LAUNCHES, frozenset()) if counted is None else counted(held, snap)
+        if held is None or self.view is None or not self._judged_alike(held, snap, now):
+            self._evaluate(snap, now, sent)
+        elif restarted:
+            self._rejudge(snap, now, sent, restarted)
+        else:
             return False
-        self._evaluate(snap, now, sent)
         return True
 
-    def reevaluate(self) -> None:
+    def reevaluate(self, members: frozenset[str] | None = None) -> None:
         """Evaluate the snapshot held now, with the launches sent since its reports: they
-        moved what no record shows (a launch used up a member's room, or the number of
-        routers changed)."""
+        moved what no record shows (a launch used up the room of ``members``; None: the
+        number of routers changed, which moves every room)."""
         snap = self.snapshot
-        if snap is not None:
-            counted = self.launches_since
-            sent = NO_LAUNCHES if counted is None else counted(snap, snap)[0]
-            self._evaluate(snap, self.clock(), sent)
+        if snap is None:
+            return
+        counted = self.launches_since
+        sent = NO_LAUNCHES if counted is None else counted(snap, snap)[0]
+        now = self.clock()
+        if members is None or self.view is None or not self._judged_alike(snap, snap, now):
+            self._evaluate(snap, now, sent)
+        else:
+            self._rejudge(snap, now, sent, members)
 
     def _evaluate(self, snap: Snapshot, now: float, sent: SentLaunches) -> None:
         self.view = snap.evaluate(now, sent)
         self.evaluations += 1
         self.as_of = judged_at(snap.config, snap.heartbeat, now)
         self.deadline = next_deadline(snap.config, snap.observations, self.as_of)
+
+    def _rejudge(
+        self, snap: Snapshot, now: float, sent: SentLaunches, members: frozenset[str]
+    ) -> None:
+        """Judge only ``members`` again (their launches moved, nothing else did), or all."""
+        assert self.view is not None
+        view = rejudge(self.view, snap, sent, members, now)
+        if view is None:
+            self._evaluate(snap, now, sent)
+        else:
+            self.view = view
+            self.evaluations += 1
 
     def _judged_alike(self, held: Snapshot, read: Snapshot, now: float) -> bool:
         """Whether ``read`` evaluated ``now`` gives the view held (evaluated from ``held``'s
@@ -151,3 +169,50 @@ def may_move_a_state(held: Snapshot | None, read: Snapshot) -> bool:
 
 def _writer(snapshot: Snapshot) -> str | None:
     return None if snapshot.heartbeat is None else snapshot.heartbeat.checker_id
+
+
+def rejudge(
+    view: View, snap: Snapshot, sent: SentLaunches, members: frozenset[str], now: float
+) -> View | None:
+    """``view`` with ``members`` judged again at ``now`` from ``snap`` with the launches
+    ``sent``, every other member as ``view`` holds it: what evaluating ``snap`` whole gives
+    when only those members' launches moved since ``view`` and its other verdicts still
+    hold (:meth:`ViewKeeper._judged_alike`), for the cost of those members alone. None when
+    more than they may move: gating suspended, an outage, or gating now leaving nobody."""
+    config = snap.config
+    if view.gate_suspended or view.outage_active or config is not view.config:
+        return None
+    as_of = judged_at(config, snap.heartbeat, now)
+    limits, reference = Limits.of(config), view.reference
+    observed, drained, pending = snap.observations.get, snap.drains.get, sent.pending
+    judged = tuple(
+        [
+            member_view(
+                m.name,
+                config.members[m.name],
+                observed(m.name),
+                drained(m.name),
+                reference,
+                limits,
+                as_of,
+                True,
+                pending(m.name),
+            )
+            if m.name in members
+            else m
+            for m in view.members
+        ]
+    )
+    if gating_leaves_nobody(judged):
+        return None
+    targets, fallback_reason = launch_targets(config.fallback_policy, judged)
+    return replace(
+        view,
+        evaluated_at=now,
+        members=judged,
+        reference=replace(reference, age=age(now, reference.observed_at)),
+        fallback_active=fallback_reason is not None,
+        fallback_reason=fallback_reason,
+        targets=targets,
+        heartbeat=snap.heartbeat,
+    )

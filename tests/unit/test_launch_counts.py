@@ -227,3 +227,34 @@ def test_only_a_newer_health_report_starts_a_count_again() -> None:
     assert not reported_since(record("small", T0 + 1), old)  # an older one read late
     assert not reported_since(old, None) and not reported_since(old, unanswered)
     assert reported_since(None, old) and reported_since(unanswered, old)
+
+
+def test_a_room_used_up_judges_that_member_alone_as_a_whole_evaluation_would() -> None:
+    snap = snapshot(config(), T0, 1)
+    app = router(snap)
+    before = app.holder.view
+    assert before is not None
+    assert to_small(app, 19) == 18
+    after = app.holder.view
+    assert after is not None and small(app).state == "full"
+    assert after == snap.evaluate(T0, app.holder.launches.sent())
+    assert after.member("big") is before.member("big")  # not judged again
+
+
+def test_a_full_member_reported_anew_alone_is_judged_again_alone() -> None:
+    cfg = config()
+    first = snapshot(cfg, T0, 1)
+    app = router(first)
+    to_small(app, 19)
+    held = app.holder.view
+    assert held is not None and small(app).state == "full"
+    # Only small's report is newer (the same pods): its count starts again, nothing else moved.
+    observations = first.observations | {"small": record("small", T0 + 5)}
+    read = dataclasses.replace(first, observations=observations, generation=2)
+    evaluated = app.holder.evaluations
+    app.holder.load(read)
+    assert app.holder.evaluations == evaluated + 1
+    assert small(app).state == "eligible" and small(app).pending_launches == 0
+    view = app.holder.view
+    assert view is not None and view.member("other") is held.member("other")
+    assert view == read.evaluate(T0, app.holder.launches.sent())
