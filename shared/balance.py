@@ -97,6 +97,16 @@ def rendezvous_pick(key: str, targets: Sequence[Target]) -> Target | None:
     return best
 
 
+def still_first(key: str, first: Target, joined: Sequence[Target]) -> bool:
+    """Whether ``first``, the :func:`rendezvous_pick` of ``key`` among some targets, stays
+    its pick once targets other than ``first`` leave and ``joined`` join: a target leaving
+    never moves a key it was not the pick of, and one joining takes a key only by ranking
+    above its pick. So a router keeps a key's pick across a change of targets for the cost
+    of the targets that joined, not of them all."""
+    rank = (rendezvous_score(key, first), first.name)
+    return all(t.weight <= 0 or (rendezvous_score(key, t), t.name) < rank for t in joined)
+
+
 def weighted_random_pick(u: float, targets: Sequence[Target]) -> Target | None:
     """Pick by weight with a caller-supplied uniform ``u`` in [0, 1) (the shell owns randomness)."""
     total = sum(t.weight for t in targets if t.weight > 0)

@@ -17,6 +17,7 @@ from shared.balance import (
     member_hash,
     rendezvous_pick,
     rendezvous_score,
+    still_first,
     weighted_random_pick,
 )
 from tests.support.builders import target
@@ -349,3 +350,42 @@ def test_weighted_random_never_picks_weight_zero(weights: list[float], u: float)
     else:
         assert chosen is not None
         assert chosen.weight > 0
+
+
+@st.composite
+def targets_changed(draw: st.DrawFn) -> tuple[str, list[Target], list[Target], list[Target]]:
+    """A key, targets before, the targets that joined, and the targets after: some of those
+    before leave (never the key's pick), some join (new names, or a weight changed)."""
+    key = draw(st.text(min_size=1, max_size=30))
+    weights = st.sampled_from([0.0, 1.0, 5.0]) | st.floats(0.01, 100)
+    names = draw(st.lists(st.sampled_from("abcdefghij"), min_size=1, max_size=10, unique=True))
+    before = [target(n, draw(weights)) for n in names]
+    first = rendezvous_pick(key, before)
+    assume(first is not None)
+    assert first is not None
+    stay = [t for t in before if t == first or draw(st.booleans())]
+    fresh = draw(st.lists(st.sampled_from("klmnop"), max_size=6, unique=True))
+    joined = [target(n, draw(weights)) for n in fresh]
+    reweighed = [t for t in stay if t != first and draw(st.booleans())]
+    joined += [target(t.name, t.weight + draw(st.floats(0.01, 10))) for t in reweighed]
+    after = [t for t in stay if t not in reweighed] + joined
+    return key, before, joined, after
+
+
+@settings(max_examples=500, deadline=None)
+@given(targets_changed())
+def test_a_keys_pick_stays_exactly_when_no_target_that_joined_ranks_above_it(
+    case: tuple[str, list[Target], list[Target], list[Target]],
+) -> None:
+    key, before, joined, after = case
+    first = rendezvous_pick(key, before)
+    assert first is not None
+    assert still_first(key, first, joined) == (rendezvous_pick(key, after) == first)
+
+
+def test_a_target_joining_takes_only_the_keys_it_ranks_first_in() -> None:
+    before = [target(n, 1.0) for n in ("alpha", "beta")]
+    joined = [target("gamma", 1.0)]
+    moved = [k for k in KEYS[:3000] if not still_first(k, rendezvous_pick(k, before), joined)]
+    assert all(pick_name(k, before + joined) == "gamma" for k in moved)
+    assert 0.28 < len(moved) / 3000 < 0.39  # about a third: gamma's share of the weight
