@@ -62,6 +62,9 @@ _STARVED_WINDOW = 600.0  # increase(fedredirect_redirects_total[10m])
 _CONCENTRATED_WINDOW = 300.0  # rate(fedredirect_redirects_total[5m])
 _FAILING_RATIO = 0.25  # fedredirect_member_launch_failure_ratio > 0.25
 _FAILING_LAUNCHES = 10  # fedredirect_member_launches_in_window >= 10
+#: fedredirect_member_state{state=~"stale|unreachable|unhealthy"}: not drained (deliberate),
+#: full (capacity), failing or version_mismatch (alerts of their own).
+_EXCLUDED_STATES = frozenset({"stale", "unreachable", "unhealthy"})
 #: The alert on launch outcomes: replayed only from a history whose records hold them.
 LAUNCHES_FAILING = "FedredirectMemberLaunchesFailing"
 _PROMETHEUS_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -147,6 +150,16 @@ def _concentrated(e: Evaluation) -> set[str | None]:
     return {n for n, c in recent.items() if c / total > 0.9 and share.get(n, 1.0) < 0.9}
 
 
+def _excluded(e: Evaluation) -> set[str | None]:
+    """Configured to take launches (weight above 0), yet stale, unreachable or unhealthy:
+    out for a reason nobody chose, which no other alert sees while the others serve."""
+    return {
+        name
+        for name, state in e.frame.states.items()
+        if state in _EXCLUDED_STATES and e.weights.get(name, 0.0) > 0
+    }
+
+
 def _launches_failing(e: Evaluation) -> set[str | None]:
     """More than a quarter of at least 10 launches in the checker's window failed, as the
     member's latest record counted them (no ratio without launches: no series)."""
@@ -166,6 +179,7 @@ REPLAYED: dict[str, Callable[[Evaluation], set[str | None]]] = {
     "FedredirectVersionMismatchExcluded": _version_mismatch,
     "FedredirectMemberStarved": _starved,
     "FedredirectTrafficConcentrated": _concentrated,
+    "FedredirectMemberExcluded": _excluded,
     "FedredirectFallbackActive": _fallback_active,
     LAUNCHES_FAILING: _launches_failing,
 }

@@ -56,6 +56,7 @@ REQUIRED_ALERTS = {
     "FedredirectMemberLaunchesFailing",
     "FedredirectMemberStarved",
     "FedredirectTrafficConcentrated",
+    "FedredirectMemberExcluded",
     "FedredirectCheckerHeartbeatStale",
     "FedredirectCheckerDown",
     "FedredirectCheckerReplicaDown",

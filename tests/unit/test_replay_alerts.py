@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,9 @@ import yaml
 from fedredirect.replay_command import read_alert_durations
 from shared.config import load_config
 from shared.evaluate import STATES
+from shared.records import LaunchOutcomes
 from shared.replay import Timeline, recorded_config, replayed_timeline
-from shared.replay_alerts import EVAL_INTERVAL, REPLAYED, Firing, alerts
+from shared.replay_alerts import EVAL_INTERVAL, REPLAYED, Evaluation, Firing, alerts
 from shared.replay_summary import launches
 from tests.support.promtool import run_promtool
 from tests.support.replay import failing_history, history
@@ -41,6 +43,7 @@ def labels(firing: Firing, severity: str) -> dict[str, str]:
         "FedredirectNoEligibleMembers",
         "FedredirectReferenceStale",
         "FedredirectMemberLaunchesFailing",
+        "FedredirectMemberExcluded",
     ):
         extra |= SCRAPE
     if firing.alert == "FedredirectVersionMismatchExcluded":
@@ -194,7 +197,8 @@ def test_the_incident_fires_the_same_alerts_in_promtool(majority: bool, tmp_path
 
 
 def test_nobody_eligible_fires_the_same_alerts_in_promtool(tmp_path: Path) -> None:
-    """Both members unhealthy for 25 minutes: the prime takes every launch (fallback)."""
+    """Both members unhealthy for 25 minutes: the prime takes every launch (fallback), and
+    both are out for longer than 15 minutes."""
     down = {m: (lambda t: {"status": "unhealthy"} if 300 <= t < 1800 else {}) for m in "ab"}
     events = history(end=2400, **down)
     config = recorded_config(events)
@@ -204,7 +208,55 @@ def test_nobody_eligible_fires_the_same_alerts_in_promtool(tmp_path: Path) -> No
         "FedredirectNoEligibleMembers",
         "FedredirectFallbackActive",
         "FedredirectTrafficConcentrated",
+        "FedredirectMemberExcluded",
     }
+    excluded = [
+        (f.member, f.resolved_at) for f in firings if f.alert == "FedredirectMemberExcluded"
+    ]
+    assert sorted(excluded, key=str) == [("a", 1800.0), ("b", 1800.0)]
+
+
+def test_a_member_out_for_long_fires_the_same_alert_in_promtool(tmp_path: Path) -> None:
+    """b is unreachable from 300 s, then its record goes stale (no observation from 900 s)
+    until 1500 s, while a serves. The launches follow the effective weights, so only the
+    exclusion shows: 15 minutes after it began, whichever state b was in meanwhile."""
+    out = {"b": lambda t: {"status": "unreachable"} if 300 <= t < 900 else {}}
+    events = [
+        e
+        for e in history(end=2400, **out)
+        if not (e.get("member") == "b" and e["event"] == "observation" and 900 <= e["at"] < 1500)
+    ]
+    config = recorded_config(events)
+    assert config is not None
+    timeline = replayed_timeline(events, config)
+    assert {f.states["b"] for f in timeline.frames if 300 <= f.at < 1500} == {
+        "unreachable",
+        "stale",
+    }
+    firings = promtool_agrees(timeline, tmp_path)
+    assert [(f.alert, f.member, f.fired_at, f.resolved_at) for f in firings] == [
+        ("FedredirectMemberExcluded", "b", 1200.0, 1500.0)
+    ]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """An exported view with only member states (the other fields empty)."""
+
+    states: Mapping[str, str]
+    fallback: bool = False
+    reference_stale: bool = False
+    outcomes: Mapping[str, LaunchOutcomes] = field(default_factory=dict)
+    effective_weights: Mapping[str, float] = field(default_factory=dict)
+
+
+def test_member_excluded_holds_for_stale_unreachable_unhealthy_with_a_weight() -> None:
+    """Not drained (deliberate), full (capacity), failing or version_mismatch (their own
+    alerts), nor a member weighted 0 (the config drops those; the rule checks all the same)."""
+    states = {state: state for state in STATES} | {"unreachable, weight 0": "unreachable"}
+    weights = {name: 0.0 if "weight 0" in name else 1.0 for name in states}
+    e = Evaluation(0.0, Frame(states), (), (), 0, weights)
+    assert REPLAYED["FedredirectMemberExcluded"](e) == {"stale", "unreachable", "unhealthy"}
 
 
 def test_failing_launches_fire_the_same_alert_in_promtool(tmp_path: Path) -> None:
