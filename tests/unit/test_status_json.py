@@ -654,6 +654,21 @@ def test_capacity_and_slow_start_are_shown_in_numbers_and_words() -> None:
     assert errors(view_to_json(view)) == []
 
 
+def test_the_step_of_a_ramp_is_the_views_as_of_the_checkers_heartbeat() -> None:
+    """A router evaluates later than the checker's heartbeat and judges the ramp as of the
+    heartbeat: the step shown is the one its factor is from, not the wall clock's."""
+    config = make_config({"alpha": 50, "beta": 40}, slow_start=300)
+    observations = {
+        "alpha": make_obs("alpha", quota=None),
+        "beta": replace(make_obs("beta", quota=None), eligible_since=NOW - 130),
+    }
+    view = evaluate(config, observations, {}, CheckerHeartbeat("c1", NOW), NOW + 20)
+    assert not view.outage_active
+    beta = view_to_json(view)["members"]["beta"]
+    assert beta["slow_start"]["step"] == 4  # 130 s of 300 at the heartbeat, not 150
+    assert beta["slow_start"]["factor"] == ramp_factor(4) == beta["effective_weight"] / 40
+
+
 def test_a_member_without_a_quota_or_an_ok_health_has_no_capacity() -> None:
     config = make_config({"alpha": 50, "beta": 40, "gamma": 30}, pod_headroom=0)
     observations = {

@@ -73,6 +73,9 @@ def test_the_load_bound_says_how_near_a_member_is_and_when_it_was_passed_over() 
         "reached: its repositories' launches go to their next member"
     ]
     assert weight_reasons(view, member_of(view, "beta")) == []  # without the router's launches
+    # /status.json, which the pages and `fedredirect status` print, says the same
+    beta = status_document(view, recent=recent)["members"]["beta"]
+    assert beta["weight_reasons"] == weight_reasons(view, member_of(view, "beta"), recent)
 
 
 @settings(max_examples=200, deadline=None)
