@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from router.sent import LaunchCounts, Sent
-from shared.balance import cache_key, repo_path
+from shared.balance import cache_key, repo_path, still_first
 from shared.bounded import (
     Candidate,
     LaunchWindow,
@@ -262,14 +262,34 @@ class RoutingTable:
         """The table for ``view``: this one (cache kept) while the identity is the same."""
         if view is self.view:
             return self
-        if routing_identity(view) == self.identity:
+        identity = routing_identity(view)
+        if identity == self.identity:
             self.view = view
             if self.launches.fit(view):  # the rooms move with every view, the routes stay
                 limited = self.launches.limited
                 for route in self._routes.values():
                     route.sent = limited.get(route.member)
             return self
-        return RoutingTable(view, self.max_paths, self.draw, self.load, self.launches)
+        table = RoutingTable(view, self.max_paths, self.draw, self.load, self.launches)
+        if self.cached and table.cached and identity[1:] == self.identity[1:]:
+            table.keep_picks(self)  # only the targets changed
+        return table
+
+    def keep_picks(self, old: RoutingTable) -> None:
+        """Take over the rendezvous picks of ``old`` (same balancer and reason, other
+        targets) that the change of targets leaves as they were (:func:`still_first`): a
+        member filling up or coming back in a large federation moves the keys it wins, and
+        every other key keeps its pick instead of ranking every target again."""
+        before = {t.name: t for t in old.view.targets}
+        targets = {t.name: t for t in self.view.targets}
+        joined = [t for name, t in targets.items() if before.get(name) != t]
+        reason = balancer_reason(self.view)
+        for key, route in old.keys.items():
+            first = None if route is None else targets.get(route.member)
+            if first is None or first != before.get(first.name):
+                continue
+            if not joined or still_first(key, first, joined):
+                self.keys[key] = self.route(Decision(first.name, first.url, reason))
 
     def route(self, decision: Decision) -> Route:
         """The route of a decision with a member (one object per member and reason)."""
