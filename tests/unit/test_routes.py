@@ -123,15 +123,25 @@ def test_a_reevaluated_view_keeps_the_table_and_its_cache(monkeypatch: pytest.Mo
     assert balance.calls == 20
 
 
-def test_a_new_generation_starts_an_empty_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    view = view_of(THREE)
-    table = RoutingTable(view)
-    for i in range(200):
-        table.entry(launch(i))
+def test_a_new_generation_keeps_the_picks_its_targets_leave_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    table = RoutingTable(view_of(THREE))
+    picks = {i: table.entry(launch(i))[1].member for i in range(200)}  # type: ignore[union-attr]
     beta_full = view_of(THREE, full=("beta",))
     fresh = table.for_view(beta_full)
-    assert fresh is not table and not fresh.paths and not fresh.keys
-    assert {fresh.entry(launch(i))[1].counted[0] for i in range(200)} == {"alpha", "gamma"}  # type: ignore[union-attr]
+    assert fresh is not table and not fresh.paths
+    assert len(fresh.keys) == sum(1 for m in picks.values() if m != "beta")
+    balance = CountingBalance(monkeypatch)
+    for i in range(200):
+        assert fresh.entry(launch(i))[1].member == beta_full.pick(launch(i).decode()).member  # type: ignore[union-attr]
+    assert balance.calls == sum(1 for m in picks.values() if m == "beta")  # beta's keys alone
+    # beta back: it takes exactly the keys it ranks first in, every other key stays
+    back = fresh.for_view(view_of(THREE))
+    balance.calls = 0
+    assert {i: back.entry(launch(i))[1].member for i in range(200)} == picks  # type: ignore[union-attr]
+    assert balance.calls == sum(1 for m in picks.values() if m == "beta")
+    table = back
     # what else makes a new generation: the balancer (and its bound), fallback, outage,
     # cookie age
     for other in (
@@ -144,6 +154,33 @@ def test_a_new_generation_starts_an_empty_cache(monkeypatch: pytest.MonkeyPatch)
         view_of({**THREE, "beta": 41.0}),
     ):
         assert table.for_view(other) is not table
+
+
+FIVE = {"alpha": 50.0, "beta": 40.0, "gamma": 30.0, "delta": 5.0, "eps": 1.0}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sets(st.sampled_from(list(FIVE))), st.sampled_from([None, *FIVE])),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_across_generations_a_table_answers_as_the_core_picks(
+    changes: list[tuple[set[str], str | None]],
+) -> None:
+    """Members filling up and coming back, weights changing: each table, carried over from
+    the one before, sends every launch where the view's own pick does."""
+    table = RoutingTable(view_of(FIVE))
+    for full, reweighed in changes:
+        weights = FIVE if reweighed is None else {**FIVE, reweighed: FIVE[reweighed] + 1}
+        view = view_of(weights, full=tuple(full))
+        table = table.for_view(view)
+        for i in range(40):
+            _, route = table.entry(launch(i))
+            picked = view.pick(launch(i).decode()).member
+            assert (None if route is None else route.member) == picked
 
 
 def test_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
