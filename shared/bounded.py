@@ -17,7 +17,7 @@ sums over routers bound the federation's (docs/architecture.md, "Bounded load").
 from __future__ import annotations
 
 import math
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple, Protocol
 
@@ -147,10 +147,12 @@ class LaunchWindow:
     clock stepping back loses no launch."""
 
     def __init__(self, seconds: float) -> None:
+        # Plain dicts, not defaultdicts: CPython specialises a dict's lookups and stores to
+        # its exact type, and take() makes four a launch (bench/balance_goals.py --only cost).
         #: launches per member in the window (only members with some)
-        self.counts: defaultdict[str, int] = defaultdict(int)
+        self.counts: dict[str, int] = {}
         self.total = 0
-        self._newest: defaultdict[str, int] = defaultdict(int)  # the bucket launches go in
+        self._newest: dict[str, int] = {}  # the bucket launches go in
         self._newest_end = -math.inf  # launches before any advance() leave at the first
         #: (the instant it ends, its launches per member), oldest first
         self._buckets = deque([(self._newest_end, self._newest)])
@@ -180,14 +182,15 @@ class LaunchWindow:
                 self.total -= n
         if now >= self._newest_end:
             self._newest_end = now + self.step
-            self._newest = defaultdict(int)
+            self._newest = {}
             buckets.append((self._newest_end, self._newest))
         self.due = min(self._newest_end, buckets[0][0] + self.seconds)
 
     def add(self, member: str) -> None:
         """Count one launch to ``member`` at the time last given to :meth:`advance`."""
-        self._newest[member] += 1
-        self.counts[member] += 1
+        newest, counts = self._newest, self.counts
+        newest[member] = newest.get(member, 0) + 1
+        counts[member] = counts.get(member, 0) + 1
         self.total += 1
 
     def take(self, order: Sequence[Candidate], now: float) -> int | None:
@@ -198,12 +201,18 @@ class LaunchWindow:
         if now >= self.due:
             self.advance(now)
         counts, places = self.counts, self.total + 1
-        i = 0
-        for member, limit in order:
-            if counts.get(member, 0) < limit * places:
-                self._newest[member] += 1
-                counts[member] += 1
+        # Walked by index, each count read once: a for loop makes an iterator a launch, and
+        # unpacking a NamedTuple another (bench/balance_goals.py --only cost).
+        i, end = 0, len(order)
+        while i < end:
+            candidate = order[i]
+            member = candidate[0]
+            launches = counts.get(member, 0)
+            if launches < candidate[1] * places:
+                newest = self._newest
+                newest[member] = newest.get(member, 0) + 1
+                counts[member] = launches + 1
                 self.total = places
                 return i
-            i += 1  # noqa: SIM113 (as in first_within_bound)
+            i += 1
         return None

@@ -371,3 +371,31 @@ def test_take_is_the_rule_and_counts_the_launch(limits: list[float], launched: l
         assert window.total == total + 1
         window.advance(61.0 + window.step)  # the launch leaves with its bucket
         assert window.total == 0 and window.counts == {}
+
+
+def test_take_of_an_empty_order_counts_nothing() -> None:
+    window = LaunchWindow(60.0)
+    launch(window, 1.0)
+    assert window.take((), 2.0) is None
+    assert window.counts == {"alpha": 1} and window.total == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    factor=st.sampled_from([1.0, 1.25, 2.0]),
+    launches=st.lists(st.tuples(st.floats(0.0, 3.0), st.permutations(THREE)), max_size=80),
+)
+def test_a_stream_of_takes_follows_the_rule_launch_by_launch(
+    factor: float, launches: list[tuple[float, list[Target]]]
+) -> None:
+    """Launches over time, each walking its own order (hot members passed over as their
+    counts grow): every take names what the rule names for the window just before it."""
+    window = LaunchWindow(6.0)
+    now = 0.0
+    for gap, targets in launches:
+        now += gap
+        order = with_limits(targets, factor)
+        window.advance(now)
+        expected = first_within_bound(order, dict(window.counts), window.total)
+        assert window.take(order, now) == expected
+        assert expected is not None  # the bounds add up to more than the window holds
