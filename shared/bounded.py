@@ -148,7 +148,7 @@ class LaunchWindow:
 
     def __init__(self, seconds: float) -> None:
         # Plain dicts, not defaultdicts: CPython specialises a dict's lookups and stores to
-        # its exact type, and take() makes four a launch (bench/balance_goals.py --only cost).
+        # its exact type, and take() makes four a launch (docs/benchmarks.md, issue 18 cost).
         #: launches per member in the window (only members with some)
         self.counts: dict[str, int] = {}
         self.total = 0
@@ -202,7 +202,7 @@ class LaunchWindow:
             self.advance(now)
         counts, places = self.counts, self.total + 1
         # Walked by index, each count read once: a for loop makes an iterator a launch, and
-        # unpacking a NamedTuple another (bench/balance_goals.py --only cost).
+        # unpacking a NamedTuple another (docs/benchmarks.md, issue 18 cost).
         i, end = 0, len(order)
         while i < end:
             candidate = order[i]
