@@ -258,3 +258,39 @@ def test_a_full_member_reported_anew_alone_is_judged_again_alone() -> None:
     view = app.holder.view
     assert view is not None and view.member("other") is held.member("other")
     assert view == read.evaluate(T0, app.holder.launches.sent())
+
+
+def test_a_room_used_up_where_gating_would_leave_nobody_judges_the_whole_view() -> None:
+    """small, the prime, alone runs the reference's version: full, it would leave nobody
+    but version mismatches, so gating is suspended and the others take the next launch."""
+    members = {
+        n: {"url": f"https://{n}.example.org", "weight": w, "prime": n == "small"}
+        for n, w in WEIGHTS.items()
+    }
+    cfg = parse_config({"pod_headroom": "10%", "slow_start": 0, "members": members}, "test")
+    v2 = {"binderhub": "2.0"}
+    others = {
+        n: dataclasses.replace(record(n, T0, quota=None), versions=v2) for n in ("big", "other")
+    }
+    snap = snapshot(cfg, T0, 1, **others)
+    app = router(snap)
+    assert [t.name for t in app.holder.view.targets] == ["small"]  # type: ignore[union-attr]
+    assert to_small(app, 19) == 18
+    view = app.holder.view
+    assert view is not None and view.gate_suspended and small(app).state == "full"
+    assert view == snap.evaluate(T0, app.holder.launches.sent())
+
+
+def test_a_room_used_up_after_the_records_went_stale_judges_the_whole_view() -> None:
+    """Without a heartbeat records age by the wall clock: by the launch that uses up small's
+    room they are stale, and the view that launch has evaluated says so of every member."""
+    snap = dataclasses.replace(snapshot(config(), T0, 1), heartbeat=None)
+    now = [T0]
+    holder = SnapshotHolder(None, clock=lambda: now[0])
+    holder.load(snap)
+    app = RedirectApp(holder, _no_fallthrough)
+    now[0] = T0 + 1000
+    assert to_small(app, 18) == 18
+    view = holder.view
+    assert view is not None and view == snap.evaluate(T0 + 1000, holder.launches.sent())
+    assert {m.state for m in view.members} == {"stale"}

@@ -558,6 +558,14 @@ def test_a_contender_not_read_keeps_its_last_error_and_leaves_once_it_is_well() 
     assert got.contenders == frozenset()
 
 
+def test_a_contender_with_no_outcomes_published_is_judged_without_an_error() -> None:
+    """Its outcomes lost (the store restarted empty, say): judged from its window alone."""
+    window = {"alpha": samples((-30, 0, 0), (0, 10, 0)), "beta": samples((-30, 0, 0), (0, 20, 1))}
+    got = judge_read(MINUTE, ("alpha", None), window, {"alpha": None, "beta": None}, T0)
+    assert got.outcomes["beta"].error is None
+    assert (got.outcomes["beta"].launches, got.outcomes["beta"].failures) == (20, 1)
+
+
 def test_a_member_failing_enough_beyond_the_cap_stays_a_contender() -> None:
     ejected = outcomes(T0 + 10, ejections=1)
     window = {"beta": samples((-30, 0, 0), (0, 20, 20))}

@@ -4,6 +4,8 @@ report, pays for that member alone and serves the view a whole evaluation gives.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,6 +13,7 @@ from shared.capacity import SentLaunches
 from shared.config import parse_config
 from shared.keeper import rejudge
 from shared.records import CheckerHeartbeat
+from shared.slowstart import ramp_factor
 from shared.store import Snapshot
 from tests.support.builders import NAMES, NOW, V2, federations, make_config, make_obs, observe_all
 
@@ -70,3 +73,34 @@ def test_a_member_full_alone_under_gating_is_judged_whole() -> None:
     view = snap.evaluate(NOW)
     assert [t.name for t in view.targets] == ["alpha"]
     assert rejudge(view, snap, SentLaunches({"alpha": 5}, 1), frozenset({"alpha"}), NOW) is None
+
+
+def test_a_member_full_alone_later_is_what_a_whole_evaluation_then_gives() -> None:
+    """Judged again later than the view, with a newer heartbeat: the time of the view, its
+    heartbeat and the reference's age are the new evaluation's; beta's ramp is judged as of
+    that heartbeat (step 4 of 10), not of the wall clock 20 s later (step 5)."""
+    config = make_config(pod_headroom=0, slow_start=300, fallback="all")
+    observations = observe_all(config, pods=95)
+    observations["beta"] = replace(observations["beta"], eligible_since=NOW - 110)
+    view = Snapshot(config, observations, CheckerHeartbeat("c1", NOW)).evaluate(NOW)
+    later = Snapshot(config, observations, CheckerHeartbeat("c1", NOW + 20))
+    moved = SentLaunches({"beta": 2}, 1)  # 3 pods left: still eligible, and ramping
+    again = rejudge(view, later, moved, frozenset({"beta"}), NOW + 40)
+    assert again == later.evaluate(NOW + 40, moved)
+    assert (again.evaluated_at, again.heartbeat) == (NOW + 40, later.heartbeat)
+    assert again.reference.age == view.reference.age + 40
+    assert again.member("beta").ramp == ramp_factor(4)  # type: ignore[union-attr]
+    # every member full: the fallback set takes the launches, as a whole evaluation says
+    full = SentLaunches({name: 5 for name in config.members}, 1)
+    everyone = frozenset(config.members)
+    fallback = rejudge(view, later, full, everyone, NOW + 40)
+    assert fallback is not None and fallback.fallback_active
+    assert fallback == later.evaluate(NOW + 40, full)
+
+
+def test_a_view_in_an_outage_is_judged_whole() -> None:
+    config = make_config(pod_headroom=0, slow_start=0)
+    snap = Snapshot(config, observe_all(config, pods=95), CheckerHeartbeat("c1", NOW - 1000))
+    view = snap.evaluate(NOW)
+    assert view.outage_active
+    assert rejudge(view, snap, SentLaunches({"beta": 5}, 1), frozenset({"beta"}), NOW) is None

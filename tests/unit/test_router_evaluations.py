@@ -251,6 +251,15 @@ def test_a_keeper_without_launches_of_its_own_evaluates_again_when_asked() -> No
     ]
 
 
+def test_a_snapshot_replaced_before_the_first_refresh_is_evaluated() -> None:
+    cfg = config()
+    keeper = ViewKeeper(Clock(T0 + 10))
+    first = keeper.snapshot = snapshot(cfg, T0)
+    keeper.snapshot = snapshot(cfg, T0 + 10)
+    assert keeper.refresh(first) is True and keeper.evaluations == 1
+    assert keeper.view is not None and keeper.view.evaluated_at == T0 + 10
+
+
 def test_nothing_to_evaluate_without_a_snapshot() -> None:
     holder, _ = holder_at(T0)
     holder.refresh(None)

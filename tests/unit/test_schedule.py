@@ -143,6 +143,7 @@ HALF = Plan(115.0, versions_at=107.5)  # the plan a round at 100 sets
         ("health", 102.0, True, False, Plan(115.0, 107.5, 104.0)),  # failed again
         ("health", 102.0, False, False, HALF),  # passed (or excluded): no fast check
         ("round", 113.5, True, False, HALF),  # the round reads /health: none of its own
+        ("health", 113.0, True, False, HALF),  # a fast check due with the round is the round
         ("versions", 107.5, False, False, Plan(115.0)),  # read: the round comes next
         ("versions", 107.5, False, True, Plan(115.0, None, 107.5)),  # nobody: /health now
         ("health", 107.5, True, False, Plan(115.0, 107.5, 109.5)),  # brought forward, failed
