@@ -373,6 +373,16 @@ def test_take_is_the_rule_and_counts_the_launch(limits: list[float], launched: l
         assert window.total == 0 and window.counts == {}
 
 
+def test_a_take_as_the_oldest_bucket_leaves_no_longer_counts_its_launches() -> None:
+    """A launch a step older than the window is never counted, also by the take that comes
+    the instant its bucket leaves the window."""
+    window = LaunchWindow(50.0)  # steps of 1 s
+    assert window.take([Candidate("alpha", 1.0)], 0.0) == 0  # its bucket ends at 1.0
+    assert window.take([Candidate("beta", 1.0)], 50.5) == 0
+    assert window.take([Candidate("gamma", 1.0)], 51.0) == 0  # alpha now 51 s old
+    assert window.counts == {"beta": 1, "gamma": 1} and window.total == 2
+
+
 def test_take_of_an_empty_order_counts_nothing() -> None:
     window = LaunchWindow(60.0)
     launch(window, 1.0)
