@@ -14,21 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared import schedule
 from shared.config import CheckConfig
 from shared.observe import HealthStreak, health_failure, health_is_failing, next_observation
 from shared.records import HealthObservation, MemberObservation
-from shared.schedule import (
-    READS,
-    CheckKind,
-    NextCheck,
-    Plan,
-    after_check,
-    brings_health_forward,
-    is_falling,
-    next_check,
-    retry_window,
-    round_plan,
-)
+from shared.schedule import CheckKind, NextCheck, Plan
 
 T0 = 1_700_000_000.0
 
@@ -49,7 +39,7 @@ def record(status: str | None) -> MemberObservation:
     return MemberObservation("m", T0, health=None if status is None else health(status))
 
 
-# --- is_falling ------------------------------------------------------------------------
+# --- is_falling ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -68,11 +58,11 @@ def record(status: str | None) -> MemberObservation:
 def test_falling_is_a_healthy_verdict_with_its_latest_answers_bad(
     status: str | None, count: int, falling: bool
 ) -> None:
-    assert is_falling(record(status), HealthStreak(count)) is falling
+    assert schedule.is_falling(record(status), HealthStreak(count)) is falling
 
 
 def test_a_member_never_checked_is_not_falling() -> None:
-    assert is_falling(None, HealthStreak(-1)) is False
+    assert schedule.is_falling(None, HealthStreak(-1)) is False
 
 
 @settings(max_examples=300, deadline=None)
@@ -96,20 +86,27 @@ def test_a_member_is_falling_exactly_while_fewer_than_fall_failures_keep_it_heal
             streak=streak, rise=rise, fall=fall,
         )  # fmt: skip
         expected = was_ok and not good and failures < fall
-        assert is_falling(obs, streak) is expected, (answers[: i + 1], rise, fall)
+        assert schedule.is_falling(obs, streak) is expected, (answers[: i + 1], rise, fall)
 
 
 # --- round_plan, brings_health_forward, after_check, next_check ---------------------------
 
 
 def test_a_round_plans_its_versions_half_round_midway_to_the_next_round() -> None:
-    assert round_plan(100.0, 116.0) == Plan(116.0, versions_at=108.0)
+    assert schedule.round_plan(100.0, 116.0) == Plan(116.0, versions_at=108.0)
 
 
 def test_each_kind_reads_health_or_versions_and_only_the_first_check_reads_both() -> None:
-    assert {k for k, reads in READS.items() if "health" in reads} == {"whole", "round", "health"}
-    assert {k for k, reads in READS.items() if "versions" in reads} == {"whole", "versions"}
-    assert {k for k, reads in READS.items() if "metrics" in reads} == {"whole", "round"}
+    assert {k for k, reads in schedule.READS.items() if "health" in reads} == {
+        "whole",
+        "round",
+        "health",
+    }
+    assert {k for k, reads in schedule.READS.items() if "versions" in reads} == {
+        "whole",
+        "versions",
+    }
+    assert {k for k, reads in schedule.READS.items() if "metrics" in reads} == {"whole", "round"}
 
 
 @pytest.mark.parametrize(
@@ -125,11 +122,11 @@ def test_each_kind_reads_health_or_versions_and_only_the_first_check_reads_both(
 def test_only_a_versions_fetch_that_reached_nobody_brings_a_healthy_members_health_forward(
     status: str | None, unreached: bool, forward: bool
 ) -> None:
-    assert brings_health_forward(record(status), unreached) is forward
+    assert schedule.brings_health_forward(record(status), unreached) is forward
 
 
 def test_a_member_never_checked_has_no_health_to_bring_forward() -> None:
-    assert brings_health_forward(None, True) is False
+    assert schedule.brings_health_forward(None, True) is False
 
 
 HALF = Plan(115.0, versions_at=107.5)  # the plan a round at 100 sets
@@ -153,17 +150,20 @@ def test_after_a_check_the_plan_holds_what_it_leaves_due(
     kind: CheckKind, started: float, falling: bool, health_now: bool, after: Plan
 ) -> None:
     assert (
-        after_check(check(), HALF, kind, started, falling=falling, health_now=health_now) == after
+        schedule.after_check(check(), HALF, kind, started, falling=falling, health_now=health_now)
+        == after
     )
 
 
 def test_a_versions_half_round_of_a_falling_member_leaves_its_fast_check_where_it_was() -> None:
     falling = Plan(115.0, 107.5, 108.0)
-    assert after_check(check(), falling, "versions", 107.5, falling=True) == Plan(
+    assert schedule.after_check(check(), falling, "versions", 107.5, falling=True) == Plan(
         115.0, None, 108.0
     )
     # nobody answered /versions: its /health comes at once instead of half a second later
-    forward = after_check(check(), falling, "versions", 107.5, falling=True, health_now=True)
+    forward = schedule.after_check(
+        check(), falling, "versions", 107.5, falling=True, health_now=True
+    )
     assert forward == Plan(115.0, None, 107.5)
 
 
@@ -178,7 +178,7 @@ def test_a_versions_half_round_of_a_falling_member_leaves_its_fast_check_where_i
     ],
 )
 def test_the_next_check_is_the_earliest_the_plan_holds(plan: Plan, upcoming: NextCheck) -> None:
-    assert next_check(plan) == upcoming
+    assert schedule.next_check(plan) == upcoming
 
 
 @settings(max_examples=300, deadline=None)
@@ -202,15 +202,15 @@ def test_the_next_check_is_never_after_the_round_and_reads_health_within_a_fast_
 ) -> None:
     round_at = started + until_round
     plan = Plan(round_at, round_at - until_round / 2 if versions_due else None)
-    after = after_check(
+    after = schedule.after_check(
         check(fast_interval=fast), plan, kind, started, falling=falling, health_now=health_now
     )
-    upcoming = next_check(after)
+    upcoming = schedule.next_check(after)
     assert upcoming.at <= round_at
     assert (upcoming.kind == "round") is (upcoming.at == round_at)
     # a falling member's /health is read again within a fast interval: alone, or in the round
     health_at = round_at if after.health_at is None else after.health_at
-    if falling and "health" in READS[kind]:
+    if falling and "health" in schedule.READS[kind]:
         assert health_at <= started + fast
     if kind == "versions" and health_now:
         assert upcoming == NextCheck(started, "health")
@@ -218,7 +218,7 @@ def test_the_next_check_is_never_after_the_round_and_reads_health_within_a_fast_
         assert after.health_at == (plan.health_at if kind == "versions" else None)
 
 
-# --- retry_window ----------------------------------------------------------------------
+# --- retry_window -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -236,14 +236,14 @@ def test_the_next_check_is_never_after_the_round_and_reads_health_within_a_fast_
 def test_a_check_retries_until_the_members_next_check_could_be_due(
     status: str | None, settings: dict[str, Any], window: float
 ) -> None:
-    assert retry_window(check(**settings), record(status)) == window
+    assert schedule.retry_window(check(**settings), record(status)) == window
 
 
 def test_a_members_first_check_retries_within_a_period_the_round_after_it_is_that_far() -> None:
-    assert retry_window(check(), None) == 15.0
+    assert schedule.retry_window(check(), None) == 15.0
 
 
-# --- the schedule over time, as the checker's loop follows it ---------------------------
+# --- the schedule over time, as the checker's loop follows it -----------------------------
 
 
 @dataclass(frozen=True)
@@ -286,8 +286,8 @@ def timeline(
     kind: CheckKind = "whole"
     while at < end:
         if kind in ("whole", "round"):
-            plan = round_plan(at, at + config.period * (1 + config.jitter * next(draws)))
-        reads = READS[kind] - {"metrics"} - ({"health"} if at < next_health else set())
+            plan = schedule.round_plan(at, at + config.period * (1 + config.jitter * next(draws)))
+        reads = schedule.READS[kind] - {"metrics"} - ({"health"} if at < next_health else set())
         now, up = at + duration, at < member.killed_at
         obs, streak = next_observation(
             obs, "m", now, streak=streak, rise=config.rise, fall=config.fall,
@@ -299,10 +299,10 @@ def timeline(
             next_health = now + config.failed_period * health_is_failing(obs, streak)
         assert obs.health is not None
         seen.append(Seen(at, kind, frozenset(reads), obs.health.status))
-        health_now = brings_health_forward(obs, "versions" in reads and not up)
-        falling = is_falling(obs, streak)
-        plan = after_check(config, plan, kind, at, falling=falling, health_now=health_now)
-        upcoming = next_check(plan)
+        health_now = schedule.brings_health_forward(obs, "versions" in reads and not up)
+        falling = schedule.is_falling(obs, streak)
+        plan = schedule.after_check(config, plan, kind, at, falling=falling, health_now=health_now)
+        upcoming = schedule.next_check(plan)
         at, kind = max(upcoming.at, now), upcoming.kind
     return seen
 
@@ -315,14 +315,28 @@ def rounds(seen: list[Seen]) -> list[float]:
     return [s.at for s in seen if s.kind in ("whole", "round")]
 
 
-schedules = st.builds(
-    check,
-    period=st.floats(1, 100),
-    jitter=st.floats(0, 0.5),
-    fast_interval=st.floats(0.1, 50),
-    fall=st.integers(1, 5),
-    failed_period=st.floats(1, 300),
-)
+schedules = st.fixed_dictionaries(
+    {
+        "period": st.floats(1, 100),
+        "jitter": st.floats(0, 0.5),
+        "fast_interval": st.floats(0.1, 50),
+        "fall": st.integers(1, 5),
+        "failed_period": st.floats(1, 300),
+    }
+).map(lambda settings: check(**settings))
+
+
+def gone_wrong(
+    config: CheckConfig, jitters: list[float], **wrong_at: float
+) -> tuple[float, list[Seen], Seen]:
+    """When a member went wrong (``killed_at`` or ``sick_at``, given in periods), its checks
+    until 10 periods later, and its first check with a verdict other than ok."""
+    ((how, periods),) = wrong_at.items()
+    at = periods * config.period
+    seen = timeline(config, Member(**{how: at}), at + 10 * config.period, jitters)
+    return at, seen, next(s for s in seen if s.verdict != "ok")
+
+
 draws = st.lists(st.floats(-1, 1), min_size=1, max_size=20)
 
 
@@ -354,9 +368,7 @@ def test_a_healthy_member_gets_one_health_and_one_versions_a_period_half_a_perio
 def test_a_killed_member_is_excluded_within_half_a_period_and_fall_minus_one_fast_intervals(
     config: CheckConfig, jitters: list[float], killed_at: float
 ) -> None:
-    killed = killed_at * config.period
-    seen = timeline(config, Member(killed_at=killed), killed + 10 * config.period, jitters)
-    excluded = next(s for s in seen if s.verdict != "ok")
+    killed, seen, excluded = gone_wrong(config, jitters, killed_at=killed_at)
     bound = config.period / 2 * (1 + config.jitter) + (config.fall - 1) * config.fast_interval
     assert excluded.at <= killed + bound * (1 + 1e-9)
     assert excluded.verdict == "unreachable"
@@ -381,9 +393,7 @@ def test_a_killed_member_is_excluded_within_half_a_period_and_fall_minus_one_fas
 def test_a_member_whose_health_fails_gets_fast_checks_and_its_versions_bring_nothing_forward(
     config: CheckConfig, jitters: list[float], sick_at: float
 ) -> None:
-    sick = sick_at * config.period
-    seen = timeline(config, Member(sick_at=sick), sick + 10 * config.period, jitters)
-    excluded = next(s for s in seen if s.verdict != "ok")
+    sick, seen, excluded = gone_wrong(config, jitters, sick_at=sick_at)
     assert excluded.verdict == "unhealthy"
     failing = [t for t in reads_of(seen, "health") if sick <= t <= excluded.at]
     assert len(failing) == config.fall  # the fall-th bad answer in a row excludes it
