@@ -64,10 +64,10 @@ def free_pods(pods: int, quota: int, pod_headroom: int | str, pending: int = 0) 
     return quota - pods - headroom_pods(pod_headroom, quota) - pending
 
 
-def free_share(pods: int, quota: int, pod_headroom: int | str, pending: int = 0) -> float:
+def free_share(pods: int, quota: int, pod_headroom: int | str) -> float:
     """The factor capacity puts on a member's weight: its free pods over its quota, in steps
     of 1/:data:`STEPS` rounded up (so a member with room keeps some weight), 0 when full."""
-    free = free_pods(pods, quota, pod_headroom, pending)
+    free = free_pods(pods, quota, pod_headroom)
     if free <= 0:
         return 0.0
     return min(STEPS, math.ceil(free * STEPS / quota)) / STEPS
@@ -78,18 +78,3 @@ def room(pods: int, quota: int, pod_headroom: int | str, sent: int, routers: int
     fewest ``x`` with ``routers x (sent + x)`` at or past its free pods (0: full now)."""
     free = free_pods(pods, quota, pod_headroom) - routers * sent
     return max(0, -(-free // routers))
-
-
-def rooms(
-    members: Mapping[str, tuple[int | None, int | None]],
-    pod_headroom: int | str,
-    sent: SentLaunches,
-) -> dict[str, int]:
-    """:func:`room` of every member that reports its pods and quota (``members``: name ->
-    (pods, quota)); a member without either has no limit and is left out."""
-    routers = max(1, sent.routers)
-    return {
-        name: room(pods, quota, pod_headroom, sent.counts.get(name, 0), routers)
-        for name, (pods, quota) in members.items()
-        if pods is not None and quota is not None
-    }

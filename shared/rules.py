@@ -77,13 +77,11 @@ def full_reason(
     return f"full: {pods} pods{sent} + headroom {headroom}{share} >= quota {quota}"
 
 
-def capacity_share(
-    obs: MemberObservation | None, pod_headroom: int | str, pending: int = 0
-) -> float | None:
+def capacity_share(obs: MemberObservation | None, pod_headroom: int | str) -> float | None:
     """The factor capacity puts on the member's weight (:func:`shared.capacity.free_share`);
     None when it reports no quota."""
     counted = pods_and_quota(obs)
-    return None if counted is None else free_share(*counted, pod_headroom, pending)
+    return None if counted is None else free_share(*counted, pod_headroom)
 
 
 def heartbeat_too_old(
@@ -135,8 +133,7 @@ def state_may_change(
         return before is not after
     if (before.status, before.reasons) != (after.status, after.reasons):
         return True
-    if (full_reason(old, pod_headroom) is None) != (full_reason(new, pod_headroom) is None):
-        return True
+    # A share of 0 is full (no quota: None, never full), so fullness moves with the share.
     return capacity_share(old, pod_headroom) != capacity_share(new, pod_headroom)
 
 

@@ -15,7 +15,6 @@ from shared.capacity import (
     free_share,
     headroom_pods,
     room,
-    rooms,
 )
 from shared.evaluate import evaluate
 from tests.support.builders import NOW, make_config, make_obs
@@ -38,26 +37,19 @@ def test_a_quota_20_member_with_a_10_percent_headroom_takes_launches_until_18_po
     assert free_share(18, 20, "10%") == 0.0
 
 
-@given(
-    pods=st.integers(0, 600),
-    quota=quotas,
-    headroom=headrooms,
-    pending=st.integers(0, 600),
-)
+@given(pods=st.integers(0, 600), quota=quotas, headroom=headrooms)
 def test_the_free_share_is_the_free_pods_over_the_quota_in_twentieths_rounded_up(
-    pods: int, quota: int, headroom: int | str, pending: int
+    pods: int, quota: int, headroom: int | str
 ) -> None:
-    free = free_pods(pods, quota, headroom, pending)
-    share = free_share(pods, quota, headroom, pending)
+    free = free_pods(pods, quota, headroom)
+    share = free_share(pods, quota, headroom)
     assert 0.0 <= share <= 1.0
     assert (share == 0.0) == (free <= 0)
     assert share * STEPS == int(share * STEPS)  # a whole number of steps
     if free > 0:
         exact = Fraction(free, quota)
         assert exact <= Fraction(share).limit_denominator(STEPS) < exact + Fraction(1, STEPS)
-    # more pods or more launches in flight never free capacity
-    assert free_share(pods + 1, quota, headroom, pending) <= share
-    assert free_share(pods, quota, headroom, pending + 1) <= share
+    assert free_share(pods + 1, quota, headroom) <= share  # more pods never free capacity
 
 
 @given(
@@ -92,15 +84,9 @@ def test_two_routers_share_18_free_pods_nine_each() -> None:
     assert room(0, 20, "10%", 9, 2) == 0
 
 
-def test_rooms_leave_out_members_without_pods_or_quota() -> None:
-    members = {"a": (0, 20), "b": (None, 20), "c": (5, None)}
-    assert rooms(members, "10%", SentLaunches({"a": 3}, 2)) == {"a": 6}
-
-
 def test_a_router_alone_has_every_free_pod_less_its_own_launches_as_room() -> None:
-    members = {"a": (0, 20), "d": (10, 20)}  # 18 and 8 free; 3 launches sent to a only
-    assert rooms(members, "10%", SentLaunches({"a": 3})) == {"a": 15, "d": 8}
-    assert rooms(members, "10%", SentLaunches({"a": 3}, routers=0)) == {"a": 15, "d": 8}
+    assert room(0, 20, "10%", 3, 1) == 15  # 18 free, 3 launches sent
+    assert room(10, 20, "10%", 0, 1) == 8
 
 
 def test_the_view_weighs_a_member_by_its_free_share() -> None:
