@@ -86,7 +86,14 @@ sys.path.insert(0, str(ROOT))
 
 import balance_day  # noqa: E402
 import detection  # noqa: E402
-from common import arguments, checker_and_routers, publish_snapshot, redis_server  # noqa: E402
+from common import (  # noqa: E402
+    arguments,
+    checker_and_routers,
+    git,
+    publish_snapshot,
+    redis_server,
+    tree_at,
+)
 
 from fedredirect.dev import wait_until  # noqa: E402
 from fedredirect.simulator import MemberServer, MemberSimState, versions_payload  # noqa: E402
@@ -491,13 +498,7 @@ def part_cost(args: argparse.Namespace, workdir: Path) -> tuple[list[Goal], Any]
     n, repeats, rounds = (10_000, 1, 1) if args.quick else (100_000, 3, 2)
     first = git("log", "--reverse", "--format=%H", "-i", f"--grep={BASELINE_GREP}").split()[0]
     baseline = git("rev-parse", "--short", f"{first}^").strip()
-    old = workdir / "before"
-    old.mkdir()
-    archive = subprocess.run(
-        ["git", "archive", baseline, "bench", "checker", "fedredirect", "router", "shared"],
-        cwd=ROOT, capture_output=True, check=True,
-    )  # fmt: skip
-    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+    old = tree_at(baseline, workdir / "before")
     now_runs: list[dict[str, list[float]]] = []
     old_runs: list[dict[str, list[float]]] = []
     failure = None
@@ -544,12 +545,6 @@ def part_cost(args: argparse.Namespace, workdir: Path) -> tuple[list[Goal], Any]
     for goal in goals:
         print(f"  {goal.goal}: {goal.measured}")
     return goals, {"baseline": baseline, "now": now_runs, "before": old_runs, "failure": failure}
-
-
-def git(*args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
 
 
 def part_soak(args: argparse.Namespace, workdir: Path) -> tuple[list[Goal], Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +16,27 @@ from fedredirect.dev import child, fedredirect_command, find_redis_server, free_
 from shared.config import FederationConfig
 from shared.records import CheckerHeartbeat, MemberObservation
 from shared.store import Store, connect
+
+#: The checkout the benches run from.
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def git(*args: str) -> str:
+    """What ``git ARGS`` prints, run in this checkout."""
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def tree_at(rev: str, into: Path) -> Path:
+    """The product and its benches as they were at ``rev``, extracted into ``into``: what a
+    bench measures this tree against."""
+    into.mkdir(parents=True, exist_ok=True)
+    paths = ["bench", "checker", "fedredirect", "router", "shared"]
+    archive = subprocess.run(
+        ["git", "archive", rev, *paths], cwd=ROOT, capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
 
 
 def arguments(

@@ -20,15 +20,16 @@ order of the trees swapped each round, so drift hits both alike).
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-from common import arguments
+from common import ROOT, arguments, git, tree_at
 
-ROOT = Path(__file__).resolve().parent.parent
 #: Who, in the older tree too, builds a router from a snapshot and sends it launches.
 RUN = """\
 import asyncio, json, sys, time
@@ -85,11 +86,6 @@ print(json.dumps({"us_per_launch": seconds / launches * 1e6,
 """
 
 
-def git(*args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True)
-    return done.stdout
-
-
 def before_rejudge() -> str:
     """The commit before the first that judges only the members whose launches moved."""
     first = git("log", "--reverse", "--format=%H", "-S", "def rejudge(", "--", "shared/keeper.py")
@@ -107,24 +103,8 @@ def run(tree: Path, members: int, launches: int) -> dict[str, float]:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = arguments(__doc__, quick="a short smoke run", json=True)
-    p.add_argument("--members", type=int, default=1000, help="members in the federation")
-    p.add_argument("--launches", type=int, default=20_000, help="launches a run")
-    p.add_argument("--rounds", type=int, default=3, help="runs of each tree, in turns")
-    p.add_argument("--before", default=None, help="the older tree's commit (default: above)")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.members, args.launches, args.rounds = 200, 4000, 1
-    before = args.before or before_rejudge()
-    old = Path(f"/tmp/fill-up-{before}")
-    if not old.exists():
-        old.mkdir(parents=True)
-        archive = subprocess.run(
-            ["git", "archive", before, "router", "shared", "fedredirect", "checker"],
-            cwd=ROOT, capture_output=True, check=True,
-        )  # fmt: skip
-        subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+def measure(before: str, old: Path, args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
+    """Each tree's runs, in turns, the order swapped each round; printed as they come."""
     print(f"fill_up: {args.members} members, {args.launches} launches a run, this tree "
           f"against {before}", flush=True)  # fmt: skip
     runs: dict[str, list[dict[str, float]]] = {"this tree": [], before: []}
@@ -136,6 +116,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  round {r + 1}: {name:<10} {got['us_per_launch']:>9.1f} µs a launch, "
                   f"{got['evaluations']:.0f} evaluations, {got['full']:.0f} members full",
                   flush=True)  # fmt: skip
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = arguments(__doc__, quick="a short smoke run", json=True)
+    p.add_argument("--members", type=int, default=1000, help="members in the federation")
+    p.add_argument("--launches", type=int, default=20_000, help="launches a run")
+    p.add_argument("--rounds", type=int, default=3, help="runs of each tree, in turns")
+    p.add_argument("--before", default=None, help="the older tree's commit (default: above)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.members, args.launches, args.rounds = 200, 4000, 1
+    before = args.before or before_rejudge()
+    with tempfile.TemporaryDirectory() as tmp:
+        old = tree_at(before, Path(tmp))
+        runs = measure(before, old, args)
     ratios = [
         o["us_per_launch"] / n["us_per_launch"]
         for o, n in zip(runs[before], runs["this tree"], strict=True)
