@@ -39,6 +39,8 @@ from shared.status import RECENT_WINDOW, LaunchCounts, launch_counts, status_doc
 from shared.store import DEFAULT_PREFIX, Snapshot, Store, connect
 from shared.timeline import DEFAULT_WINDOW, WINDOWS
 
+#: How long a router waits for its first view before it serves without one.
+FIRST_READ_SECONDS = 5.0
 #: How long the lifespan shutdown waits for its background tasks once cancelled.
 TASK_STOP_SECONDS = 5.0
 
@@ -237,6 +239,7 @@ async def lifespan(api: FastAPI) -> AsyncIterator[None]:
     tasks = []
     if router.store is not None:
         store = router.store
+        await router.holder.first_read(FIRST_READ_SECONDS)
         tasks.append(router.holder.run())
         counts = router.redirect
         tasks.append(record_launches(store, lambda: counts.counts, router.history_cap))

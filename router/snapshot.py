@@ -81,6 +81,23 @@ class SnapshotHolder(ViewKeeper):
         self.synced_at = self.clock()
         return True
 
+    async def first_read(self, timeout: float) -> None:
+        """Read the store once before serving, so a new replica or a restarted worker answers
+        from a view from its first request; a store that cannot be read within ``timeout``
+        is left to :meth:`run`, which keeps trying (until then: 503 with the reason)."""
+        assert self.store is not None
+        held = self.snapshot
+        try:
+            async with asyncio.timeout(timeout):
+                await self.sync_once()
+        except TimeoutError:
+            self.sync_error = f"the store did not answer in {timeout:g}s"
+        except Exception as exc:  # the store's own: run() keeps trying
+            self.sync_error = f"{type(exc).__name__}: {exc}"
+        if self.sync_error is not None:
+            log.warning("serving with no view yet: %s", self.sync_error)
+        self.refresh(held)
+
     def _timeout(self) -> float:
         """How long to wait for a message: the poll interval, or less to meet a deadline."""
         remaining = self.wake_at() - self.clock()

@@ -110,8 +110,9 @@ def test_three_workers_serve_one_port_and_metrics_add_up(
             "a new worker in place of the killed one",
         )
         assert router.poll() is None
-        for i in range(30):
-            client.get(f"/build/gh/org/again{i}/HEAD")
+        for i in range(30):  # the new worker read its view before it took any
+            response = client.get(f"/build/gh/org/again{i}/HEAD")
+            assert response.status_code == 307, response.text
         wait_for(lambda: scrape(client) == LAUNCHES + 30, 10, "the total after a restart")
         assert {scrape(client) for _ in range(2 * WORKERS)} == {LAUNCHES + 30}
 
