@@ -236,7 +236,7 @@ ROUTES: list[BaseRoute] = [
 async def lifespan(api: FastAPI) -> AsyncIterator[None]:
     """Sync the view and keep launch counts while serving; close what create_app opened."""
     router: Router = api.state.router
-    tasks = []
+    tasks = [router.redirect.load.run()]  # launches leave the bounded window on time
     if router.store is not None:
         store = router.store
         await router.holder.first_read(FIRST_READ_SECONDS)

@@ -4,10 +4,11 @@ A table is built from a :class:`~shared.evaluate.View` when what decides a launc
 (targets, load balancer, fallback or outage, cookie age), not whenever the view does. It
 holds each target as header bytes, the sticky-cookie check as a dict lookup, and a bounded
 cache by launch path and by key of the balancer's decision (``rendezvous``) or of the
-repository's order (``bounded``: each launch walks it against this router's recent
-launches, :class:`LoadBound`, which outlives the table). The decisions themselves are the
-core's pure functions (:func:`shared.evaluate.balance`, :func:`shared.evaluate.sticky_decision`,
-:func:`shared.bounded.first_within_bound`); this module only remembers them. A launch to a
+repository's order (``bounded``: a launch goes to its first member while that member has
+room below its bound in this router's recent launches, :class:`LoadBound`, which outlives
+the table; else the order is walked). The decisions themselves are the core's pure
+functions (:func:`shared.evaluate.balance`, :func:`shared.evaluate.sticky_decision`,
+:class:`shared.bounded.LaunchWindow`); this module only remembers them. A launch to a
 member that reports its pods and quota also takes one from the room this router has left
 for it (:mod:`router.sent`): the launch that uses it up has the view evaluated again at
 once, so the member is full for the next one.
@@ -22,6 +23,7 @@ so a launch page on another site sees the real status (a 503, say), not a networ
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 import time
@@ -32,8 +34,8 @@ from typing import Any
 from router.sent import LaunchCounts, Sent
 from shared.balance import cache_key, repo_path, still_first
 from shared.bounded import (
-    Candidate,
     LaunchWindow,
+    Load,
     RecentLaunches,
     member_loads,
     rendezvous_order,
@@ -149,13 +151,14 @@ class Route:
 
 class Order:
     """A repository's order (``bounded``): its first :data:`ORDER_KEPT` members, each with
-    its limit and its route, and the cache key to compute the rest from."""
+    its part of the window and its route, and the cache key to compute the rest from."""
 
-    __slots__ = ("candidates", "key", "routes")
+    __slots__ = ("first", "key", "loads", "routes")
 
-    def __init__(self, key: str, candidates: tuple[Candidate, ...], routes: tuple[Route, ...]):
+    def __init__(self, key: str, loads: tuple[Load, ...], routes: tuple[Route, ...]):
         self.key = key
-        self.candidates = candidates
+        self.loads = loads
+        self.first = loads[0]
         self.routes = routes
 
 
@@ -168,12 +171,20 @@ class LoadBound:
     def __init__(self, clock: Callable[[], float], seconds: float = 60.0) -> None:
         self.clock = clock
         self.window = LaunchWindow(seconds)
+        self.window.advance(clock())  # its first bucket: a launch before would leave at once
         self.passed_over: defaultdict[str, int] = defaultdict(int)
 
     def count(self, member: str) -> None:
         """One launch to ``member`` now (a cookie's: honoured, and counted all the same)."""
         self.window.advance(self.clock())
         self.window.add(member)
+
+    async def run(self) -> None:
+        """Forever: move the window every step. A launch that its member's room takes does
+        not read the clock, so this is what makes launches leave the window on time."""
+        while True:
+            await asyncio.sleep(self.window.step)
+            self.window.advance(self.clock())
 
     def recent(self, view: View) -> RecentLaunches:
         """Each member's part of the window now, under ``view``'s targets and factor."""
@@ -240,7 +251,8 @@ class RoutingTable:
         if view.config.load_balancer == "bounded":
             self.bounded = self.load
             self.load.fit(view)
-            self._candidates: dict[str, Candidate] = {}  # member -> its limit, once a table
+            factor = view.config.bounded_load.factor
+            self.window.set_limits(dict(with_limits(view.targets, factor)))
         tail = f"; Max-Age={view.config.cookie_max_age_seconds}; HttpOnly; SameSite=Lax"
         self.cookie_tail = tail.encode("ascii")
         self.cookie_tail_secure = self.cookie_tail + b"; Secure"
@@ -337,28 +349,28 @@ class RoutingTable:
         targets = rendezvous_order(key, self.view.targets)[:kept]
         if not targets:
             return None
-        known = self._candidates
-        if len(known) < len(self.view.targets):  # each member's limit, once a table
-            factor = self.view.config.bounded_load.factor
-            known.update((c.member, c) for c in with_limits(self.view.targets, factor))
         reason = balancer_reason(self.view)
         routes = tuple(self.route(Decision(t.name, t.url, reason)) for t in targets)
-        return Order(key, tuple(known[t.name] for t in targets), routes)
+        return Order(key, tuple(self.window.load(t.name) for t in targets), routes)
 
-    def passed_over(self, order: Order, chosen: int | None) -> Route:
-        """The route of a launch (``bounded``) that passes over the first ``chosen``
-        members of ``order`` (None: every member kept, so the rest of its order is
-        computed), counting them. :meth:`answer` takes the first member itself."""
-        if chosen is None:  # past the members kept: the whole order (or, in none, its first)
+    def walk(self, order: Order) -> Route:
+        """The route of a launch (``bounded``) whose order's first member has no room left:
+        the window moved to now, and the first of the order below its bound taken
+        (:meth:`LaunchWindow.take`; past the members kept, the rest of the order computed;
+        in none, its first), the members passed over counted."""
+        window = self.window
+        window.advance(self.clock())
+        chosen = window.take(order.loads)
+        if chosen is None:
             whole = self.order(order.key, len(self.view.targets))
             assert whole is not None
             order = whole
-            chosen = self.window.take(order.candidates, self.clock())
+            chosen = window.take(order.loads)
             if chosen is None:
                 chosen = 0
-                self.window.add(order.candidates[0].member)
-        for member, _limit in order.candidates[:chosen]:
-            self.load.passed_over[member] += 1
+                window.add(order.first.member)
+        for load in order.loads[:chosen]:
+            self.load.passed_over[load.member] += 1
         return order.routes[chosen]
 
     def decide(self, path: str, u: float) -> Route | None:
@@ -405,8 +417,14 @@ class RoutingTable:
                 order: Order | None = entry[1]
                 if order is None:
                     return NOBODY
-                chosen = self.window.take(order.candidates, self.clock())  # and counted
-                route = order.routes[0] if chosen == 0 else self.passed_over(order, chosen)
+                first = order.first
+                if first.room > 0:  # the rule chooses it: counted (LaunchWindow.add)
+                    first.room -= 1
+                    first.taken += 1
+                    self.window.taken += 1
+                    route = order.routes[0]
+                else:
+                    route = self.walk(order)
             else:
                 route = self.decide(path.decode(), self.draw())
             if route is None:

@@ -137,27 +137,102 @@ def member_loads(
     return loads
 
 
+#: The room of a member whose limit is 1 or more: its bound never stops it.
+UNBOUNDED = 1 << 62
+
+
+def room(limit: float, launches: int, total: int) -> int:
+    """How many launches in a row a member with ``launches`` of the window's ``total`` may
+    take while below its bound: the number of ``j >= 0`` with ``launches + j < limit x
+    (total + j + 1)``, its own launches counted in the total as they come. Others' launches
+    only raise its bound, so it may take at least that many before one has to look again.
+    Compared as :func:`first_within_bound` compares, so the room never promises a launch
+    the rule would refuse."""
+    if limit >= 1.0:
+        return UNBOUNDED
+    j = max(0, math.ceil((limit * (total + 1) - launches) / (1.0 - limit)))
+    while j > 0 and not launches + j - 1 < limit * (total + j):  # rounding: one too many
+        j -= 1
+    while launches + j < limit * (total + j + 1):  # rounding: one too few
+        j += 1
+    return j
+
+
+class Load:
+    """One member's part of a :class:`LaunchWindow`: its ``limit`` (factor x its weighted
+    share, 0 while it is no target), the launches counted to it since the window began
+    (``taken``) and when the window's oldest bucket began (``base``), and its ``room``
+    (:func:`room`). A router takes a launch for the member while the room is above 0 by
+    counting it alone (:meth:`LaunchWindow.add`, written out): the rule would choose it."""
+
+    __slots__ = ("base", "limit", "member", "room", "taken")
+
+    def __init__(self, member: str) -> None:
+        self.member = member
+        self.limit = 0.0
+        self.taken = 0
+        self.base = 0
+        self.room = 0
+
+    @property
+    def launches(self) -> int:
+        """Its launches in the window."""
+        return self.taken - self.base
+
+
 class LaunchWindow:
-    """This router's launches per member over the last ``seconds``, kept in :data:`STEPS`
-    buckets of counts per member (so its memory grows with the members, never with the
-    launches): :meth:`advance` forgets the buckets that have left the window, :meth:`add`
-    and :meth:`take` count a launch in the newest. Each is O(1) amortised (a bucket is
-    forgotten once, for the launches that filled it). Fed the time, never reading a
-    clock; a time earlier than one seen before forgets nothing and starts no bucket, so a
-    clock stepping back loses no launch."""
+    """This router's launches per member over the last ``seconds``, moved by :meth:`advance`
+    in :data:`STEPS` buckets: each bucket keeps every member's count as it began (so its
+    memory grows with the members, never with the launches), and a bucket that has left
+    the window moves the window's start to the next. :meth:`add` and :meth:`take` count a
+    launch; each call is O(1) amortised but :meth:`advance`'s, which is O(members) once a
+    step. Fed the time, never reading a clock; a time earlier than one seen before forgets
+    nothing and starts no bucket, so a clock stepping back loses no launch."""
 
     def __init__(self, seconds: float) -> None:
-        # Plain dicts, not defaultdicts: CPython specialises a dict's lookups and stores to
-        # its exact type, and take() makes four a launch (docs/benchmarks.md, issue 18 cost).
-        #: launches per member in the window (only members with some)
-        self.counts: dict[str, int] = {}
-        self.total = 0
-        self._newest: dict[str, int] = {}  # the bucket launches go in
+        #: each member's :class:`Load`, in the order they came (a bucket lists their counts
+        #: in this order)
+        self.loads: dict[str, Load] = {}
+        #: every launch counted since the window began
+        self.taken = 0
+        self._base_taken = 0  # ... when its oldest bucket began
         self._newest_end = -math.inf  # launches before any advance() leave at the first
-        #: (the instant it ends, its launches per member), oldest first
-        self._buckets = deque([(self._newest_end, self._newest)])
+        #: (the instant it ends, each member's taken and the launches taken as it began),
+        #: oldest first
+        self._buckets: deque[tuple[float, tuple[int, ...], int]] = deque([(-math.inf, (), 0)])
         self.due: float  # the instant from which advance() has something to do
         self.resize(seconds)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Launches per member in the window (only members with some)."""
+        return {m: n for m, load in self.loads.items() if (n := load.taken - load.base)}
+
+    @property
+    def total(self) -> int:
+        """Launches in the window, to every member."""
+        return self.taken - self._base_taken
+
+    def load(self, member: str) -> Load:
+        """``member``'s part of the window (a new one: no launch, no limit)."""
+        found = self.loads.get(member)
+        if found is None:
+            found = self.loads[member] = Load(member)
+        return found
+
+    def set_limits(self, limits: Mapping[str, float]) -> None:
+        """Each member's limit (a new view's targets or factor; 0 for any other member), and
+        with it its room."""
+        for member in limits:
+            self.load(member)
+        for member, load in self.loads.items():
+            load.limit = limits.get(member, 0.0)
+        self._fit_rooms()
+
+    def _fit_rooms(self) -> None:
+        total = self.total
+        for load in self.loads.values():
+            load.room = room(load.limit, load.taken - load.base, total)
 
     def resize(self, seconds: float) -> None:
         """Keep launches for ``seconds`` from now on (a config reload), forgetting none."""
@@ -166,53 +241,43 @@ class LaunchWindow:
         self.due = -math.inf
 
     def advance(self, now: float) -> None:
-        """Move the window to ``now``: forget the buckets that ended ``seconds`` or more
-        before it, and start a new bucket, ``step`` long, once the newest has ended."""
+        """Move the window to ``now``: start a new bucket, ``step`` long, once the newest
+        has ended, and forget the buckets that ended ``seconds`` or more before ``now``
+        (then every room is fitted again: the window's total fell)."""
         if now < self.due:
             return
-        buckets, counts = self._buckets, self.counts
-        horizon = now - self.seconds
-        while buckets and buckets[0][0] <= horizon:
-            for member, n in buckets.popleft()[1].items():
-                left = counts[member] - n
-                if left:
-                    counts[member] = left
-                else:
-                    del counts[member]
-                self.total -= n
+        buckets = self._buckets
         if now >= self._newest_end:
             self._newest_end = now + self.step
-            self._newest = {}
-            buckets.append((self._newest_end, self._newest))
+            began = tuple([load.taken for load in self.loads.values()])
+            buckets.append((self._newest_end, began, self.taken))
+        horizon = now - self.seconds
+        if buckets[0][0] <= horizon:
+            while buckets[0][0] <= horizon:  # the newest ends after now: never forgotten
+                buckets.popleft()
+            _, began, self._base_taken = buckets[0]
+            for i, load in enumerate(self.loads.values()):
+                load.base = began[i] if i < len(began) else 0  # came later: had none then
+            self._fit_rooms()
         self.due = min(self._newest_end, buckets[0][0] + self.seconds)
 
     def add(self, member: str) -> None:
-        """Count one launch to ``member`` at the time last given to :meth:`advance`."""
-        newest, counts = self._newest, self.counts
-        newest[member] = newest.get(member, 0) + 1
-        counts[member] = counts.get(member, 0) + 1
-        self.total += 1
+        """Count one launch to ``member`` (in the newest bucket)."""
+        load = self.load(member)
+        load.taken += 1
+        load.room -= 1
+        self.taken += 1
 
-    def take(self, order: Sequence[Candidate], now: float) -> int | None:
-        """:func:`first_within_bound` of ``order`` against this window moved to ``now``,
-        and the launch counted to the member it names (none counted when it names none).
-        The same comparison, written out once more: the router makes this one call a
-        launch, where moving the window, the rule and :meth:`add` would be three."""
-        if now >= self.due:
-            self.advance(now)
-        counts, places = self.counts, self.total + 1
-        # Walked by index, each count read once: a for loop makes an iterator a launch, and
-        # unpacking a NamedTuple another (docs/benchmarks.md, issue 18 cost).
-        i, end = 0, len(order)
-        while i < end:
-            candidate = order[i]
-            member = candidate[0]
-            launches = counts.get(member, 0)
-            if launches < candidate[1] * places:
-                newest = self._newest
-                newest[member] = newest.get(member, 0) + 1
-                counts[member] = launches + 1
-                self.total = places
+    def take(self, order: Sequence[Load]) -> int | None:
+        """:func:`first_within_bound` of ``order`` (its members' limits) against this
+        window, and the launch counted to the member it names, whose room is fitted again
+        (none counted when it names none)."""
+        places = self.taken - self._base_taken + 1
+        for i, load in enumerate(order):
+            launches = load.taken - load.base
+            if launches < load.limit * places:
+                load.taken += 1
+                self.taken += 1
+                load.room = room(load.limit, launches + 1, places)
                 return i
-            i += 1
         return None

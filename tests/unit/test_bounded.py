@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -13,14 +14,17 @@ from hypothesis import strategies as st
 from shared.balance import Target, rendezvous_pick, rendezvous_score
 from shared.bounded import (
     STEPS,
+    UNBOUNDED,
     Candidate,
     LaunchWindow,
+    Load,
     MemberLoad,
     bound,
     bounded_pick,
     first_within_bound,
     member_loads,
     rendezvous_order,
+    room,
     with_limits,
 )
 from tests.support.builders import target
@@ -350,6 +354,12 @@ def test_the_window_holds_the_last_seconds_and_nothing_a_step_older(
         assert window.total == sum(counted.values()) and 0 not in counted.values()
 
 
+def loads_of(window: LaunchWindow, order: Sequence[Candidate]) -> list[Load]:
+    """``order``'s members' parts of ``window``, with its limits (every other member: 0)."""
+    window.set_limits({c.member: c.limit for c in order})
+    return [window.load(c.member) for c in order]
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     limits=st.lists(st.floats(0.0, 2.0), min_size=1, max_size=4),
@@ -362,7 +372,7 @@ def test_take_is_the_rule_and_counts_the_launch(limits: list[float], launched: l
     order = [Candidate(NAMES[i], limit) for i, limit in enumerate(limits)]
     before, total = dict(window.counts), window.total
     expected = first_within_bound(order, before, total)
-    assert window.take(order, 1.0) == expected
+    assert window.take(loads_of(window, order)) == expected
     if expected is None:
         assert window.counts == before and window.total == total
     else:
@@ -373,39 +383,97 @@ def test_take_is_the_rule_and_counts_the_launch(limits: list[float], launched: l
         assert window.total == 0 and window.counts == {}
 
 
-def test_a_take_as_the_oldest_bucket_leaves_no_longer_counts_its_launches() -> None:
-    """A launch a step older than the window is never counted, also by the take that comes
-    the instant its bucket leaves the window."""
-    window = LaunchWindow(50.0)  # steps of 1 s
-    assert window.take([Candidate("alpha", 1.0)], 0.0) == 0  # its bucket ends at 1.0
-    assert window.take([Candidate("beta", 1.0)], 50.5) == 0
-    assert window.take([Candidate("gamma", 1.0)], 51.0) == 0  # alpha now 51 s old
-    assert window.counts == {"beta": 1, "gamma": 1} and window.total == 2
+def test_a_take_names_the_first_below_its_bound_and_counts_it_alone() -> None:
+    window = LaunchWindow(60.0)
+    window.advance(0.0)
+    for member, n in (("alpha", 10), ("beta", 8)):
+        for _ in range(n):
+            window.add(member)
+    alpha, beta, gamma = loads_of(window, with_limits(THREE, 1.25))  # 0.52, 0.42, 0.31
+    assert (alpha.room, beta.room) == (0, 0)  # 10 of 19 (9.9), 8 of 19 (7.9): at their bounds
+    assert window.take([alpha, beta, gamma]) == 2
+    assert window.counts == {"alpha": 10, "beta": 8, "gamma": 1} and window.total == 19
+    assert gamma.room == 8  # 1 + j < 0.3125 x (20 + j) up to j = 7
 
 
 def test_take_of_an_empty_order_counts_nothing() -> None:
     window = LaunchWindow(60.0)
     launch(window, 1.0)
-    assert window.take((), 2.0) is None
+    assert window.take(()) is None
     assert window.counts == {"alpha": 1} and window.total == 1
+
+
+# --- rooms ------------------------------------------------------------------------------------
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    limit=st.one_of(st.floats(0.0, 1.5), st.sampled_from([0.0, 0.25, 0.5, 1 / 3, 0.999, 1.0])),
+    launches=st.integers(0, 10_000),
+    others=st.integers(0, 10_000),
+)
+def test_a_room_is_the_launches_in_a_row_the_rule_allows(
+    limit: float, launches: int, others: int
+) -> None:
+    total = launches + others
+    r = room(limit, launches, total)
+    if limit >= 1.0:
+        assert r == UNBOUNDED
+        return
+    assert r >= 0
+    for j in (0, r - 1, r // 2):  # the first, the last and one between are allowed
+        if 0 <= j < r:
+            assert launches + j < limit * (total + j + 1)
+    assert not launches + r < limit * (total + r + 1)  # the next one is not
+
+
+def test_rooms_by_hand() -> None:
+    assert room(0.5, 0, 0) == 1  # 0 < 0.5; then 1 of 2: not below 1.0
+    assert room(0.5, 2, 10) == 7  # 2 + j < 0.5 x (11 + j) up to j = 6
+    assert room(0.5, 6, 10) == 0  # 6 is past 5.5
+    assert room(0.0, 0, 5) == 0  # no target
+    assert room(1.0, 99, 99) == UNBOUNDED
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    factor=st.sampled_from([1.0, 1.25, 2.0]),
-    launches=st.lists(st.tuples(st.floats(0.0, 3.0), st.permutations(THREE)), max_size=80),
+    factor=st.sampled_from([1.0, 1.05, 1.25, 2.0]),
+    events=st.lists(
+        st.tuples(
+            st.floats(0.0, 3.0),
+            st.permutations(THREE),
+            st.sampled_from(["launch", "launch", "launch", "sticky", "advance"]),
+        ),
+        max_size=150,
+    ),
 )
-def test_a_stream_of_takes_follows_the_rule_launch_by_launch(
-    factor: float, launches: list[tuple[float, list[Target]]]
+def test_a_launch_its_first_members_room_takes_is_the_rules_pick(
+    factor: float, events: list[tuple[float, list[Target], str]]
 ) -> None:
-    """Launches over time, each walking its own order (hot members passed over as their
-    counts grow): every take names what the rule names for the window just before it."""
+    """The router's way: a launch goes to its order's first while its room is above 0
+    (counted alone, moving nothing), else the window is moved and walked. Every launch
+    names what the rule names for the window as it stands; sticky launches may go past a
+    bound, and the window moves between launches too."""
     window = LaunchWindow(6.0)
+    window.set_limits(dict(with_limits(THREE, factor)))
     now = 0.0
-    for gap, targets in launches:
+    for gap, targets, kind in events:
         now += gap
-        order = with_limits(targets, factor)
-        window.advance(now)
-        expected = first_within_bound(order, dict(window.counts), window.total)
-        assert window.take(order, now) == expected
-        assert expected is not None  # the bounds add up to more than the window holds
+        loads = [window.load(t.name) for t in targets]
+        if kind == "advance":
+            window.advance(now)
+        elif kind == "sticky":
+            window.add(targets[0].name)
+        else:
+            order = [Candidate(t.name, load.limit) for t, load in zip(targets, loads, strict=True)]
+            if loads[0].room > 0:
+                assert first_within_bound(order, window.counts, window.total) == 0
+                window.add(targets[0].name)
+            else:
+                window.advance(now)
+                expected = first_within_bound(order, window.counts, window.total)
+                assert window.take(loads) == expected
+                assert expected is not None  # the bounds add up to more than the window holds
+        for load in window.loads.values():  # every room is what it promises
+            counts, total = window.counts, window.total
+            assert (load.room > 0) <= (counts.get(load.member, 0) < load.limit * (total + 1))

@@ -4,6 +4,7 @@ outliving every table."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
@@ -204,7 +205,7 @@ def test_the_cache_keeps_one_order_per_repository_and_stays_bounded() -> None:
         assert len(table.paths) <= 20 and len(table.keys) <= 20
     _, kept = table.entry(b"/build/gh/org/repo7/HEAD")
     assert kept is table.entry(b"/build/gh/org/repo7/main")[1]
-    assert len(kept.routes) == ORDER_KEPT == len(kept.candidates)
+    assert len(kept.routes) == ORDER_KEPT == len(kept.loads)
 
 
 def test_a_table_without_a_router_keeps_its_own_window() -> None:
@@ -229,3 +230,27 @@ def test_what_pages_read_is_sized_by_the_config_before_any_launch() -> None:
     assert load.recent(view).loads["alpha"].launches == 3
     clock.at += 13.0  # past the window and its last step
     assert load.recent(view).launches == 0
+
+
+def test_launches_leave_the_window_on_time_with_no_launch_to_move_it() -> None:
+    """A launch its member's room takes reads no clock: the router's own task moves the
+    window every step, so a quiet router's launches leave on time all the same."""
+    clock = Clock()
+    load = LoadBound(clock, seconds=0.5)  # steps of 10 ms
+    table = RoutingTable(bounded(bounded_load={"window": 0.5}), load=load)
+    for _ in range(5):
+        member_of(table, HOT)
+    assert load.window.total == 5
+    clock.at += 0.52  # past the window and its last step
+
+    async def until_empty() -> None:
+        task = asyncio.create_task(load.run())
+        try:
+            async with asyncio.timeout(5):
+                while load.window.total:
+                    await asyncio.sleep(0.005)
+        finally:
+            task.cancel()
+
+    asyncio.run(until_empty())
+    assert load.window.counts == {}
