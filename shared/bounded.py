@@ -161,9 +161,10 @@ def room(limit: float, launches: int, total: int) -> int:
 class Load:
     """One member's part of a :class:`LaunchWindow`: its ``limit`` (factor x its weighted
     share, 0 while it is no target), the launches counted to it since the window began
-    (``taken``) and when the window's oldest bucket began (``base``), and its ``room``
-    (:func:`room`). A router takes a launch for the member while the room is above 0 by
-    counting it alone (:meth:`LaunchWindow.add`, written out): the rule would choose it."""
+    (``taken``; ``base`` of them as the window's oldest bucket began, so ``taken - base``
+    are in the window), and its ``room`` (:func:`room`). A router takes a launch for the
+    member while the room is above 0 by counting it alone (:meth:`LaunchWindow.add`,
+    written out): the rule would choose it."""
 
     __slots__ = ("base", "limit", "member", "room", "taken")
 
@@ -173,11 +174,6 @@ class Load:
         self.taken = 0
         self.base = 0
         self.room = 0
-
-    @property
-    def launches(self) -> int:
-        """Its launches in the window."""
-        return self.taken - self.base
 
 
 class LaunchWindow:
