@@ -17,6 +17,12 @@ _prefixes = itertools.count()
 
 
 @pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """The event loop of every async test: asyncio, as the checker and router run on."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A real redis-server on 127.0.0.1 for the whole session (never a mock)."""
     with redis_server() as url:

@@ -25,11 +25,6 @@ from tests.support.members import running_members
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def config_for(servers: dict[str, MemberServer], **check: Any) -> Any:
     settings = {"period": 0.3, "timeout": 1.5, "jitter": 0.0, "retries": 2, "failed_period": 60}
     settings.update(check)

@@ -25,11 +25,6 @@ from tests.support.members import running_members
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def published_state(store: Store, name: str) -> str | None:
     """The member's state in the view a router would serve from the store now."""
     snapshot = await store.read()

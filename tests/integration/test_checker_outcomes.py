@@ -33,11 +33,6 @@ PERIOD = 0.3
 OUTCOMES = {"window": 1.0, "min_launches": 10, "base_ejection": 1.0, "max_ejection": 2.0}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @contextlib.contextmanager
 def launch_members(*names: str) -> Iterator[dict[str, LaunchMember]]:
     with contextlib.ExitStack() as stack:

@@ -31,11 +31,6 @@ SLOW_START = 100.0
 WEIGHTS = {"a": 10.0, "b": 30.0, "c": 20.0}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Clock:
     """The checker's wall clock, moved by the test."""
 

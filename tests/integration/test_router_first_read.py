@@ -21,11 +21,6 @@ MEMBERS = {"alpha": "http://127.0.0.1:9001", "beta": "http://127.0.0.1:9002"}
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def published(redis_url: str, key_prefix: str) -> AsyncIterator[Store]:
     """The store as a checker leaves it: two healthy members of one version, a heartbeat."""
     store = Store(connect(redis_url), key_prefix)

@@ -21,11 +21,6 @@ INTERVAL = 0.5  # counted out after 1.5 s
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def store(redis_url: str, key_prefix: str) -> AsyncIterator[Store]:
     store = Store(connect(redis_url), key_prefix)
     yield store

@@ -24,11 +24,6 @@ NAMES = [f"m{i}" for i in range(50)]
 T0 = 1_700_000_000.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def own_redis() -> Iterator[str]:
     with redis_server("fedredirect-store-") as url:  # commands counted: no other test's
