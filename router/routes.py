@@ -153,12 +153,12 @@ class Order:
     """A repository's order (``bounded``): its first :data:`ORDER_KEPT` members, each with
     its part of the window and its route, and the cache key to compute the rest from."""
 
-    __slots__ = ("first", "key", "loads", "routes")
+    __slots__ = ("first", "key", "loads", "route", "routes")
 
     def __init__(self, key: str, loads: tuple[Load, ...], routes: tuple[Route, ...]):
         self.key = key
         self.loads = loads
-        self.first = loads[0]
+        self.first, self.route = loads[0], routes[0]  # a launch's most likely, at hand
         self.routes = routes
 
 
@@ -420,9 +420,8 @@ class RoutingTable:
                 first = order.first
                 if first.room > 0:  # the rule chooses it: counted (LaunchWindow.add)
                     first.room -= 1
-                    first.taken += 1
                     self.window.taken += 1
-                    route = order.routes[0]
+                    route = order.route
                 else:
                     route = self.walk(order)
             else:
@@ -432,8 +431,11 @@ class RoutingTable:
         elif self.bounded is not None:
             self.bounded.count(route.member)
         route.count += 1
-        if route.sent is not None:  # its member reports a quota: the launch takes from its room
-            self.launches.take(route.sent)
+        sent = route.sent
+        if sent is not None:  # its member reports a quota: the launch takes from its room
+            sent.room -= 1  # and so is counted (Sent.count)
+            if sent.room <= 0:
+                self.launches.used_up(frozenset([sent.member]))
         tail = self.cookie_tail_secure if https else self.cookie_tail
         # No Cache-Control: a 307 without explicit freshness is never stored (RFC 9111
         # 4.2.2); no Content-Type: there is no body; no more headers than a launch needs.

@@ -4,7 +4,7 @@ docs/architecture.md, "Capacity").
 
 The counts outlive every routing table: a table points each route of a member that reports
 its pods and quota at that member's :class:`Sent`, and sets the rooms when it takes a view
-(:meth:`LaunchCounts.fit`). A launch adds one to the count and takes one from the room
+(:meth:`LaunchCounts.fit`). A launch takes one from the room, which counts it
 (:meth:`router.routes.RoutingTable.answer`); the launch that uses up a member's room calls
 :attr:`LaunchCounts.used_up`, which evaluates the view again at once, so the next launch
 goes elsewhere. A newer report of a member starts its count again
@@ -36,14 +36,29 @@ REGISTER_SECONDS = 2.0
 
 
 class Sent:
-    """One member's launches from this router since its last report, and its room."""
+    """One member's launches from this router since its last report, and its room. Taking
+    one from the room counts a launch, so a launch costs one decrement."""
 
-    __slots__ = ("count", "member", "room")
+    __slots__ = ("_fitted", "member", "room")
 
     def __init__(self, member: str) -> None:
         self.member = member
-        self.count = 0
         self.room = NO_LIMIT
+        self._fitted = NO_LIMIT  # count + room, as the room was last set
+
+    @property
+    def count(self) -> int:
+        """The launches sent since the member's last report."""
+        return self._fitted - self.room
+
+    def set_room(self, room: int) -> None:
+        """A room worked out anew, the count kept."""
+        self._fitted += room - self.room
+        self.room = room
+
+    def restart(self) -> None:
+        """A new report: the count starts again from 0 (the room stays until set)."""
+        self._fitted = self.room
 
 
 class LaunchCounts:
@@ -62,14 +77,6 @@ class LaunchCounts:
         #: out, or None: for every member
         self.used_up = used_up
         self.fitted: View | None = None
-
-    def take(self, sent: Sent) -> None:
-        """One launch to a member this router limits: counted, and one less room; the launch
-        that uses its room up has the view evaluated again now, so it is full for the next."""
-        sent.count += 1
-        sent.room -= 1
-        if sent.room <= 0:
-            self.used_up(frozenset([sent.member]))
 
     def sent(self) -> SentLaunches:
         """The launches to give the core (:func:`shared.evaluate.evaluate`)."""
@@ -91,11 +98,11 @@ class LaunchCounts:
                 if sent.count and reported_since(old(name), report):
                     if sent.room <= 0:
                         restarted.add(name)
-                    sent.count = 0
+                    sent.restart()
                     counted = pods_and_quota(report) if name in self.limited else None
                     if counted is not None:  # none: a quota gone is a change of its own
                         pods, quota = counted
-                        sent.room = room(pods, quota, read.config.pod_headroom, 0, self.routers)
+                        sent.set_room(room(pods, quota, read.config.pod_headroom, 0, self.routers))
         return self.sent(), frozenset(restarted)
 
     def fit(self, view: View) -> bool:
@@ -120,9 +127,9 @@ class LaunchCounts:
                 headroom = headrooms.get(quota)
                 if headroom is None:
                     headroom = headrooms[quota] = headroom_pods(pod_headroom, quota)
-                sent.room = room(pods, quota, headroom, sent.count, routers)
+                sent.set_room(room(pods, quota, headroom, sent.count, routers))
             else:
-                sent.room = NO_LIMIT
+                sent.set_room(NO_LIMIT)
             self.limited[member.name] = sent
         return self.limited.keys() != before.keys()
 

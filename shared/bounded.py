@@ -160,20 +160,29 @@ def room(limit: float, launches: int, total: int) -> int:
 
 class Load:
     """One member's part of a :class:`LaunchWindow`: its ``limit`` (factor x its weighted
-    share, 0 while it is no target), the launches counted to it since the window began
-    (``taken``; ``base`` of them as the window's oldest bucket began, so ``taken - base``
-    are in the window), and its ``room`` (:func:`room`). A router takes a launch for the
-    member while the room is above 0 by counting it alone (:meth:`LaunchWindow.add`,
-    written out): the rule would choose it."""
+    share, 0 while it is no target), its ``room`` (:func:`room`), and the launches counted
+    to it since the window began (``taken``; ``base`` of them as the window's oldest bucket
+    began, so ``taken - base`` are in the window). Taking one from the room counts a
+    launch: a router takes a launch for the member while its room is above 0 by that
+    alone, and one to the window's total (:meth:`LaunchWindow.add`, written out)."""
 
-    __slots__ = ("base", "limit", "member", "room", "taken")
+    __slots__ = ("_fitted", "base", "limit", "member", "room")
 
     def __init__(self, member: str) -> None:
         self.member = member
         self.limit = 0.0
-        self.taken = 0
-        self.base = 0
         self.room = 0
+        self._fitted = 0  # taken + room, as the room was last set
+        self.base = 0
+
+    @property
+    def taken(self) -> int:
+        return self._fitted - self.room
+
+    def set_room(self, room: int) -> None:
+        """A room worked out anew, the launches taken kept."""
+        self._fitted += room - self.room
+        self.room = room
 
 
 class LaunchWindow:
@@ -228,7 +237,7 @@ class LaunchWindow:
     def _fit_rooms(self) -> None:
         total = self.total
         for load in self.loads.values():
-            load.room = room(load.limit, load.taken - load.base, total)
+            load.set_room(room(load.limit, load.taken - load.base, total))
 
     def resize(self, seconds: float) -> None:
         """Keep launches for ``seconds`` from now on (a config reload), forgetting none."""
@@ -259,9 +268,7 @@ class LaunchWindow:
 
     def add(self, member: str) -> None:
         """Count one launch to ``member`` (in the newest bucket)."""
-        load = self.load(member)
-        load.taken += 1
-        load.room -= 1
+        self.load(member).room -= 1
         self.taken += 1
 
     def take(self, order: Sequence[Load]) -> int | None:
@@ -272,8 +279,8 @@ class LaunchWindow:
         for i, load in enumerate(order):
             launches = load.taken - load.base
             if launches < load.limit * places:
-                load.taken += 1
+                load.room -= 1
                 self.taken += 1
-                load.room = room(load.limit, launches + 1, places)
+                load.set_room(room(load.limit, launches + 1, places))
                 return i
         return None

@@ -427,6 +427,29 @@ def test_a_room_is_the_launches_in_a_row_the_rule_allows(
     assert not launches + r < limit * (total + r + 1)  # the next one is not
 
 
+def allowed_in_a_row(limit: float, launches: int, total: int) -> int:
+    """The room counted launch by launch, as the rule compares."""
+    j = 0
+    while launches + j < limit * (total + j + 1):
+        j += 1
+    return j
+
+
+@pytest.mark.parametrize(
+    ("limit", "launches", "total", "expected"),
+    [
+        (0.4, 19, 1035, 659),  # the closed form, rounded, says 660
+        (0.8, 847, 1094, 145),  # ... 146
+        (0.14, 9, 1255, 195),  # ... 194
+        (0.54, 362, 1925, 1475),  # ... 1474
+    ],
+)
+def test_a_room_is_exact_where_the_closed_form_rounds_off_by_one(
+    limit: float, launches: int, total: int, expected: int
+) -> None:
+    assert room(limit, launches, total) == expected == allowed_in_a_row(limit, launches, total)
+
+
 def test_rooms_by_hand() -> None:
     assert room(0.5, 0, 0) == 1  # 0 < 0.5; then 1 of 2: not below 1.0
     assert room(0.5, 2, 10) == 7  # 2 + j < 0.5 x (11 + j) up to j = 6
