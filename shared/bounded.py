@@ -201,10 +201,10 @@ class LaunchWindow:
         #: every launch counted since the window began
         self.taken = 0
         self._base_taken = 0  # ... when its oldest bucket began
-        self._newest_end = -math.inf  # launches before any advance() leave at the first
+        self._newest_end = -math.inf  # launches before any advance() are the first bucket's
         #: (the instant it ends, each member's taken and the launches taken as it began),
         #: oldest first
-        self._buckets: deque[tuple[float, tuple[int, ...], int]] = deque([(-math.inf, (), 0)])
+        self._buckets: deque[tuple[float, tuple[int, ...], int]] = deque()
         self.due: float  # the instant from which advance() has something to do
         self.resize(seconds)
 

@@ -294,12 +294,38 @@ def test_a_long_quiet_spell_empties_the_window() -> None:
     assert window.counts == {"gamma": 1} and window.total == 1
 
 
-def test_launches_counted_before_any_time_leave_at_the_first() -> None:
-    window = LaunchWindow(60.0)
+def test_launches_counted_before_any_time_leave_with_the_first_bucket() -> None:
+    window = LaunchWindow(60.0)  # steps of 1.2 s
     window.add("alpha")
-    assert window.counts == {"alpha": 1}
+    assert window.counts == {"alpha": 1} and window.total == 1
+    window.advance(0.0)  # the first bucket: [0, 1.2)
+    launch(window, 1.2, "beta")  # the next
+    assert window.counts == {"alpha": 1, "beta": 1} and window.total == 2
+    window.advance(61.2)  # the first bucket ended 60 s ago
+    assert window.counts == {"beta": 1} and window.total == 1
+
+
+def test_a_move_that_forgets_launches_works_every_room_out_again() -> None:
+    window = LaunchWindow(6.0)  # steps of 0.12 s
+    window.set_limits(dict(with_limits(THREE, 1.25)))
+    for at, member in [(0.0, "alpha"), (0.0, "alpha"), (0.0, "beta"), (3.0, "gamma")]:
+        launch(window, at, member)
+    window.advance(6.2)  # the launches at 0.0 leave
+    counts, total = window.counts, window.total
+    assert counts == {"gamma": 1}
+    rooms = {m: room(load.limit, counts.get(m, 0), total) for m, load in window.loads.items()}
+    assert {m: load.room for m, load in window.loads.items()} == rooms
+
+
+def test_a_member_without_a_limit_has_no_room_and_is_never_chosen() -> None:
+    window = LaunchWindow(60.0)
     window.advance(0.0)
-    assert window.counts == {} and window.total == 0
+    window.add("beta")
+    window.set_limits({"alpha": 0.9})  # beta is no target now
+    beta, stranger = window.load("beta"), window.load("stranger")  # stranger: never limited
+    assert (beta.limit, beta.room) == (0.0, 0) and (stranger.limit, stranger.room) == (0.0, 0)
+    assert window.take([beta, stranger]) is None
+    assert window.take([beta, stranger, window.load("alpha")]) == 2
 
 
 def test_a_clock_stepping_back_loses_no_launch() -> None:
@@ -367,6 +393,7 @@ def loads_of(window: LaunchWindow, order: Sequence[Candidate]) -> list[Load]:
 )
 def test_take_is_the_rule_and_counts_the_launch(limits: list[float], launched: list[str]) -> None:
     window = LaunchWindow(60.0)
+    window.advance(1.0)
     for member in launched:
         launch(window, 1.0, member)
     order = [Candidate(NAMES[i], limit) for i, limit in enumerate(limits)]
