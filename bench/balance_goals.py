@@ -48,7 +48,8 @@ file. Everything runs on 127.0.0.1. The parts, in turn (``--only PART,...``):
 5. ``cost``: router_bench's in-process part (µs per redirect), run in a subprocess here and
    in one on the code before issue 18 (the parent of its first commit, exported with ``git
    archive``), in turns: rendezvous and bounded against the rendezvous of before (goal:
-   1.2x at most). If the old code cannot run, bounded against rendezvous in this run.
+   1.2x at most), four rounds. If the old code cannot run, bounded against rendezvous in
+   this run. bench/instructions.py counts the same calls' instructions (callgrind).
 6. ``soak``: ``bench/soak.py --load-balancer bounded --duration 90``: 0 errors, 0 violations.
 
 Each part prints its own lines as it ends; the run ends with one table, goal | measured |
@@ -495,7 +496,8 @@ def part_detection(args: argparse.Namespace, workdir: Path) -> tuple[list[Goal],
 
 
 def part_cost(args: argparse.Namespace, workdir: Path) -> tuple[list[Goal], Any]:
-    n, repeats, rounds = (10_000, 1, 1) if args.quick else (100_000, 3, 2)
+    # Four rounds: with two, one noisy round moved the median (docs/benchmarks.md).
+    n, repeats, rounds = (10_000, 1, 1) if args.quick else (100_000, 3, 4)
     first = git("log", "--reverse", "--format=%H", "-i", f"--grep={BASELINE_GREP}").split()[0]
     baseline = git("rev-parse", "--short", f"{first}^").strip()
     old = tree_at(baseline, workdir / "before")
