@@ -49,7 +49,7 @@ file. Everything runs on 127.0.0.1. The parts, in turn (``--only PART,...``):
    in one on the code before issue 18 (the parent of its first commit, exported with ``git
    archive``), in turns: rendezvous and bounded against the rendezvous of before (goal:
    1.2x at most), four rounds. If the old code cannot run, bounded against rendezvous in
-   this run. bench/instructions.py counts the same calls' instructions (callgrind).
+   this run.
 6. ``soak``: ``bench/soak.py --load-balancer bounded --duration 90``: 0 errors, 0 violations.
 
 Each part prints its own lines as it ends; the run ends with one table, goal | measured |
