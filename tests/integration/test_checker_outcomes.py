@@ -141,6 +141,9 @@ async def test_a_member_failing_half_its_launches_is_ejected_then_comes_back(
         beta = next(m for m in view.members if m.name == "beta")
         assert REASON.fullmatch(beta.reasons[0]), beta.reasons
         assert "beta" not in [m.name for m in view.eligible]
+        # alpha's ratio is published once a check has counted its launches in the window
+        alpha_ratio = 'fedredirect_member_launch_failure_ratio{member="alpha"} '
+        await eventually(lambda: alpha_ratio in generate_latest(checker.metrics.registry).decode())
         scraped = generate_latest(checker.metrics.registry).decode()
         assert 'fedredirect_member_ejections_total{member="beta"} 1.0' in scraped
         assert 'fedredirect_member_ejections_total{member="alpha"} 0.0' in scraped
